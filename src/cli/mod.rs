@@ -1,0 +1,121 @@
+//! Command-line parsing and output. One module per subcommand, each with its
+//! `Args` and `run()`; this module holds what they share.
+
+mod keygen;
+mod sign_package;
+mod verify_package;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use pkgsign::Error;
+use pkgsign::keys::Passphrase;
+use serde_json::{Value, json};
+
+/// Sign release packages with Ed25519 or RSA, and verify them before applying anything.
+#[derive(Debug, Parser)]
+#[command(name = "pkgsign", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate a key pair: DIR/NAME.pem (private, 0600) and DIR/NAME.pub.
+    Keygen(keygen::Args),
+    /// Sign a package, writing a detached signature (FILE.sig).
+    SignPackage(sign_package::Args),
+    /// Verify a package against its detached signature and trusted keys.
+    VerifyPackage(verify_package::Args),
+}
+
+/// Run a parsed command line and return the exit code of the contract.
+pub fn run(cli: Cli) -> ExitCode {
+    let (json, verifying, result) = match cli.command {
+        Command::Keygen(a) => (a.json, false, keygen::run(a)),
+        Command::SignPackage(a) => (a.json, false, sign_package::run(a)),
+        Command::VerifyPackage(a) => (a.json, true, verify_package::run(a)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            report_error(&e, json, verifying);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Print an error: one `error:` line on stderr and, with `--json`, one
+/// object on stdout.
+fn report_error(e: &Error, json: bool, verifying: bool) {
+    eprintln!("error: {}", one_line(&e.to_string()));
+    if json {
+        let mut obj = json!({
+            "ok": false,
+            "code": e.code(),
+            "error": one_line(&e.to_string()),
+        });
+        if let Error::Refused(report) = e
+            && let (Value::Object(map), Ok(Value::Object(extra))) =
+                (&mut obj, serde_json::to_value(report.as_ref()))
+        {
+            map.extend(extra);
+        }
+        if verifying && let Value::Object(map) = &mut obj {
+            map.insert("verified".into(), Value::Bool(false));
+        }
+        print_json(&obj);
+    }
+}
+
+/// Print a JSON object on one line.
+fn print_json(v: &Value) {
+    println!("{v}");
+}
+
+/// Make sure a message is one line.
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ")
+}
+
+/// Where a passphrase comes from: `--passphrase-file`, else `PKGSIGN_PASSPHRASE`.
+#[derive(Debug, Clone, clap::Args)]
+struct PassphraseArgs {
+    /// Read the passphrase from the first line of FILE (never from argv).
+    /// Otherwise the PKGSIGN_PASSPHRASE environment variable is used, if set.
+    #[arg(long, value_name = "FILE")]
+    passphrase_file: Option<PathBuf>,
+}
+
+impl PassphraseArgs {
+    fn get(&self) -> Result<Option<Passphrase>, Error> {
+        if let Some(path) = &self.passphrase_file {
+            return Passphrase::from_file(path).map(Some);
+        }
+        match std::env::var_os("PKGSIGN_PASSPHRASE") {
+            Some(v) => {
+                let bytes = zeroize::Zeroizing::new(v.into_encoded_bytes());
+                Passphrase::new(bytes.to_vec()).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+/// Display a path for messages.
+fn shown(p: &Path) -> String {
+    p.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,155 @@
+//! `pkgsign sign-package`: sign a package.
+
+use std::path::{Path, PathBuf};
+
+use clap::ValueEnum;
+use pkgsign::Error;
+use pkgsign::digest::HashAlg;
+use pkgsign::keys::{KeySource, LocalKey, Passphrase, encoding};
+use pkgsign::signer::{self, Format, SignOptions};
+use serde_json::json;
+
+use super::{PassphraseArgs, print_json, shown};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    /// pkgsign format: signed metadata, several signatures, see docs/signature-format.md.
+    Pkgsign,
+    /// Bare base64 signature as openssl makes it (one key only).
+    Raw,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum HashArg {
+    /// SHA-256.
+    Sha256,
+    /// SHA-512.
+    Sha512,
+}
+
+impl From<HashArg> for HashAlg {
+    fn from(h: HashArg) -> Self {
+        match h {
+            HashArg::Sha256 => HashAlg::Sha256,
+            HashArg::Sha512 => HashAlg::Sha512,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Writes FILE.sig (or --output) atomically: a failed or killed run leaves no \
+partial signature and never damages an existing one.\n\nExit codes: 0 signed, 2 could not run."
+)]
+pub struct Args {
+    /// The package to sign.
+    #[arg(long, value_name = "FILE")]
+    package: PathBuf,
+    /// Private key to sign with; repeat for several signatures in one file.
+    #[arg(
+        long = "private-key",
+        value_name = "KEY",
+        required_unless_present = "keys_dir"
+    )]
+    private_keys: Vec<PathBuf>,
+    /// Sign with every private key (*.pem) in DIR.
+    #[arg(long, value_name = "DIR", conflicts_with = "private_keys")]
+    keys_dir: Option<PathBuf>,
+    /// Where to write the signature (default: FILE.sig).
+    #[arg(long, value_name = "SIG")]
+    output: Option<PathBuf>,
+    /// Signature format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Pkgsign)]
+    format: FormatArg,
+    /// Package hash (pkgsign format).
+    #[arg(long, value_enum, default_value_t = HashArg::Sha256)]
+    hash: HashArg,
+    /// A comment signed with the package and shown by verify-package
+    /// (printable characters, at most 1024 bytes).
+    #[arg(long)]
+    comment: Option<String>,
+    #[command(flatten)]
+    passphrase: PassphraseArgs,
+    /// Print the outcome as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The private key files of a keys directory: every `*.pem`, sorted.
+pub fn keys_in_dir(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, "reading", e))?;
+    if !meta.is_dir() {
+        return Err(Error::Usage(format!(
+            "{}: --keys-dir needs a directory of .pem private keys",
+            dir.display()
+        )));
+    }
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, "listing", e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pem"))
+        .collect();
+    v.sort();
+    if v.is_empty() {
+        return Err(Error::NoKeys(format!(
+            "{}: no private keys (*.pem) in --keys-dir; create one with `pkgsign keygen --output-dir {}`",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    Ok(v)
+}
+
+fn load_keys(paths: &[PathBuf], pass: Option<&Passphrase>) -> Result<Vec<LocalKey>, Error> {
+    paths
+        .iter()
+        .map(|p| encoding::load_private_key(p, pass))
+        .collect()
+}
+
+pub fn run(args: Args) -> Result<(), Error> {
+    let passphrase = args.passphrase.get()?;
+    let paths = match &args.keys_dir {
+        Some(dir) => keys_in_dir(dir)?,
+        None => args.private_keys.clone(),
+    };
+    // Check the package before unlocking keys.
+    pkgsign::fsutil::open_regular(&args.package)?;
+    let keys = load_keys(&paths, passphrase.as_ref())?;
+    let sources: Vec<&dyn KeySource> = keys.iter().map(|k| k as &dyn KeySource).collect();
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| pkgsign::fsutil::sig_path_for(&args.package));
+    let opts = SignOptions {
+        format: match args.format {
+            FormatArg::Pkgsign => Format::Pkgsign,
+            FormatArg::Raw => Format::Raw,
+        },
+        hash: args.hash.into(),
+        comment: args.comment.clone(),
+        now: std::time::SystemTime::now(),
+    };
+    let signed = signer::sign_package(&args.package, &sources, &opts, &output)?;
+    let fps: Vec<String> = signed.keys.iter().map(|k| k.to_string()).collect();
+    if args.json {
+        print_json(&json!({
+            "ok": true,
+            "package": shown(&args.package),
+            "signature": shown(&signed.output),
+            "package_hash": signed.digest.as_ref().map(|d| d.to_string()),
+            "size": signed.size,
+            "keys": fps,
+        }));
+    } else {
+        println!(
+            "signed {} with {} key{} ({}) -> {}",
+            shown(&args.package),
+            fps.len(),
+            if fps.len() == 1 { "" } else { "s" },
+            fps.join(", "),
+            shown(&signed.output)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! `pkgsign verify-package`: verify a package.
+
+use std::path::PathBuf;
+
+use pkgsign::Error;
+use pkgsign::digest::Digest;
+use pkgsign::signer::{self, VerifyOptions};
+use pkgsign::trust::TrustStore;
+use serde_json::{Value, json};
+
+use super::{print_json, shown};
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exit codes: 0 authentic and signed by enough keys trusted now; \
+1 refused (bad, malformed or missing signature, untrusted key, digest mismatch, too few \
+valid signatures); 2 could not run (usage, missing or unreadable file, unparseable key)."
+)]
+pub struct Args {
+    /// The package to verify.
+    #[arg(long, value_name = "FILE")]
+    package: PathBuf,
+    /// The signature file (default: FILE.sig). pkgsign and raw formats are both read.
+    #[arg(long, value_name = "SIG")]
+    signature: Option<PathBuf>,
+    /// A trusted public key; repeat for several.
+    #[arg(long = "public-key", value_name = "PUB")]
+    public_keys: Vec<PathBuf>,
+    /// Trust every *.pub in DIR.
+    #[arg(long, value_name = "DIR")]
+    trusted_keys: Option<PathBuf>,
+    /// Number of distinct trusted keys that must have signed.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    threshold: usize,
+    /// Also require this digest (ALGO:HEX; a bare HEX means sha256). With no
+    /// key given, only the digest is checked.
+    #[arg(long, value_name = "ALGO:HEX")]
+    checksum: Option<String>,
+    /// Print the outcome as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> Result<(), Error> {
+    let checksum = args
+        .checksum
+        .as_deref()
+        .map(|c| Digest::parse(c, true))
+        .transpose()?;
+    let mut trust = TrustStore::new();
+    for p in &args.public_keys {
+        trust.add_file(p)?;
+    }
+    if let Some(dir) = &args.trusted_keys {
+        trust.add_dir(dir)?;
+    }
+    for w in &trust.warnings {
+        eprintln!("warning: {w}");
+    }
+    let keys_given = !args.public_keys.is_empty() || args.trusted_keys.is_some();
+    if !keys_given && checksum.is_none() {
+        return Err(Error::Usage(
+            "nothing to verify against: give --public-key PUB, --trusted-keys DIR, or --checksum ALGO:HEX"
+                .into(),
+        ));
+    }
+    if keys_given && trust.is_empty() {
+        return Err(Error::NoKeys(
+            "no usable trusted key: every given key file failed to load".into(),
+        ));
+    }
+    let signature = keys_given.then(|| {
+        args.signature
+            .clone()
+            .unwrap_or_else(|| pkgsign::fsutil::sig_path_for(&args.package))
+    });
+    let opts = VerifyOptions {
+        threshold: args.threshold,
+        checksum,
+        now: std::time::SystemTime::now(),
+    };
+    let verified = signer::verify_package(&args.package, signature.as_deref(), &trust, &opts)?;
+    let report = verified.report();
+    if args.json {
+        let mut obj = json!({ "ok": true, "verified": true });
+        if let (Value::Object(map), Ok(Value::Object(extra))) =
+            (&mut obj, serde_json::to_value(report))
+        {
+            map.extend(extra);
+        }
+        print_json(&obj);
+    } else if keys_given {
+        println!(
+            "verified {}: signed by {}",
+            shown(&args.package),
+            report.signers_line()
+        );
+    } else {
+        println!(
+            "verified {}: digest {} matches",
+            shown(&args.package),
+            report.package_hash.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
+}

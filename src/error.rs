@@ -1,0 +1,240 @@
+//! The one error type of the library.
+//!
+//! Every variant names what failed, on which file or key, and the message ends
+//! with what the user can do about it. [`Error::code`] gives the stable
+//! upper-case code of the contract (used in `--json` output) and
+//! [`Error::exit_code`] the process exit code (1: verification refused,
+//! 2: could not run).
+
+use std::path::{Path, PathBuf};
+
+use crate::report::Report;
+
+/// Result alias used throughout the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in pkgsign.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The command line was inconsistent.
+    #[error("{0}")]
+    Usage(String),
+
+    /// A file that must exist does not.
+    #[error("{}: no such file; check the path", .path.display())]
+    FileNotFound {
+        /// The missing file.
+        path: PathBuf,
+    },
+
+    /// A path names a directory or other non-regular file where a file is expected.
+    #[error("{}: is a directory or special file, not a regular file; pass the path of a file", .path.display())]
+    NotAFile {
+        /// The offending path.
+        path: PathBuf,
+    },
+
+    /// An input file is larger than pkgsign accepts for its kind.
+    #[error("{}: {what} is larger than {limit} bytes; this is not a valid {what}", .path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// What kind of file it was supposed to be.
+        what: &'static str,
+        /// The cap in bytes.
+        limit: u64,
+    },
+
+    /// Reading or writing a file failed.
+    #[error("{}: {action} failed: {source}; check that the path is correct and accessible", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What was being done ("reading", "writing", ...).
+        action: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A key file could not be parsed.
+    #[error("{}: not a usable key: {reason}", .path.display())]
+    KeyMalformed {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+
+    /// A key file is well formed but of a kind pkgsign does not support.
+    #[error("{}: unsupported key: {reason}", .path.display())]
+    KeyUnsupported {
+        /// The key file.
+        path: PathBuf,
+        /// What is unsupported and what to do.
+        reason: String,
+    },
+
+    /// An RSA key is smaller than 2048 bits (or larger than 8192).
+    #[error("{}: RSA key of {bits} bits refused: pkgsign accepts 2048 to 8192 bits; generate a new key with `pkgsign keygen --algorithm rsa --bits 3072`", .path.display())]
+    KeyTooWeak {
+        /// The key file.
+        path: PathBuf,
+        /// Its modulus size.
+        bits: usize,
+    },
+
+    /// A private key file can be read or written by group or others.
+    #[error("{}: private key is accessible by group or others (mode {mode:04o}); run `chmod 600 {}` and keep it private", .path.display(), .path.display())]
+    KeyPermissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+
+    /// An encrypted key needs a passphrase and none was given.
+    #[error("{}: the private key is encrypted; give its passphrase with --passphrase-file FILE or the PKGSIGN_PASSPHRASE environment variable", .path.display())]
+    PassphraseRequired {
+        /// The key file.
+        path: PathBuf,
+    },
+
+    /// The passphrase did not decrypt the key.
+    #[error("{}: wrong passphrase, or the encrypted key is damaged; check --passphrase-file / PKGSIGN_PASSPHRASE", .path.display())]
+    PassphraseWrong {
+        /// The key file.
+        path: PathBuf,
+    },
+
+    /// A file pkgsign would create already exists.
+    #[error("{}: already exists; pkgsign never overwrites a key silently: choose another --name or --output-dir, or pass --force to replace it", .path.display())]
+    AlreadyExists {
+        /// The existing file.
+        path: PathBuf,
+    },
+
+    /// A signature file could not be parsed.
+    #[error("{}: malformed signature file{}: {reason}; re-create it with `pkgsign sign-package`, or fetch it again", .path.display(), line_suffix(*.line))]
+    SignatureMalformed {
+        /// The signature file.
+        path: PathBuf,
+        /// The 1-based line, when one is to blame.
+        line: Option<usize>,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A signature file of a version this pkgsign does not know.
+    #[error("{}: signature format version {version:?} is not supported by this pkgsign (it reads version 1); upgrade pkgsign", .path.display())]
+    SignatureVersionUnsupported {
+        /// The signature file.
+        path: PathBuf,
+        /// The version it declares.
+        version: String,
+    },
+
+    /// The package's digest differs from the expected `--checksum`.
+    #[error("{}: {algorithm} digest is {actual}, expected {expected}: the package is corrupt or was replaced; do not use it", .path.display())]
+    ChecksumMismatch {
+        /// The package.
+        path: PathBuf,
+        /// The algorithm.
+        algorithm: &'static str,
+        /// Expected digest (hex).
+        expected: String,
+        /// Actual digest (hex).
+        actual: String,
+    },
+
+    /// A verification was refused; the report says why, per signature.
+    #[error("{0}")]
+    Refused(Box<Report>),
+
+    /// No key was available to sign with or to verify against.
+    #[error("{0}")]
+    NoKeys(String),
+
+    /// A cryptographic operation failed unexpectedly.
+    #[error("{what} failed: {reason}")]
+    Crypto {
+        /// The operation.
+        what: &'static str,
+        /// The library's message.
+        reason: String,
+    },
+}
+
+fn line_suffix(line: Option<usize>) -> String {
+    line.map(|l| format!(" (line {l})")).unwrap_or_default()
+}
+
+impl Error {
+    /// The stable upper-case code of the contract.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Usage(_) => "USAGE",
+            Error::FileNotFound { .. } => "FILE_NOT_FOUND",
+            Error::NotAFile { .. } => "NOT_A_FILE",
+            Error::TooLarge { .. } => "FILE_TOO_LARGE",
+            Error::Io { .. } => "IO_ERROR",
+            Error::KeyMalformed { .. } => "KEY_MALFORMED",
+            Error::KeyUnsupported { .. } => "KEY_UNSUPPORTED",
+            Error::KeyTooWeak { .. } => "KEY_TOO_WEAK",
+            Error::KeyPermissions { .. } => "KEY_PERMISSIONS",
+            Error::PassphraseRequired { .. } => "PASSPHRASE_REQUIRED",
+            Error::PassphraseWrong { .. } => "PASSPHRASE_WRONG",
+            Error::AlreadyExists { .. } => "ALREADY_EXISTS",
+            Error::SignatureMalformed { .. } => "SIGNATURE_MALFORMED",
+            Error::SignatureVersionUnsupported { .. } => "SIGNATURE_VERSION_UNSUPPORTED",
+            Error::ChecksumMismatch { .. } => "CHECKSUM_MISMATCH",
+            Error::Refused(report) => report.code(),
+            Error::NoKeys(_) => "NO_KEYS",
+            Error::Crypto { .. } => "CRYPTO_ERROR",
+        }
+    }
+
+    /// The process exit code of the contract: 1 when a verification was
+    /// refused, 2 when the command could not run.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::SignatureMalformed { .. }
+            | Error::SignatureVersionUnsupported { .. }
+            | Error::ChecksumMismatch { .. }
+            | Error::Refused(_) => 1,
+            _ => 2,
+        }
+    }
+
+    /// Build an [`Error::Io`] (or the more precise variant for "not found").
+    pub fn io(path: &Path, action: &'static str, source: std::io::Error) -> Self {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            Error::FileNotFound {
+                path: path.to_path_buf(),
+            }
+        } else {
+            Error::Io {
+                path: path.to_path_buf(),
+                action,
+                source,
+            }
+        }
+    }
+
+    /// Shorthand for [`Error::KeyMalformed`].
+    pub fn key_malformed(path: &Path, reason: impl Into<String>) -> Self {
+        Error::KeyMalformed {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::KeyUnsupported`].
+    pub fn key_unsupported(path: &Path, reason: impl Into<String>) -> Self {
+        Error::KeyUnsupported {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! File-system helpers: bounded reads of untrusted files, and writes that are
+//! atomic (temp file in the same directory, fsync, rename) so that a killed or
+//! failed run never leaves a partial file behind or damages an existing one.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// Open `path` for reading, refusing anything but a regular file.
+pub fn open_regular(path: &Path) -> Result<File> {
+    let file = File::open(path).map_err(|e| Error::io(path, "opening", e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(path, "reading metadata of", e))?;
+    if !meta.is_file() {
+        return Err(Error::NotAFile {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(file)
+}
+
+/// Read a whole small file, refusing anything larger than `limit` bytes.
+///
+/// The buffer is zeroized on drop, so this is also the way to read secrets.
+pub fn read_bounded(path: &Path, limit: u64, what: &'static str) -> Result<Zeroizing<Vec<u8>>> {
+    let file = open_regular(path)?;
+    let mut buf = Zeroizing::new(Vec::new());
+    file.take(limit + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io(path, "reading", e))?;
+    if buf.len() as u64 > limit {
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            what,
+            limit,
+        });
+    }
+    Ok(buf)
+}
+
+/// Refuse a private key file that group or others can access, as ssh does.
+pub fn check_private_permissions(path: &Path) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, "reading metadata of", e))?;
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(Error::KeyPermissions {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+/// How [`write_atomic`] treats an existing file at the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replace {
+    /// Fail with [`Error::AlreadyExists`] if the destination exists
+    /// (checked atomically with a hard link).
+    Never,
+    /// Replace the destination (the directory entry itself, never the target
+    /// of a symlink) atomically.
+    Allowed,
+}
+
+/// Write `contents` to `dest` atomically with the given permission `mode`.
+///
+/// The data goes to a temp file in the same directory that is created with
+/// `O_EXCL` and `mode` from the start (so a secret is never readable by
+/// others, not even for an instant), fsynced, then renamed or linked into
+/// place; the directory is fsynced afterwards. If anything fails, the temp
+/// file is removed and `dest` is untouched.
+pub fn write_atomic(dest: &Path, contents: &[u8], mode: u32, replace: Replace) -> Result<()> {
+    let dir = parent_dir(dest);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".pkgsign-")
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(mode))
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io(&dir, "creating a temporary file in", e))?;
+    // The umask may have narrowed the mode; set it exactly.
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::io(tmp.path(), "setting permissions of", e))?;
+    tmp.write_all(contents)
+        .map_err(|e| Error::io(tmp.path(), "writing", e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io(tmp.path(), "syncing", e))?;
+    match replace {
+        Replace::Allowed => {
+            tmp.persist(dest)
+                .map_err(|e| Error::io(dest, "renaming into place", e.error))?;
+        }
+        Replace::Never => {
+            tmp.persist_noclobber(dest).map_err(|e| {
+                if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                    Error::AlreadyExists {
+                        path: dest.to_path_buf(),
+                    }
+                } else {
+                    Error::io(dest, "linking into place", e.error)
+                }
+            })?;
+        }
+    }
+    sync_dir(&dir)
+}
+
+/// Refuse early if `dest` exists (or is a dangling symlink).
+pub fn ensure_absent(dest: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(dest) {
+        Ok(_) => Err(Error::AlreadyExists {
+            path: dest.to_path_buf(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(dest, "checking", e)),
+    }
+}
+
+/// fsync a directory so that a rename in it is durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    let d = File::open(dir).map_err(|e| Error::io(dir, "opening directory", e))?;
+    d.sync_all()
+        .map_err(|e| Error::io(dir, "syncing directory", e))
+}
+
+/// The directory holding `path` ("." for a bare file name).
+pub fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// `x.tar.gz` -> `x.tar.gz.sig` (appends; never replaces an extension).
+pub fn sig_path_for(package: &Path) -> PathBuf {
+    let mut s = package.as_os_str().to_os_string();
+    s.push(".sig");
+    PathBuf::from(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sig_path_appends() {
+        assert_eq!(
+            sig_path_for(Path::new("a/x.tar.gz")),
+            PathBuf::from("a/x.tar.gz.sig")
+        );
+    }
+
+    #[test]
+    fn atomic_write_never_clobbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k.pem");
+        write_atomic(&p, b"one", 0o600, Replace::Never).unwrap();
+        let err = write_atomic(&p, b"two", 0o600, Replace::Never).unwrap_err();
+        assert!(matches!(err, Error::AlreadyExists { .. }));
+        assert_eq!(std::fs::read(&p).unwrap(), b"one");
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        write_atomic(&p, b"two", 0o600, Replace::Allowed).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        // No temp files left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn replace_does_not_follow_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::write(&target, b"precious").unwrap();
+        let link = dir.path().join("k.pem");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(matches!(
+            write_atomic(&link, b"x", 0o600, Replace::Never),
+            Err(Error::AlreadyExists { .. })
+        ));
+        write_atomic(&link, b"x", 0o600, Replace::Allowed).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"precious");
+        assert!(!std::fs::symlink_metadata(&link).unwrap().is_symlink());
+    }
+
+    #[test]
+    fn bounded_read_refuses_large() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big");
+        std::fs::write(&p, vec![0u8; 100]).unwrap();
+        assert!(read_bounded(&p, 100, "x").is_ok());
+        assert!(matches!(
+            read_bounded(&p, 99, "x"),
+            Err(Error::TooLarge { .. })
+        ));
+        assert!(matches!(
+            read_bounded(dir.path(), 99, "x"),
+            Err(Error::NotAFile { .. })
+        ));
+    }
+}

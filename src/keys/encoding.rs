@@ -1,0 +1,388 @@
+//! Reading and writing key files.
+//!
+//! Read: PKCS#8 (`PRIVATE KEY`, `ENCRYPTED PRIVATE KEY`), PKCS#1 RSA
+//! (`RSA PRIVATE KEY`, `RSA PUBLIC KEY`) and SubjectPublicKeyInfo
+//! (`PUBLIC KEY`) PEM, as openssl writes them. Write: PKCS#8 v1 private keys
+//! (openssl 3.0 cannot read the v2 Ed25519 form) and SPKI public keys.
+//!
+//! Every buffer that holds private key material is zeroized on drop.
+
+use std::path::Path;
+
+use pkcs8::der::pem::LineEnding;
+use pkcs8::der::{Decode, Document, SecretDocument};
+use pkcs8::pkcs5::pbes2;
+use pkcs8::{EncodePrivateKey, EncryptedPrivateKeyInfoRef, ObjectIdentifier, PrivateKeyInfoRef};
+use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
+use spki::{EncodePublicKey, SubjectPublicKeyInfoRef};
+use zeroize::Zeroizing;
+
+use super::{LocalKey, PrivateKey, PublicKey};
+use crate::error::{Error, Result};
+use crate::fsutil;
+
+/// Largest key file accepted (an 8192-bit RSA key in PEM is about 6.5 KiB).
+pub const KEY_FILE_LIMIT: u64 = 64 * 1024;
+
+const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+const OID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+
+/// scrypt cost used when writing encrypted keys: N = 2^14, r = 8 needs
+/// 16 MiB, inside the 32 MiB openssl 3.0 allows by default; p = 4 quadruples
+/// the work without more memory.
+const SCRYPT_LOG_N: u8 = 14;
+const SCRYPT_R: u32 = 8;
+const SCRYPT_P: u32 = 4;
+/// Largest key-derivation cost accepted when reading an encrypted key, so a
+/// hostile key file cannot make pkgsign allocate gigabytes or spin for hours.
+const SCRYPT_MAX_MEMORY: u64 = 256 * 1024 * 1024;
+const PBKDF2_MAX_ITERATIONS: u32 = 10_000_000;
+
+/// A passphrase, zeroized on drop. Never printed.
+pub struct Passphrase(Zeroizing<Vec<u8>>);
+
+impl Passphrase {
+    /// Wrap passphrase bytes.
+    pub fn new(bytes: Vec<u8>) -> Result<Self> {
+        let bytes = Zeroizing::new(bytes);
+        if bytes.is_empty() {
+            return Err(Error::Usage(
+                "the passphrase is empty; put a non-empty passphrase in the file or PKGSIGN_PASSPHRASE"
+                    .into(),
+            ));
+        }
+        Ok(Passphrase(bytes))
+    }
+
+    /// Read the first line of `path` (as `openssl -passin file:` does).
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let data = fsutil::read_bounded(path, 64 * 1024, "passphrase file")?;
+        let line = data.split(|b| *b == b'\n').next().unwrap_or_default();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        Passphrase::new(line.to_vec())
+    }
+
+    /// The secret bytes.
+    pub fn expose_secret_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Passphrase(<redacted>)")
+    }
+}
+
+/// Load a private key file: checks its permissions, then parses it.
+pub fn load_private_key(path: &Path, passphrase: Option<&Passphrase>) -> Result<LocalKey> {
+    fsutil::check_private_permissions(path)?;
+    let data = fsutil::read_bounded(path, KEY_FILE_LIMIT, "key file")?;
+    let private = parse_private_key(path, &data, passphrase)?;
+    Ok(LocalKey::new(private, path.to_path_buf()))
+}
+
+fn pem_label<'a>(path: &Path, data: &'a [u8]) -> Result<&'a str> {
+    pkcs8::der::pem::decode_label(data).map_err(|_| {
+        Error::key_malformed(
+            path,
+            "not a PEM key file (expected a line like -----BEGIN PRIVATE KEY----- or -----BEGIN PUBLIC KEY-----)",
+        )
+    })
+}
+
+/// Parse private key PEM text.
+pub fn parse_private_key(
+    path: &Path,
+    data: &[u8],
+    passphrase: Option<&Passphrase>,
+) -> Result<PrivateKey> {
+    let text =
+        std::str::from_utf8(data).map_err(|_| Error::key_malformed(path, "not a PEM text file"))?;
+    if text.contains("Proc-Type: 4,ENCRYPTED") {
+        return Err(Error::key_unsupported(
+            path,
+            "legacy openssl-encrypted PEM (Proc-Type: 4,ENCRYPTED) is not supported; convert it with `openssl pkcs8 -topk8 -v2 aes-256-cbc -in OLD -out NEW`",
+        ));
+    }
+    let label = pem_label(path, data)?;
+    match label {
+        "PRIVATE KEY" => {
+            let doc = secret_pem(path, text)?;
+            from_pkcs8_der(path, doc.as_bytes())
+        }
+        "ENCRYPTED PRIVATE KEY" => {
+            let (_, doc) = Document::from_pem(text).map_err(|e| {
+                Error::key_malformed(path, format!("bad encrypted PKCS#8 PEM: {e}"))
+            })?;
+            let enc = EncryptedPrivateKeyInfoRef::from_der(doc.as_bytes()).map_err(|e| {
+                Error::key_malformed(path, format!("bad encrypted PKCS#8 structure: {e}"))
+            })?;
+            check_kdf_cost(path, &enc.encryption_algorithm)?;
+            let Some(pass) = passphrase else {
+                return Err(Error::PassphraseRequired {
+                    path: path.to_path_buf(),
+                });
+            };
+            let plain = enc
+                .decrypt(pass.expose_secret_bytes())
+                .map_err(|e| match e {
+                    pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::DecryptFailed) => {
+                        Error::PassphraseWrong {
+                            path: path.to_path_buf(),
+                        }
+                    }
+                    other => Error::key_unsupported(
+                        path,
+                        format!(
+                            "cannot decrypt this key ({other}); pkgsign reads PBES2 keys (scrypt or PBKDF2-HMAC-SHA2 with AES): re-encrypt with `openssl pkcs8 -topk8 -v2 aes-256-cbc`"
+                        ),
+                    ),
+                })?;
+            // A wrong passphrase may also "decrypt" to garbage with valid padding.
+            from_pkcs8_der(path, plain.as_bytes()).map_err(|_| Error::PassphraseWrong {
+                path: path.to_path_buf(),
+            })
+        }
+        "RSA PRIVATE KEY" => {
+            let doc = secret_pem(path, text)?;
+            let key = rsa::RsaPrivateKey::from_pkcs1_der(doc.as_bytes()).map_err(|e| {
+                Error::key_malformed(path, format!("bad PKCS#1 RSA private key: {e}"))
+            })?;
+            rsa_private(path, key)
+        }
+        "PUBLIC KEY" | "RSA PUBLIC KEY" => Err(Error::key_malformed(
+            path,
+            "this is a public key; signing needs the private key (the .pem file written by keygen)",
+        )),
+        "OPENSSH PRIVATE KEY" => Err(Error::key_unsupported(
+            path,
+            "OpenSSH private key format; convert it with `ssh-keygen -p -m PKCS8 -f KEY`",
+        )),
+        "EC PRIVATE KEY" => Err(Error::key_unsupported(
+            path,
+            "ECDSA keys are not supported; use Ed25519 or RSA",
+        )),
+        other => Err(Error::key_unsupported(
+            path,
+            format!(
+                "PEM label {:?} is not a private key pkgsign reads",
+                printable(other)
+            ),
+        )),
+    }
+}
+
+fn secret_pem(path: &Path, text: &str) -> Result<SecretDocument> {
+    SecretDocument::from_pem(text)
+        .map(|(_, doc)| doc)
+        .map_err(|e| Error::key_malformed(path, format!("bad PEM encoding: {e}")))
+}
+
+fn check_kdf_cost(path: &Path, scheme: &pkcs8::pkcs5::EncryptionScheme) -> Result<()> {
+    use pkcs8::pkcs5::EncryptionScheme;
+    let too_costly = |what: String| {
+        Err(Error::key_unsupported(
+            path,
+            format!("{what}; refusing to derive the key (re-encrypt it with cheaper parameters)"),
+        ))
+    };
+    match scheme {
+        EncryptionScheme::Pbes2(params) => match &params.kdf {
+            pbes2::Kdf::Scrypt(s) => {
+                let n = s.cost_parameter;
+                if n < 2 || !n.is_power_of_two() {
+                    return Err(Error::key_malformed(path, "invalid scrypt cost parameter"));
+                }
+                let memory = 128u64
+                    .saturating_mul(u64::from(s.block_size))
+                    .saturating_mul(n)
+                    .saturating_add(
+                        128u64
+                            .saturating_mul(u64::from(s.block_size))
+                            .saturating_mul(u64::from(s.parallelization)),
+                    );
+                if memory > SCRYPT_MAX_MEMORY || s.parallelization > 64 {
+                    return too_costly(format!("scrypt parameters need {memory} bytes of memory"));
+                }
+                Ok(())
+            }
+            pbes2::Kdf::Pbkdf2(p) => {
+                if p.iteration_count > PBKDF2_MAX_ITERATIONS {
+                    return too_costly(format!("PBKDF2 with {} iterations", p.iteration_count));
+                }
+                Ok(())
+            }
+            _ => Err(Error::key_unsupported(
+                path,
+                "unknown key-derivation function",
+            )),
+        },
+        EncryptionScheme::Pbes1(_) => Err(Error::key_unsupported(
+            path,
+            "PBES1 (DES/RC2/MD5-era) key encryption is insecure and not supported; re-encrypt with `openssl pkcs8 -topk8 -v2 aes-256-cbc`",
+        )),
+        _ => Err(Error::key_unsupported(
+            path,
+            "unknown key encryption scheme",
+        )),
+    }
+}
+
+fn from_pkcs8_der(path: &Path, der: &[u8]) -> Result<PrivateKey> {
+    let info = PrivateKeyInfoRef::from_der(der)
+        .map_err(|e| Error::key_malformed(path, format!("bad PKCS#8 structure: {e}")))?;
+    let oid = info.algorithm.oid;
+    if oid == OID_ED25519 {
+        let key = ed25519_dalek::SigningKey::try_from(info)
+            .map_err(|e| Error::key_malformed(path, format!("bad Ed25519 private key: {e}")))?;
+        Ok(PrivateKey::Ed25519(key))
+    } else if oid == OID_RSA {
+        let key = rsa::RsaPrivateKey::try_from(info)
+            .map_err(|e| Error::key_malformed(path, format!("bad RSA private key: {e}")))?;
+        rsa_private(path, key)
+    } else {
+        Err(Error::key_unsupported(
+            path,
+            format!("key algorithm {oid} is not supported; use Ed25519 or RSA"),
+        ))
+    }
+}
+
+fn rsa_private(path: &Path, key: rsa::RsaPrivateKey) -> Result<PrivateKey> {
+    // Size check through the public half.
+    PublicKey::rsa(key.to_public_key(), path)?;
+    key.validate()
+        .map_err(|e| Error::key_malformed(path, format!("inconsistent RSA private key: {e}")))?;
+    Ok(PrivateKey::Rsa(Box::new(key)))
+}
+
+/// Load a public key file.
+pub fn load_public_key(path: &Path) -> Result<PublicKey> {
+    let data = fsutil::read_bounded(path, KEY_FILE_LIMIT, "key file")?;
+    parse_public_key(path, &data)
+}
+
+/// Parse public key PEM text (SPKI or PKCS#1 RSA).
+pub fn parse_public_key(path: &Path, data: &[u8]) -> Result<PublicKey> {
+    let label = pem_label(path, data)?;
+    let parsed = pem::parse(data)
+        .map_err(|e| Error::key_malformed(path, format!("bad PEM encoding: {e}")))?;
+    match label {
+        "PUBLIC KEY" => {
+            let spki = SubjectPublicKeyInfoRef::from_der(parsed.contents()).map_err(|e| {
+                Error::key_malformed(path, format!("bad SubjectPublicKeyInfo: {e}"))
+            })?;
+            let oid = spki.algorithm.oid;
+            if oid == OID_ED25519 {
+                ed25519_dalek::VerifyingKey::try_from(spki)
+                    .map(PublicKey::Ed25519)
+                    .map_err(|e| Error::key_malformed(path, format!("bad Ed25519 public key: {e}")))
+            } else if oid == OID_RSA {
+                let key = rsa::RsaPublicKey::try_from(spki)
+                    .map_err(|e| Error::key_malformed(path, format!("bad RSA public key: {e}")))?;
+                PublicKey::rsa(key, path)
+            } else {
+                Err(Error::key_unsupported(
+                    path,
+                    format!("key algorithm {oid} is not supported; use Ed25519 or RSA"),
+                ))
+            }
+        }
+        "RSA PUBLIC KEY" => {
+            let key = rsa::RsaPublicKey::from_pkcs1_der(parsed.contents()).map_err(|e| {
+                Error::key_malformed(path, format!("bad PKCS#1 RSA public key: {e}"))
+            })?;
+            PublicKey::rsa(key, path)
+        }
+        "PRIVATE KEY" | "ENCRYPTED PRIVATE KEY" | "RSA PRIVATE KEY" => Err(Error::key_malformed(
+            path,
+            "this is a private key; verification needs the public key (the .pub file); never ship private keys to verifiers",
+        )),
+        other => Err(Error::key_unsupported(
+            path,
+            format!(
+                "PEM label {:?} is not a public key pkgsign reads",
+                printable(other)
+            ),
+        )),
+    }
+}
+
+fn printable(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(64).collect()
+}
+
+/// Encode a private key as PKCS#8 v1 PEM, encrypted (PBES2: scrypt +
+/// AES-256-CBC) when a passphrase is given.
+pub fn private_key_to_pem(
+    key: &PrivateKey,
+    passphrase: Option<&Passphrase>,
+) -> Result<Zeroizing<String>> {
+    let der: SecretDocument = match key {
+        PrivateKey::Ed25519(k) => {
+            // v1: no embedded public key, which openssl 3.0 cannot read.
+            let kp = ed25519_dalek::pkcs8::KeypairBytes {
+                secret_key: k.to_bytes(),
+                public_key: None,
+            };
+            kp.to_pkcs8_der()
+        }
+        PrivateKey::Rsa(k) => k.to_pkcs8_der(),
+    }
+    .map_err(|e| Error::Crypto {
+        what: "encoding the private key",
+        reason: e.to_string(),
+    })?;
+    let enc_err = |e: pkcs8::Error| Error::Crypto {
+        what: "encrypting the private key",
+        reason: e.to_string(),
+    };
+    let (label, doc) = match passphrase {
+        None => ("PRIVATE KEY", der),
+        Some(pass) => {
+            let mut salt = [0u8; 16];
+            let mut iv = [0u8; 16];
+            getrandom::fill(&mut salt).map_err(|e| Error::Crypto {
+                what: "reading the system random generator",
+                reason: e.to_string(),
+            })?;
+            getrandom::fill(&mut iv).map_err(|e| Error::Crypto {
+                what: "reading the system random generator",
+                reason: e.to_string(),
+            })?;
+            let params = pkcs8::pkcs5::scrypt::Params::new(SCRYPT_LOG_N, SCRYPT_R, SCRYPT_P)
+                .map_err(|e| Error::Crypto {
+                    what: "scrypt parameters",
+                    reason: e.to_string(),
+                })?;
+            let pbes2 = pbes2::Parameters::generate_scrypt_aes256cbc(params, &salt, iv)
+                .map_err(|e| enc_err(pkcs8::Error::EncryptedPrivateKey(e)))?;
+            let info = PrivateKeyInfoRef::from_der(der.as_bytes()).map_err(|e| Error::Crypto {
+                what: "re-reading the private key",
+                reason: e.to_string(),
+            })?;
+            let enc = info
+                .encrypt_with_params(pbes2, pass.expose_secret_bytes())
+                .map_err(enc_err)?;
+            ("ENCRYPTED PRIVATE KEY", enc)
+        }
+    };
+    doc.to_pem(label, LineEnding::LF)
+        .map_err(|e| Error::Crypto {
+            what: "PEM-encoding the private key",
+            reason: e.to_string(),
+        })
+}
+
+/// Encode a public key as SubjectPublicKeyInfo PEM.
+pub fn public_key_to_pem(key: &PublicKey) -> Result<String> {
+    let res = match key {
+        PublicKey::Ed25519(k) => k.to_public_key_pem(LineEnding::LF),
+        PublicKey::Rsa(k) => k.to_public_key_pem(LineEnding::LF),
+    };
+    res.map_err(|e| Error::Crypto {
+        what: "PEM-encoding the public key",
+        reason: e.to_string(),
+    })
+}

@@ -1,0 +1,233 @@
+//! The outcome of a verification, per signature, and the proof value a
+//! successful verification returns.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::digest::Digest;
+use crate::keys::Fingerprint;
+use crate::sigfile::format_time;
+
+/// Why a signature did not count. Each has a stable code of the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The signature does not verify, or the package differs from what was signed.
+    SignatureInvalid,
+    /// The signing key is not among the trusted keys.
+    KeyNotTrusted,
+    /// The signing key's validity window has ended.
+    KeyExpired,
+    /// The signing key's validity window has not begun.
+    KeyNotYetValid,
+    /// The signing key was revoked.
+    KeyRevoked,
+}
+
+impl Refusal {
+    /// The contract's code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::SignatureInvalid => "SIGNATURE_INVALID",
+            Refusal::KeyNotTrusted => "KEY_NOT_TRUSTED",
+            Refusal::KeyExpired => "KEY_EXPIRED",
+            Refusal::KeyNotYetValid => "KEY_NOT_YET_VALID",
+            Refusal::KeyRevoked => "KEY_REVOKED",
+        }
+    }
+
+    /// Which refusal to report when several signatures failed differently:
+    /// the most alarming first.
+    fn priority(self) -> u8 {
+        match self {
+            Refusal::SignatureInvalid => 0,
+            Refusal::KeyRevoked => 1,
+            Refusal::KeyExpired => 2,
+            Refusal::KeyNotYetValid => 3,
+            Refusal::KeyNotTrusted => 4,
+        }
+    }
+}
+
+/// The result for one signature of the file.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignatureResult {
+    /// Position in the file, from 1.
+    pub index: usize,
+    /// The key that made it (named in the signature, or, for a raw
+    /// signature, the trusted key it verified with).
+    pub key: Option<Fingerprint>,
+    /// The trusted key's name, when known.
+    pub key_name: Option<String>,
+    /// Signature scheme (`ed25519`, `rsa-pss-sha256`, `raw-ed25519`, `raw-rsa-pkcs1v15-sha256`).
+    pub algorithm: String,
+    /// Signed time (pkgsign format only), RFC 3339.
+    pub signed_at: Option<String>,
+    /// Signed comment (pkgsign format only).
+    pub comment: Option<String>,
+    /// `None` when valid.
+    pub refusal: Option<Refusal>,
+    /// One line explaining the decision.
+    pub reason: String,
+}
+
+impl SignatureResult {
+    /// Whether this signature counts.
+    pub fn is_valid(&self) -> bool {
+        self.refusal.is_none()
+    }
+}
+
+/// Everything a verification found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The package.
+    pub package: PathBuf,
+    /// The package's digest (the first algorithm computed), when it was hashed.
+    pub package_hash: Option<String>,
+    /// Per-signature results.
+    pub signatures: Vec<SignatureResult>,
+    /// Distinct trusted keys with a valid signature.
+    pub valid_keys: usize,
+    /// How many were required.
+    pub threshold: usize,
+}
+
+impl Report {
+    /// New, empty report.
+    pub fn new(package: &Path, threshold: usize) -> Self {
+        Report {
+            package: package.to_path_buf(),
+            package_hash: None,
+            signatures: Vec::new(),
+            valid_keys: 0,
+            threshold,
+        }
+    }
+
+    /// Record the package digest.
+    pub fn set_hash(&mut self, d: &Digest) {
+        self.package_hash = Some(d.to_string());
+    }
+
+    /// Whether the threshold is met.
+    pub fn accepted(&self) -> bool {
+        self.valid_keys >= self.threshold
+    }
+
+    /// The code to report for a refused verification.
+    pub fn code(&self) -> &'static str {
+        if self.valid_keys > 0 {
+            return "THRESHOLD_NOT_MET";
+        }
+        self.signatures
+            .iter()
+            .filter_map(|s| s.refusal)
+            .min_by_key(|r| r.priority())
+            .map(Refusal::code)
+            .unwrap_or("SIGNATURE_INVALID")
+    }
+
+    /// The valid signatures.
+    pub fn valid(&self) -> impl Iterator<Item = &SignatureResult> {
+        self.signatures.iter().filter(|s| s.is_valid())
+    }
+
+    /// One line naming who signed, when, with what comment.
+    pub fn signers_line(&self) -> String {
+        self.valid()
+            .map(describe_signer)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+fn describe_signer(s: &SignatureResult) -> String {
+    let mut out = match &s.key {
+        Some(k) => k.to_string(),
+        None => "unknown key".into(),
+    };
+    if let Some(n) = &s.key_name {
+        out.push_str(&format!(" ({n}, {})", s.algorithm));
+    } else {
+        out.push_str(&format!(" ({})", s.algorithm));
+    }
+    if let Some(t) = &s.signed_at {
+        out.push_str(&format!(" at {t}"));
+    }
+    if let Some(c) = &s.comment {
+        out.push_str(&format!(" comment {c:?}"));
+    }
+    out
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pkg = self.package.display();
+        if self.valid_keys > 0 {
+            return write!(
+                f,
+                "{pkg}: only {} of the {} required trusted keys signed it validly ({}); get the package signed by more trusted keys or lower --threshold",
+                self.valid_keys,
+                self.threshold,
+                self.signers_line()
+            );
+        }
+        let reasons: Vec<String> = self
+            .signatures
+            .iter()
+            .filter(|s| !s.is_valid())
+            .map(|s| format!("signature {}: {}", s.index, s.reason))
+            .collect();
+        let hint = match self.code() {
+            "KEY_NOT_TRUSTED" => {
+                "if you trust the signer, add its .pub with --public-key or to the trusted-keys directory"
+            }
+            "KEY_EXPIRED" | "KEY_NOT_YET_VALID" => {
+                "ask the publisher for a package signed by a currently valid key"
+            }
+            "KEY_REVOKED" => "the key was revoked: do not install this package",
+            _ => "do not install this package; fetch it and its .sig again from the publisher",
+        };
+        write!(
+            f,
+            "{pkg}: verification refused: {}; {hint}",
+            if reasons.is_empty() {
+                "no signature".to_string()
+            } else {
+                reasons.join("; ")
+            }
+        )
+    }
+}
+
+/// Proof that a package verified: returned only when the threshold was met.
+/// Code that installs a package should require this value.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    report: Report,
+}
+
+impl Verified {
+    pub(crate) fn new(report: Report) -> Self {
+        Verified { report }
+    }
+
+    /// The full report.
+    pub fn report(&self) -> &Report {
+        &self.report
+    }
+
+    /// The keys that signed validly.
+    pub fn signers(&self) -> impl Iterator<Item = &SignatureResult> {
+        self.report.valid()
+    }
+}
+
+/// Format a signed time for a result.
+pub fn time_text(secs: u64) -> String {
+    format_time(secs)
+}

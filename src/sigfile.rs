@@ -1,0 +1,438 @@
+//! The two signature file formats: the pkgsign format (version 1) and the
+//! `raw` openssl-compatible format. See `docs/signature-format.md`.
+//!
+//! Parsing is strict: the file is capped at [`FILE_LIMIT`] bytes, fields
+//! come in a fixed order with no duplicates and no unknown names, base64 is
+//! canonical, lengths are exact and nothing may follow the last signature.
+//! Because the representation is canonical, the statement a signature covers
+//! is rebuilt from the parsed fields and is byte-for-byte what was signed.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+
+use crate::digest::{Digest, HashAlg};
+use crate::error::{Error, Result};
+use crate::keys::{Fingerprint, SCHEME_ED25519, SCHEME_RSA_PSS_SHA256};
+
+/// First word of a pkgsign signature file.
+pub const MAGIC: &str = "pkgsign-signature";
+/// The first line of a version 1 file.
+pub const HEADER_V1: &str = "pkgsign-signature v1";
+/// Domain-separation prefix of every signed statement: a signature over it
+/// cannot be mistaken for a signature over anything else.
+pub const CONTEXT: &[u8] = b"pkgsign package signature v1\0";
+/// Largest signature file accepted.
+pub const FILE_LIMIT: u64 = 64 * 1024;
+/// Most signatures in one file.
+pub const MAX_SIGNATURES: usize = 32;
+/// Longest comment, in bytes.
+pub const COMMENT_MAX: usize = 1024;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// What one signature vouches for. Every field is covered by the signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// Signature scheme (`ed25519` or `rsa-pss-sha256`).
+    pub scheme: &'static str,
+    /// Fingerprint of the signing key.
+    pub key: Fingerprint,
+    /// Digest of the whole package.
+    pub digest: Digest,
+    /// Size of the package in bytes.
+    pub size: u64,
+    /// Signing time, whole seconds since the Unix epoch.
+    pub signed_at: u64,
+    /// Optional printable comment.
+    pub comment: Option<String>,
+}
+
+impl Statement {
+    /// The statement's lines as they appear in the file (each ending in `\n`).
+    pub fn canonical_text(&self) -> String {
+        let mut s = format!(
+            "algorithm: {}\nkey: {}\ndigest: {}\nsize: {}\nsigned-at: {}\n",
+            self.scheme,
+            self.key,
+            self.digest,
+            self.size,
+            format_time(self.signed_at)
+        );
+        if let Some(c) = &self.comment {
+            s.push_str("comment: ");
+            s.push_str(c);
+            s.push('\n');
+        }
+        s
+    }
+
+    /// The exact bytes that are signed: [`CONTEXT`] then the canonical text.
+    pub fn signed_message(&self) -> Vec<u8> {
+        let text = self.canonical_text();
+        let mut m = Vec::with_capacity(CONTEXT.len() + text.len());
+        m.extend_from_slice(CONTEXT);
+        m.extend_from_slice(text.as_bytes());
+        m
+    }
+
+    /// The signing time as a `SystemTime`.
+    pub fn signed_at_time(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(self.signed_at)
+    }
+}
+
+/// One signature of a pkgsign-format file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    /// What was signed.
+    pub statement: Statement,
+    /// The bare signature over [`Statement::signed_message`].
+    pub signature: Vec<u8>,
+}
+
+/// A parsed signature file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignatureFile {
+    /// pkgsign format, one block per signature.
+    Pkgsign(Vec<Block>),
+    /// Raw: one bare signature over the package bytes (RSA PKCS#1 v1.5
+    /// SHA-256 or pure Ed25519), as openssl makes it.
+    Raw(Vec<u8>),
+}
+
+/// Serialize blocks as a pkgsign version 1 file.
+pub fn to_pkgsign_text(blocks: &[Block]) -> String {
+    let mut s = String::from(HEADER_V1);
+    s.push('\n');
+    for b in blocks {
+        s.push_str(&b.statement.canonical_text());
+        s.push_str("signature: ");
+        s.push_str(&B64.encode(&b.signature));
+        s.push('\n');
+    }
+    s
+}
+
+/// Serialize a raw signature: standard base64 and a newline.
+pub fn to_raw_text(signature: &[u8]) -> String {
+    let mut s = B64.encode(signature);
+    s.push('\n');
+    s
+}
+
+/// RFC 3339 UTC with whole seconds, e.g. `2026-12-01T00:00:00Z`.
+pub fn format_time(secs: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
+}
+
+/// Parse exactly the form [`format_time`] writes.
+pub fn parse_time(s: &str) -> Option<u64> {
+    let t = humantime::parse_rfc3339(s).ok()?;
+    let secs = t.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    (format_time(secs) == s).then_some(secs)
+}
+
+/// Check that a comment is fit to be signed and shown: at most
+/// [`COMMENT_MAX`] bytes, not empty, no control characters and no
+/// bidirectional-override characters that could disguise what is shown.
+pub fn check_comment(c: &str) -> std::result::Result<(), String> {
+    if c.is_empty() {
+        return Err("the comment is empty".into());
+    }
+    if c.len() > COMMENT_MAX {
+        return Err(format!("the comment is longer than {COMMENT_MAX} bytes"));
+    }
+    if c.trim() != c {
+        return Err("the comment starts or ends with white space".into());
+    }
+    if let Some(bad) = c.chars().find(|ch| !is_displayable(*ch)) {
+        return Err(format!(
+            "the comment contains the non-printable character U+{:04X}",
+            bad as u32
+        ));
+    }
+    Ok(())
+}
+
+fn is_displayable(c: char) -> bool {
+    !c.is_control()
+        && !matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+fn scheme_from(s: &str) -> Option<&'static str> {
+    match s {
+        SCHEME_ED25519 => Some(SCHEME_ED25519),
+        SCHEME_RSA_PSS_SHA256 => Some(SCHEME_RSA_PSS_SHA256),
+        _ => None,
+    }
+}
+
+fn sig_len_ok(scheme: &str, len: usize) -> bool {
+    match scheme {
+        SCHEME_ED25519 => len == 64,
+        _ => (256..=1024).contains(&len),
+    }
+}
+
+/// Read and parse the signature file at `path`.
+pub fn read(path: &Path) -> Result<SignatureFile> {
+    let data =
+        crate::fsutil::read_bounded(path, FILE_LIMIT, "signature file").map_err(|e| match e {
+            Error::TooLarge { path, limit, .. } => Error::SignatureMalformed {
+                path,
+                line: None,
+                reason: format!("the file is larger than {limit} bytes"),
+            },
+            other => other,
+        })?;
+    parse(path, &data)
+}
+
+/// Parse signature file contents (either format).
+pub fn parse(path: &Path, data: &[u8]) -> Result<SignatureFile> {
+    let malformed = |line: Option<usize>, reason: String| Error::SignatureMalformed {
+        path: path.to_path_buf(),
+        line,
+        reason,
+    };
+    if data.is_empty() {
+        return Err(malformed(None, "the file is empty".into()));
+    }
+    if data.len() as u64 > FILE_LIMIT {
+        return Err(malformed(
+            None,
+            format!("the file is larger than {FILE_LIMIT} bytes"),
+        ));
+    }
+    let text = std::str::from_utf8(data).map_err(|_| {
+        malformed(
+            None,
+            "not text: a raw signature must be base64 (for a binary signature from openssl, run `base64 -w0 sig.bin > FILE.sig`)".into(),
+        )
+    })?;
+    if text.starts_with(MAGIC) {
+        parse_pkgsign(text).map_err(|(line, reason)| match reason {
+            Failure::Version(version) => Error::SignatureVersionUnsupported {
+                path: path.to_path_buf(),
+                version,
+            },
+            Failure::Malformed(reason) => malformed(line, reason),
+        })
+    } else {
+        parse_raw(text)
+            .map(SignatureFile::Raw)
+            .map_err(|reason| malformed(None, reason))
+    }
+}
+
+enum Failure {
+    Version(String),
+    Malformed(String),
+}
+
+type ParseResult<T> = std::result::Result<T, (Option<usize>, Failure)>;
+
+fn bad<T>(line: usize, reason: impl Into<String>) -> ParseResult<T> {
+    Err((Some(line), Failure::Malformed(reason.into())))
+}
+
+fn shown(s: &str) -> String {
+    let cut: String = s
+        .chars()
+        .take(40)
+        .map(|c| if is_displayable(c) { c } else { '?' })
+        .collect();
+    cut
+}
+
+fn parse_pkgsign(text: &str) -> ParseResult<SignatureFile> {
+    let Some(body) = text.strip_suffix('\n') else {
+        return Err((
+            None,
+            Failure::Malformed("the file does not end with a newline (truncated?)".into()),
+        ));
+    };
+    let mut lines = body.split('\n').enumerate().map(|(i, l)| (i + 1, l));
+    let (_, header) = lines.next().unwrap_or((1, ""));
+    if header != HEADER_V1 {
+        return match header.strip_prefix("pkgsign-signature v") {
+            Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+                Err((Some(1), Failure::Version(v.to_string())))
+            }
+            _ => bad(1, format!("bad header line {:?}", shown(header))),
+        };
+    }
+    let mut lines = lines.peekable();
+    let mut blocks = Vec::new();
+    while lines.peek().is_some() {
+        if blocks.len() == MAX_SIGNATURES {
+            return bad(
+                lines.peek().map(|(n, _)| *n).unwrap_or(0),
+                format!("more than {MAX_SIGNATURES} signatures"),
+            );
+        }
+        blocks.push(parse_block(&mut lines)?);
+    }
+    if blocks.is_empty() {
+        return bad(1, "the file holds no signature");
+    }
+    Ok(SignatureFile::Pkgsign(blocks))
+}
+
+fn parse_block<'a>(
+    lines: &mut std::iter::Peekable<impl Iterator<Item = (usize, &'a str)>>,
+) -> ParseResult<Block> {
+    let mut field = |name: &str| -> ParseResult<(usize, &'a str)> {
+        let Some((n, line)) = lines.next() else {
+            return Err((
+                None,
+                Failure::Malformed(format!("the file ends where field {name:?} was expected")),
+            ));
+        };
+        match line.split_once(": ") {
+            Some((k, v)) if k == name && !v.is_empty() => Ok((n, v)),
+            Some((k, _)) if k == name => bad(n, format!("field {name:?} is empty")),
+            Some((k, _)) => bad(n, format!("expected field {name:?}, found {:?}", shown(k))),
+            None => bad(
+                n,
+                format!("expected \"{name}: VALUE\", found {:?}", shown(line)),
+            ),
+        }
+    };
+    let (n, alg) = field("algorithm")?;
+    let Some(scheme) = scheme_from(alg) else {
+        return bad(
+            n,
+            format!(
+                "unknown signature algorithm {:?} (known: ed25519, rsa-pss-sha256)",
+                shown(alg)
+            ),
+        );
+    };
+    let (n, key) = field("key")?;
+    let key: Fingerprint = match key.parse() {
+        Ok(k) => k,
+        Err(e) => return bad(n, e),
+    };
+    let (n, digest_text) = field("digest")?;
+    let digest = match Digest::parse(digest_text, false) {
+        Ok(d) if d.alg().fit_for_signatures() => d,
+        Ok(d) => return bad(n, format!("{} is not accepted for signatures", d.alg())),
+        Err(e) => return bad(n, e.to_string()),
+    };
+    if digest.to_string() != digest_text {
+        return bad(n, "digest hex must be lower case");
+    }
+    let (n, size) = field("size")?;
+    let size = match size.parse::<u64>() {
+        Ok(s) if s.to_string() == size => s,
+        _ => return bad(n, "size must be a decimal number without leading zeros"),
+    };
+    let (n, time) = field("signed-at")?;
+    let Some(signed_at) = parse_time(time) else {
+        return bad(
+            n,
+            "signed-at must be an RFC 3339 UTC time like 2026-12-01T00:00:00Z",
+        );
+    };
+    // Optional comment, then the signature.
+    let (n, line) = field_any(lines)?;
+    let (comment, (n, sig_line)) = match line.split_once(": ") {
+        Some(("comment", c)) => {
+            if let Err(e) = check_comment(c) {
+                return bad(n, e);
+            }
+            (Some(c.to_string()), field_any(lines)?)
+        }
+        _ => (None, (n, line)),
+    };
+    let sig_b64 = match sig_line.split_once(": ") {
+        Some(("signature", v)) => v,
+        _ => {
+            return bad(
+                n,
+                format!("expected field \"signature\", found {:?}", shown(sig_line)),
+            );
+        }
+    };
+    let signature = match B64.decode(sig_b64) {
+        Ok(s) if B64.encode(&s) == sig_b64 => s,
+        _ => return bad(n, "signature is not canonical base64"),
+    };
+    if !sig_len_ok(scheme, signature.len()) {
+        return bad(
+            n,
+            format!(
+                "a {scheme} signature cannot be {} bytes long",
+                signature.len()
+            ),
+        );
+    }
+    Ok(Block {
+        statement: Statement {
+            scheme,
+            key,
+            digest,
+            size,
+            signed_at,
+            comment,
+        },
+        signature,
+    })
+}
+
+fn field_any<'a>(
+    lines: &mut impl Iterator<Item = (usize, &'a str)>,
+) -> ParseResult<(usize, &'a str)> {
+    lines.next().ok_or((
+        None,
+        Failure::Malformed("the file ends before the signature line (truncated?)".into()),
+    ))
+}
+
+fn parse_raw(text: &str) -> std::result::Result<Vec<u8>, String> {
+    let body = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(text);
+    let mut joined = String::with_capacity(body.len());
+    for line in body.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.is_empty()
+            || !line
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+        {
+            return Err(
+                "neither a pkgsign signature (first line \"pkgsign-signature v1\") nor a raw base64 signature"
+                    .into(),
+            );
+        }
+        joined.push_str(line);
+    }
+    let sig = match B64.decode(&joined) {
+        Ok(s) if B64.encode(&s) == joined => s,
+        _ => return Err("raw signature is not canonical base64".into()),
+    };
+    if sig.len() != 64 && !(256..=1024).contains(&sig.len()) {
+        return Err(format!(
+            "a raw signature is 64 bytes (Ed25519) or 256 to 1024 bytes (RSA), not {}",
+            sig.len()
+        ));
+    }
+    Ok(sig)
+}
+
+/// Hash algorithm named in a block, for callers that need to know which
+/// hashes to compute before reading the package.
+pub fn hash_algs(blocks: &[Block]) -> Vec<HashAlg> {
+    let mut v: Vec<HashAlg> = blocks.iter().map(|b| b.statement.digest.alg()).collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+#[cfg(test)]
+mod tests;

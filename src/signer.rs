@@ -1,0 +1,546 @@
+//! The signer: the single place that hashes a package and makes or checks
+//! signatures. Every subcommand goes through it.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::digest::{self, Digest, HashAlg, Hasher};
+use crate::error::{Error, Result};
+use crate::fsutil::{self, Replace};
+use crate::keys::{Fingerprint, KeySource, PublicKey, SignRequest};
+use crate::report::{Refusal, Report, SignatureResult, Verified, time_text};
+use crate::sigfile::{self, Block, SignatureFile, Statement};
+use crate::trust::{Decision, TrustStore, TrustedKey};
+
+/// Which signature format to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// The pkgsign format (signed metadata, several signatures).
+    #[default]
+    Pkgsign,
+    /// Bare base64 signature over the package bytes, as openssl makes it.
+    Raw,
+}
+
+/// How to sign.
+#[derive(Debug, Clone)]
+pub struct SignOptions {
+    /// Output format.
+    pub format: Format,
+    /// Package hash for the pkgsign format.
+    pub hash: HashAlg,
+    /// Signed comment (pkgsign format).
+    pub comment: Option<String>,
+    /// The signing time.
+    pub now: SystemTime,
+}
+
+impl Default for SignOptions {
+    fn default() -> Self {
+        SignOptions {
+            format: Format::Pkgsign,
+            hash: HashAlg::Sha256,
+            comment: None,
+            now: SystemTime::now(),
+        }
+    }
+}
+
+/// What a signing produced.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    /// Where the signature file was written.
+    pub output: PathBuf,
+    /// The package digest (SHA-256 for raw RSA; none for raw Ed25519).
+    pub digest: Option<Digest>,
+    /// The package size.
+    pub size: u64,
+    /// Fingerprints of the keys that signed.
+    pub keys: Vec<Fingerprint>,
+}
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Sign `package` with every key and write the signature file to `output`
+/// atomically. Nothing is written if any step fails.
+pub fn sign_package(
+    package: &Path,
+    keys: &[&dyn KeySource],
+    opts: &SignOptions,
+    output: &Path,
+) -> Result<Signed> {
+    let (text, signed) = sign_to_string(package, keys, opts)?;
+    fsutil::write_atomic(output, text.as_bytes(), 0o644, Replace::Allowed)?;
+    Ok(Signed {
+        output: output.to_path_buf(),
+        ..signed
+    })
+}
+
+/// Sign `package` and return the signature file's contents.
+pub fn sign_to_string(
+    package: &Path,
+    keys: &[&dyn KeySource],
+    opts: &SignOptions,
+) -> Result<(String, Signed)> {
+    if keys.is_empty() {
+        return Err(Error::NoKeys(
+            "no signing key: give --private-key KEY or --keys-dir DIR".into(),
+        ));
+    }
+    let mut seen = HashSet::new();
+    for k in keys {
+        if !seen.insert(k.public_key().fingerprint()) {
+            return Err(Error::Usage(format!(
+                "key {} ({}) is given twice; each key signs once",
+                k.public_key().fingerprint(),
+                k.describe()
+            )));
+        }
+    }
+    if !opts.hash.fit_for_signatures() {
+        return Err(Error::Usage(format!(
+            "--hash {}: not accepted for signatures",
+            opts.hash
+        )));
+    }
+    if let Some(c) = &opts.comment {
+        sigfile::check_comment(c).map_err(|e| Error::Usage(format!("--comment: {e}")))?;
+    }
+    match opts.format {
+        Format::Pkgsign => sign_pkgsign(package, keys, opts),
+        Format::Raw => sign_raw(package, keys, opts),
+    }
+}
+
+fn sign_pkgsign(
+    package: &Path,
+    keys: &[&dyn KeySource],
+    opts: &SignOptions,
+) -> Result<(String, Signed)> {
+    let (size, digests) = digest::hash_file(package, &[opts.hash])?;
+    let digest = digests.into_iter().next().ok_or_else(|| Error::Crypto {
+        what: "hashing",
+        reason: "no digest computed".into(),
+    })?;
+    let signed_at = unix_secs(opts.now);
+    let mut blocks = Vec::with_capacity(keys.len());
+    for key in keys {
+        let public = key.public_key();
+        let statement = Statement {
+            scheme: public.statement_scheme(),
+            key: public.fingerprint(),
+            digest: digest.clone(),
+            size,
+            signed_at,
+            comment: opts.comment.clone(),
+        };
+        let message = statement.signed_message();
+        let signature = key.sign(SignRequest::Statement(&message))?;
+        // Check our own signature: catches faulty key sources (and RSA
+        // computation faults) before anything is published.
+        if !public.verify_statement(&message, &signature) {
+            return Err(Error::Crypto {
+                what: "signing",
+                reason: format!(
+                    "the signature made with {} does not verify; the key source is faulty",
+                    key.describe()
+                ),
+            });
+        }
+        blocks.push(Block {
+            statement,
+            signature,
+        });
+    }
+    let keys = blocks.iter().map(|b| b.statement.key.clone()).collect();
+    Ok((
+        sigfile::to_pkgsign_text(&blocks),
+        Signed {
+            output: PathBuf::new(),
+            digest: Some(digest),
+            size,
+            keys,
+        },
+    ))
+}
+
+fn sign_raw(
+    package: &Path,
+    keys: &[&dyn KeySource],
+    opts: &SignOptions,
+) -> Result<(String, Signed)> {
+    let [key] = keys else {
+        return Err(Error::Usage(
+            "--format raw holds exactly one signature: give one --private-key".into(),
+        ));
+    };
+    if opts.hash != HashAlg::Sha256 {
+        return Err(Error::Usage(
+            "--format raw always uses SHA-256 (RSA) or pure Ed25519; drop --hash".into(),
+        ));
+    }
+    if opts.comment.is_some() {
+        return Err(Error::Usage(
+            "--format raw cannot carry a comment; use the pkgsign format".into(),
+        ));
+    }
+    let public = key.public_key();
+    let (signature, digest, size) = match public {
+        PublicKey::Rsa(_) => {
+            let (size, d) = digest::hash_file(package, &[HashAlg::Sha256])?;
+            let d = d.into_iter().next().ok_or_else(|| Error::Crypto {
+                what: "hashing",
+                reason: "no digest computed".into(),
+            })?;
+            let sig = key.sign(SignRequest::RawRsaSha256Digest(d.as_bytes()))?;
+            if !public.verify_raw_rsa_sha256(d.as_bytes(), &sig) {
+                return Err(Error::Crypto {
+                    what: "signing",
+                    reason: format!("the signature made with {} does not verify", key.describe()),
+                });
+            }
+            (sig, Some(d), size)
+        }
+        PublicKey::Ed25519(_) => {
+            let (sig, size) =
+                with_mapped_file(package, |bytes| key.sign(SignRequest::RawEd25519(bytes)))?;
+            (sig, None, size)
+        }
+    };
+    Ok((
+        sigfile::to_raw_text(&signature),
+        Signed {
+            output: PathBuf::new(),
+            digest,
+            size,
+            keys: vec![public.fingerprint()],
+        },
+    ))
+}
+
+/// Run `f` over the whole contents of the file, memory-mapped (pure Ed25519
+/// needs the whole message at once; mapping avoids copying it into memory).
+#[allow(unsafe_code)] // The one unsafe block of the crate: see the SAFETY note.
+fn with_mapped_file<T>(path: &Path, f: impl FnOnce(&[u8]) -> Result<T>) -> Result<(T, u64)> {
+    let file = fsutil::open_regular(path)?;
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io(path, "reading metadata of", e))?
+        .len();
+    if len == 0 {
+        // mmap of an empty file fails; the message is simply empty.
+        return Ok((f(&[])?, 0));
+    }
+    // SAFETY: the mapping is read-only and lives only for this call. If
+    // another process truncates the file meanwhile, reading the mapping may
+    // raise SIGBUS (a crash, never a wrong signature); SECURITY.md documents
+    // that the package must not change while it is being signed.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, "mapping", e))?;
+    Ok((f(&map)?, len))
+}
+
+/// How to verify.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// Distinct trusted keys required (at least 1).
+    pub threshold: usize,
+    /// Expected digest of the package, checked before the signatures count.
+    pub checksum: Option<Digest>,
+    /// The verifying machine's clock.
+    pub now: SystemTime,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            threshold: 1,
+            checksum: None,
+            now: SystemTime::now(),
+        }
+    }
+}
+
+/// Verify `package` against the signature file `signature` (None: check
+/// only `opts.checksum`). Returns proof on success; a refusal is
+/// [`Error::Refused`] carrying the per-signature report.
+pub fn verify_package(
+    package: &Path,
+    signature: Option<&Path>,
+    trust: &TrustStore,
+    opts: &VerifyOptions,
+) -> Result<Verified> {
+    if opts.threshold == 0 {
+        return Err(Error::Usage("--threshold must be at least 1".into()));
+    }
+    let mut report = Report::new(package, opts.threshold);
+    let now = unix_secs(opts.now);
+    // Make sure the package can be read before judging signatures, so a
+    // missing package is "could not run" rather than a refusal.
+    fsutil::open_regular(package)?;
+    let sigfile = match signature {
+        Some(path) => Some(sigfile::read(path)?),
+        None => None,
+    };
+    match sigfile {
+        None => {
+            let Some(expected) = &opts.checksum else {
+                return Err(Error::NoKeys(
+                    "nothing to verify: give --public-key, --trusted-keys or --checksum".into(),
+                ));
+            };
+            let (_, digests) = digest::hash_file(package, &[expected.alg()])?;
+            check_checksum(package, expected, &digests)?;
+            if let Some(d) = digests.first() {
+                report.set_hash(d);
+            }
+            report.threshold = 0;
+            Ok(Verified::new(report))
+        }
+        Some(SignatureFile::Pkgsign(blocks)) => {
+            verify_blocks(package, &blocks, trust, opts, now, report)
+        }
+        Some(SignatureFile::Raw(sig)) => verify_raw(package, &sig, trust, opts, now, report),
+    }
+}
+
+fn check_checksum(package: &Path, expected: &Digest, digests: &[Digest]) -> Result<()> {
+    let actual = digests
+        .iter()
+        .find(|d| d.alg() == expected.alg())
+        .ok_or_else(|| Error::Crypto {
+            what: "hashing",
+            reason: "checksum digest was not computed".into(),
+        })?;
+    if actual.ct_eq(expected) {
+        Ok(())
+    } else {
+        Err(Error::ChecksumMismatch {
+            path: package.to_path_buf(),
+            algorithm: expected.alg().name(),
+            expected: expected.hex(),
+            actual: actual.hex(),
+        })
+    }
+}
+
+fn finish(mut report: Report) -> Result<Verified> {
+    let distinct: HashSet<&Fingerprint> = report.valid().filter_map(|s| s.key.as_ref()).collect();
+    report.valid_keys = distinct.len();
+    if report.accepted() {
+        Ok(Verified::new(report))
+    } else {
+        Err(Error::Refused(Box::new(report)))
+    }
+}
+
+fn verify_blocks(
+    package: &Path,
+    blocks: &[Block],
+    trust: &TrustStore,
+    opts: &VerifyOptions,
+    now: u64,
+    mut report: Report,
+) -> Result<Verified> {
+    // 1. Trust and statement signatures: cheap, before reading the package.
+    let mut pending = Vec::new();
+    for (i, block) in blocks.iter().enumerate() {
+        let st = &block.statement;
+        let mut result = SignatureResult {
+            index: i + 1,
+            key: Some(st.key.clone()),
+            key_name: None,
+            algorithm: st.scheme.to_string(),
+            signed_at: Some(time_text(st.signed_at)),
+            comment: st.comment.clone(),
+            refusal: None,
+            reason: String::new(),
+        };
+        match trust.decide(&st.key, now, Some(st.signed_at)) {
+            Decision::Refused(code, reason) => {
+                result.refusal = Some(code);
+                result.reason = reason;
+            }
+            Decision::Accepted(key, why) => {
+                result.key_name = Some(key.name.clone());
+                if key.public.statement_scheme() != st.scheme {
+                    result.refusal = Some(Refusal::SignatureInvalid);
+                    result.reason = format!(
+                        "the signature says {} but key {} is {}",
+                        st.scheme,
+                        st.key,
+                        key.public.algorithm()
+                    );
+                } else if !key
+                    .public
+                    .verify_statement(&st.signed_message(), &block.signature)
+                {
+                    result.refusal = Some(Refusal::SignatureInvalid);
+                    result.reason = format!(
+                        "the signature does not verify with key {}: the signature file was altered or made by another key",
+                        st.key
+                    );
+                } else {
+                    result.reason = why;
+                    pending.push(report.signatures.len());
+                }
+            }
+        }
+        report.signatures.push(result);
+    }
+
+    // 2. Hash the package once, with every algorithm needed.
+    let mut algs: Vec<HashAlg> = pending
+        .iter()
+        .map(|&i| blocks[i].statement.digest.alg())
+        .collect();
+    if let Some(c) = &opts.checksum {
+        algs.push(c.alg());
+    }
+    algs.sort();
+    algs.dedup();
+    if algs.is_empty() {
+        return finish(report);
+    }
+    let (size, digests) = digest::hash_file(package, &algs)?;
+    if let Some(c) = &opts.checksum {
+        check_checksum(package, c, &digests)?;
+    }
+    if let Some(d) = digests.first() {
+        report.set_hash(d);
+    }
+
+    // 3. Does the package match what each valid statement vouches for?
+    for i in pending {
+        let st = &blocks[i].statement;
+        let actual = digests.iter().find(|d| d.alg() == st.digest.alg());
+        let result = &mut report.signatures[i];
+        let matches = actual.is_some_and(|d| d.ct_eq(&st.digest)) && size == st.size;
+        if !matches {
+            result.refusal = Some(Refusal::SignatureInvalid);
+            result.reason = if size != st.size {
+                format!(
+                    "the package is {size} bytes but the signature is for {} bytes: it was modified, or the signature belongs to another package",
+                    st.size
+                )
+            } else {
+                format!(
+                    "the package's {} digest differs from the signed one: it was modified, or the signature belongs to another package",
+                    st.digest.alg()
+                )
+            };
+        }
+    }
+    finish(report)
+}
+
+const RAW_ED25519: &str = "raw-ed25519";
+const RAW_RSA: &str = "raw-rsa-pkcs1v15-sha256";
+
+fn verify_raw(
+    package: &Path,
+    sig: &[u8],
+    trust: &TrustStore,
+    opts: &VerifyOptions,
+    now: u64,
+    mut report: Report,
+) -> Result<Verified> {
+    // A raw signature does not name its key: try every trusted key of the
+    // matching kind and size, in one pass over the package. Keys the trust
+    // policy refuses are tried too, so that a signature by an expired or
+    // revoked key is reported as such rather than as "invalid".
+    let mut candidates: Vec<&TrustedKey> = trust
+        .keys()
+        .filter(|k| k.public.signature_len() == sig.len())
+        .collect();
+    candidates.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
+    let rsa_keys: Vec<&TrustedKey> = candidates
+        .iter()
+        .copied()
+        .filter(|k| matches!(k.public, PublicKey::Rsa(_)))
+        .collect();
+    let mut ed_verifiers: Vec<_> = candidates
+        .iter()
+        .filter_map(|k| k.public.ed25519_stream(sig).map(|v| (*k, v)))
+        .collect();
+    let algorithm = if sig.len() == 64 {
+        RAW_ED25519
+    } else {
+        RAW_RSA
+    };
+    let mut algs = Vec::new();
+    if !rsa_keys.is_empty() {
+        algs.push(HashAlg::Sha256);
+    }
+    if let Some(c) = &opts.checksum {
+        algs.push(c.alg());
+    }
+    algs.sort();
+    algs.dedup();
+    let mut hashers: Vec<Hasher> = algs.iter().map(|a| Hasher::new(*a)).collect();
+    let mut signer: Option<&TrustedKey> = None;
+    if !hashers.is_empty() || !ed_verifiers.is_empty() {
+        digest::stream_file(package, |chunk| {
+            for h in hashers.iter_mut() {
+                h.update(chunk);
+            }
+            for (_, v) in ed_verifiers.iter_mut() {
+                v.update(chunk);
+            }
+        })?;
+        let digests: Vec<Digest> = hashers.into_iter().map(Hasher::finish).collect();
+        if let Some(c) = &opts.checksum {
+            check_checksum(package, c, &digests)?;
+        }
+        if let Some(d) = digests.first() {
+            report.set_hash(d);
+        }
+        if let Some(sha256) = digests.iter().find(|d| d.alg() == HashAlg::Sha256) {
+            signer = rsa_keys
+                .into_iter()
+                .find(|k| k.public.verify_raw_rsa_sha256(sha256.as_bytes(), sig));
+        }
+        if signer.is_none() {
+            signer = ed_verifiers
+                .into_iter()
+                .find_map(|(k, v)| v.finalize_and_verify().is_ok().then_some(k));
+        }
+    }
+    let mut result = SignatureResult {
+        index: 1,
+        key: None,
+        key_name: None,
+        algorithm: algorithm.to_string(),
+        signed_at: None,
+        comment: None,
+        refusal: None,
+        reason: String::new(),
+    };
+    match signer {
+        Some(k) => {
+            result.key = Some(k.fingerprint.clone());
+            result.key_name = Some(k.name.clone());
+            match trust.decide(&k.fingerprint, now, None) {
+                Decision::Accepted(_, why) => result.reason = why,
+                Decision::Refused(code, why) => {
+                    result.refusal = Some(code);
+                    result.reason = why;
+                }
+            }
+        }
+        None => {
+            result.refusal = Some(Refusal::SignatureInvalid);
+            result.reason = format!(
+                "the raw {algorithm} signature does not verify with any of the {} trusted keys of that kind: the package was modified, or it was signed by a key you do not trust",
+                candidates.len()
+            );
+        }
+    }
+    report.signatures.push(result);
+    finish(report)
+}

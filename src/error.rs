@@ -148,9 +148,24 @@ pub enum Error {
         actual: String,
     },
 
+    /// A key metadata file (`trust.toml`, `keys.toml`) does not parse.
+    #[error("{}: invalid key metadata: {reason}; fix or restore the file (nothing is trusted while it is broken)", .path.display())]
+    Metadata {
+        /// The metadata file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// A verification was refused; the report says why, per signature.
     #[error("{0}")]
     Refused(Box<Report>),
+
+    /// `trust update` refused some statements (forged, or not chained to a trusted key).
+    #[error(
+        "{0} key statement(s) refused: they are not signed by a key this directory trusts; check where they came from"
+    )]
+    StatementsRefused(usize),
 
     /// No key was available to sign with or to verify against.
     #[error("{0}")]
@@ -189,8 +204,10 @@ impl Error {
             Error::SignatureMalformed { .. } => "SIGNATURE_MALFORMED",
             Error::SignatureVersionUnsupported { .. } => "SIGNATURE_VERSION_UNSUPPORTED",
             Error::ChecksumMismatch { .. } => "CHECKSUM_MISMATCH",
+            Error::Metadata { .. } => "METADATA_INVALID",
             Error::Refused(report) => report.code(),
             Error::NoKeys(_) => "NO_KEYS",
+            Error::StatementsRefused(_) => "STATEMENT_REFUSED",
             Error::Crypto { .. } => "CRYPTO_ERROR",
         }
     }
@@ -202,7 +219,8 @@ impl Error {
             Error::SignatureMalformed { .. }
             | Error::SignatureVersionUnsupported { .. }
             | Error::ChecksumMismatch { .. }
-            | Error::Refused(_) => 1,
+            | Error::Refused(_)
+            | Error::StatementsRefused(_) => 1,
             _ => 2,
         }
     }

@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
@@ -143,6 +143,37 @@ pub fn sig_path_for(package: &Path) -> PathBuf {
     let mut s = package.as_os_str().to_os_string();
     s.push(".sig");
     PathBuf::from(s)
+}
+
+/// Name of the lock file pkgsign keeps in a keys or trusted-keys directory.
+pub const LOCK_FILE: &str = ".pkgsign.lock";
+
+/// A held lock on a directory; released when dropped (or when the process
+/// dies, so a killed run never leaves a stale lock).
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+/// Take the lock of `dir`, waiting for other pkgsign processes.
+/// `exclusive`: for changing the directory; shared: for reading it.
+pub fn lock_dir(dir: &Path, exclusive: bool) -> Result<DirLock> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| Error::io(&path, "opening lock file", e))?;
+    let res = if exclusive {
+        file.lock()
+    } else {
+        file.lock_shared()
+    };
+    res.map_err(|e| Error::io(&path, "locking", e))?;
+    Ok(DirLock { _file: file })
 }
 
 #[cfg(test)]

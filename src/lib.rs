@@ -11,7 +11,13 @@
 //! - [`trust`]: the set of trusted keys and each trust decision;
 //! - [`report`]: per-signature results and the proof of a verification;
 //! - [`error`]: the error type, its stable codes and exit codes;
-//! - [`fsutil`]: bounded reads and atomic writes.
+//! - [`fsutil`]: bounded reads, atomic writes and directory locks;
+//! - [`meta`]: the key metadata files (`trust.toml`, `keys.toml`);
+//! - [`trustdir`]: changing a trusted-keys directory (add, revoke, remove, list);
+//! - [`keystore`]: a coordinator's signing-keys directory;
+//! - [`rotate`]: crash-safe key rotation;
+//! - [`lineage`]: signed endorsements and revocations that workers follow;
+//! - [`audit`]: the JSON-lines audit log.
 //!
 //! ```
 //! use pkgsign::{keys, signer, trust::TrustStore};
@@ -35,13 +41,19 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod audit;
 pub mod digest;
 pub mod error;
 pub mod fsutil;
 pub mod keys;
+pub mod keystore;
+pub mod lineage;
+pub mod meta;
 pub mod report;
+pub mod rotate;
 pub mod sigfile;
 pub mod signer;
 pub mod trust;
+pub mod trustdir;
 
 pub use error::{Error, Result};

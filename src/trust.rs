@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::keys::{Fingerprint, PublicKey, encoding};
+use crate::meta::{KeyState, Metadata, TRUST_FILE};
 use crate::report::Refusal;
+use crate::sigfile::format_time;
 
 /// A trusted public key.
 #[derive(Debug, Clone)]
@@ -22,6 +24,30 @@ pub struct TrustedKey {
     pub name: String,
     /// Where it was read from.
     pub source: PathBuf,
+    /// Window and revocation from the directory's metadata (empty: trusted
+    /// with no limit).
+    pub state: KeyState,
+}
+
+impl TrustedKey {
+    /// The key's state at `now`, in words: `active`, `retiring until T`,
+    /// `expired at T`, `not valid before T`, `revoked at T: reason`.
+    pub fn describe_state(&self, now: u64) -> String {
+        describe_state(&self.state, now)
+    }
+}
+
+/// A key state in words (see [`TrustedKey::describe_state`]).
+pub fn describe_state(st: &KeyState, now: u64) -> String {
+    if let Some((t, reason)) = &st.revoked {
+        return format!("revoked at {} ({})", format_time(*t), reason);
+    }
+    match (st.not_before, st.not_after) {
+        (Some(nb), _) if now < nb => format!("not valid before {}", format_time(nb)),
+        (_, Some(na)) if now > na => format!("expired at {}", format_time(na)),
+        (_, Some(na)) => format!("retiring until {}", format_time(na)),
+        _ => "active".into(),
+    }
 }
 
 /// The outcome of asking whether a key may be used for a signature.
@@ -37,6 +63,8 @@ pub enum Decision<'a> {
 #[derive(Debug, Default)]
 pub struct TrustStore {
     keys: HashMap<Fingerprint, TrustedKey>,
+    /// Metadata of the trusted-keys directories loaded (windows, revocations).
+    meta: HashMap<Fingerprint, KeyState>,
     /// Problems found while loading (unparseable `.pub` files), by name.
     pub warnings: Vec<String>,
 }
@@ -77,16 +105,37 @@ impl TrustStore {
 
     fn insert(&mut self, public: PublicKey, path: &Path) {
         let fingerprint = public.fingerprint();
-        let name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| fingerprint.to_string());
+        let state = self.meta.get(&fingerprint).cloned().unwrap_or_default();
+        let name = state.name.clone().unwrap_or_else(|| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| fingerprint.to_string())
+        });
         self.keys.entry(fingerprint.clone()).or_insert(TrustedKey {
             public,
             fingerprint,
             name,
             source: path.to_path_buf(),
+            state,
         });
+    }
+
+    fn merge_meta(&mut self, meta: &Metadata) {
+        for st in meta.keys() {
+            let Some(fp) = &st.fingerprint else { continue };
+            self.meta.insert(fp.clone(), st.clone());
+            if let Some(k) = self.keys.get_mut(fp) {
+                k.state = st.clone();
+                if let Some(n) = &st.name {
+                    k.name = n.clone();
+                }
+            }
+        }
+    }
+
+    /// Metadata known for `fp`, including revoked keys whose file is gone.
+    pub fn state_of(&self, fp: &Fingerprint) -> Option<&KeyState> {
+        self.meta.get(fp)
     }
 
     /// Load every `*.pub` in `dir`. A file that does not parse is skipped
@@ -98,10 +147,12 @@ impl TrustStore {
         Ok(store)
     }
 
-    /// Add every `*.pub` in `dir` (see [`TrustStore::load_dir`]).
+    /// Add every `*.pub` in `dir` and apply the directory's metadata
+    /// (`trust.toml`): windows, names, revocations. A metadata file that does
+    /// not parse is an error.
     pub fn add_dir(&mut self, dir: &Path) -> Result<()> {
-        let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, "reading", e))?;
-        if !meta.is_dir() {
+        let st = std::fs::metadata(dir).map_err(|e| Error::io(dir, "reading", e))?;
+        if !st.is_dir() {
             return Err(Error::Usage(format!(
                 "{}: --trusted-keys needs a directory of .pub files",
                 dir.display()
@@ -113,6 +164,8 @@ impl TrustStore {
             .filter(|p| p.extension().is_some_and(|x| x == "pub"))
             .collect();
         paths.sort();
+        let meta = Metadata::load(dir, TRUST_FILE)?;
+        self.merge_meta(&meta);
         for path in paths {
             match encoding::load_public_key(&path) {
                 Ok(public) => self.insert(public, &path),

@@ -1,8 +1,11 @@
 //! Command-line parsing and output. One module per subcommand, each with its
 //! `Args` and `run()`; this module holds what they share.
 
+mod common;
+mod key_rotate;
 mod keygen;
 mod sign_package;
+mod trust;
 mod verify_package;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +32,10 @@ enum Command {
     SignPackage(sign_package::Args),
     /// Verify a package against its detached signature and trusted keys.
     VerifyPackage(verify_package::Args),
+    /// Rotate the signing key, keeping the old one trusted through a grace window.
+    KeyRotate(key_rotate::Args),
+    /// Manage a trusted-keys directory: add, list, revoke, remove, update.
+    Trust(trust::Args),
 }
 
 /// Run a parsed command line and return the exit code of the contract.
@@ -37,6 +44,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Keygen(a) => (a.json, false, keygen::run(a)),
         Command::SignPackage(a) => (a.json, false, sign_package::run(a)),
         Command::VerifyPackage(a) => (a.json, true, verify_package::run(a)),
+        Command::KeyRotate(a) => (a.json, false, key_rotate::run(a)),
+        Command::Trust(a) => (a.json, false, trust::run(a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,14 +1,17 @@
 //! `pkgsign sign-package`: sign a package.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::ValueEnum;
 use pkgsign::Error;
+use pkgsign::audit::Event;
 use pkgsign::digest::HashAlg;
-use pkgsign::keys::{KeySource, LocalKey, Passphrase, encoding};
+use pkgsign::keys::{KeySource, encoding};
+use pkgsign::keystore;
 use pkgsign::signer::{self, Format, SignOptions};
 use serde_json::json;
 
+use super::common::{AuditArgs, audit, now};
 use super::{PassphraseArgs, print_json, shown};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -52,7 +55,8 @@ pub struct Args {
         required_unless_present = "keys_dir"
     )]
     private_keys: Vec<PathBuf>,
-    /// Sign with every private key (*.pem) in DIR.
+    /// Sign with every private key (*.pem) in DIR that is inside its
+    /// validity window (keys.toml, kept by key-rotate).
     #[arg(long, value_name = "DIR", conflicts_with = "private_keys")]
     keys_dir: Option<PathBuf>,
     /// Where to write the signature (default: FILE.sig).
@@ -70,52 +74,31 @@ pub struct Args {
     comment: Option<String>,
     #[command(flatten)]
     passphrase: PassphraseArgs,
+    #[command(flatten)]
+    audit: AuditArgs,
     /// Print the outcome as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 }
 
-/// The private key files of a keys directory: every `*.pem`, sorted.
-pub fn keys_in_dir(dir: &Path) -> Result<Vec<PathBuf>, Error> {
-    let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, "reading", e))?;
-    if !meta.is_dir() {
-        return Err(Error::Usage(format!(
-            "{}: --keys-dir needs a directory of .pem private keys",
-            dir.display()
-        )));
-    }
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, "listing", e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "pem"))
-        .collect();
-    v.sort();
-    if v.is_empty() {
-        return Err(Error::NoKeys(format!(
-            "{}: no private keys (*.pem) in --keys-dir; create one with `pkgsign keygen --output-dir {}`",
-            dir.display(),
-            dir.display()
-        )));
-    }
-    Ok(v)
-}
-
-fn load_keys(paths: &[PathBuf], pass: Option<&Passphrase>) -> Result<Vec<LocalKey>, Error> {
-    paths
-        .iter()
-        .map(|p| encoding::load_private_key(p, pass))
-        .collect()
-}
-
 pub fn run(args: Args) -> Result<(), Error> {
     let passphrase = args.passphrase.get()?;
-    let paths = match &args.keys_dir {
-        Some(dir) => keys_in_dir(dir)?,
-        None => args.private_keys.clone(),
-    };
     // Check the package before unlocking keys.
     pkgsign::fsutil::open_regular(&args.package)?;
-    let keys = load_keys(&paths, passphrase.as_ref())?;
+    let keys = match &args.keys_dir {
+        Some(dir) => {
+            let (keys, skipped) = keystore::active_keys(dir, now(), passphrase.as_ref())?;
+            for s in skipped {
+                eprintln!("note: not signing with {}: {}", shown(&s.path), s.reason);
+            }
+            keys
+        }
+        None => args
+            .private_keys
+            .iter()
+            .map(|p| encoding::load_private_key(p, passphrase.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
     let sources: Vec<&dyn KeySource> = keys.iter().map(|k| k as &dyn KeySource).collect();
     let output = args
         .output
@@ -132,6 +115,22 @@ pub fn run(args: Args) -> Result<(), Error> {
     };
     let signed = signer::sign_package(&args.package, &sources, &opts, &output)?;
     let fps: Vec<String> = signed.keys.iter().map(|k| k.to_string()).collect();
+    let log = args.audit.log();
+    for k in &keys {
+        audit(
+            log.as_ref(),
+            Event::new("package_signed")
+                .with("package", shown(&args.package))
+                .with(
+                    "package_hash",
+                    signed.digest.as_ref().map(|d| d.to_string()),
+                )
+                .with("size", signed.size)
+                .with("algorithm", k.public_key().statement_scheme())
+                .with("key", k.public_key().fingerprint().to_string())
+                .with("signature", shown(&signed.output)),
+        );
+    }
     if args.json {
         print_json(&json!({
             "ok": true,

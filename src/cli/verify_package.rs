@@ -1,13 +1,16 @@
 //! `pkgsign verify-package`: verify a package.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use pkgsign::Error;
+use pkgsign::audit::{AuditLog, Event};
 use pkgsign::digest::Digest;
+use pkgsign::report::{Report, Verified};
 use pkgsign::signer::{self, VerifyOptions};
 use pkgsign::trust::TrustStore;
 use serde_json::{Value, json};
 
+use super::common::{AuditArgs, audit};
 use super::{print_json, shown};
 
 #[derive(Debug, clap::Args)]
@@ -36,6 +39,8 @@ pub struct Args {
     /// key given, only the digest is checked.
     #[arg(long, value_name = "ALGO:HEX")]
     checksum: Option<String>,
+    #[command(flatten)]
+    audit: AuditArgs,
     /// Print the outcome as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -79,7 +84,10 @@ pub fn run(args: Args) -> Result<(), Error> {
         checksum,
         now: std::time::SystemTime::now(),
     };
-    let verified = signer::verify_package(&args.package, signature.as_deref(), &trust, &opts)?;
+    let log = args.audit.log();
+    let result = signer::verify_package(&args.package, signature.as_deref(), &trust, &opts);
+    audit_verification(log.as_ref(), &args.package, &result);
+    let verified = result?;
     let report = verified.report();
     if args.json {
         let mut obj = json!({ "ok": true, "verified": true });
@@ -103,4 +111,63 @@ pub fn run(args: Args) -> Result<(), Error> {
         );
     }
     Ok(())
+}
+
+/// One audit line per signature examined (or one for the whole refusal).
+fn audit_verification(log: Option<&AuditLog>, package: &Path, result: &Result<Verified, Error>) {
+    if log.is_none() {
+        return;
+    }
+    let base = |event: &str, report: Option<&Report>| {
+        Event::new(event)
+            .with("package", shown(package))
+            .with("package_hash", report.and_then(|r| r.package_hash.clone()))
+    };
+    match result {
+        Ok(v) => {
+            for s in v.signers() {
+                audit(
+                    log,
+                    base("signature_verification_success", Some(v.report()))
+                        .with("algorithm", s.algorithm.clone())
+                        .with("key", s.key.as_ref().map(|k| k.to_string()))
+                        .with("signed_at", s.signed_at.clone()),
+                );
+            }
+            if v.report().signatures.is_empty() {
+                audit(log, base("checksum_verification_success", Some(v.report())));
+            }
+        }
+        Err(Error::Refused(r)) => {
+            for s in &r.signatures {
+                let event = if s.is_valid() {
+                    "signature_verification_success"
+                } else {
+                    "signature_verification_failure"
+                };
+                audit(
+                    log,
+                    base(event, Some(r))
+                        .with("algorithm", s.algorithm.clone())
+                        .with("key", s.key.as_ref().map(|k| k.to_string()))
+                        .with("code", s.refusal.map(|c| c.code()))
+                        .with("reason", s.reason.clone()),
+                );
+            }
+            if r.signatures.is_empty() {
+                audit(
+                    log,
+                    base("signature_verification_failure", Some(r))
+                        .with("code", r.code())
+                        .with("reason", r.to_string()),
+                );
+            }
+        }
+        Err(e) => audit(
+            log,
+            base("signature_verification_failure", None)
+                .with("code", e.code())
+                .with("reason", e.to_string()),
+        ),
+    }
 }

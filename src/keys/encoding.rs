@@ -269,26 +269,7 @@ pub fn parse_public_key(path: &Path, data: &[u8]) -> Result<PublicKey> {
     let parsed = pem::parse(data)
         .map_err(|e| Error::key_malformed(path, format!("bad PEM encoding: {e}")))?;
     match label {
-        "PUBLIC KEY" => {
-            let spki = SubjectPublicKeyInfoRef::from_der(parsed.contents()).map_err(|e| {
-                Error::key_malformed(path, format!("bad SubjectPublicKeyInfo: {e}"))
-            })?;
-            let oid = spki.algorithm.oid;
-            if oid == OID_ED25519 {
-                ed25519_dalek::VerifyingKey::try_from(spki)
-                    .map(PublicKey::Ed25519)
-                    .map_err(|e| Error::key_malformed(path, format!("bad Ed25519 public key: {e}")))
-            } else if oid == OID_RSA {
-                let key = rsa::RsaPublicKey::try_from(spki)
-                    .map_err(|e| Error::key_malformed(path, format!("bad RSA public key: {e}")))?;
-                PublicKey::rsa(key, path)
-            } else {
-                Err(Error::key_unsupported(
-                    path,
-                    format!("key algorithm {oid} is not supported; use Ed25519 or RSA"),
-                ))
-            }
-        }
+        "PUBLIC KEY" => public_key_from_spki_der(path, parsed.contents()),
         "RSA PUBLIC KEY" => {
             let key = rsa::RsaPublicKey::from_pkcs1_der(parsed.contents()).map_err(|e| {
                 Error::key_malformed(path, format!("bad PKCS#1 RSA public key: {e}"))
@@ -306,6 +287,27 @@ pub fn parse_public_key(path: &Path, data: &[u8]) -> Result<PublicKey> {
                 printable(other)
             ),
         )),
+    }
+}
+
+/// Parse a SubjectPublicKeyInfo DER encoding (Ed25519 or RSA).
+pub fn public_key_from_spki_der(path: &Path, der: &[u8]) -> Result<PublicKey> {
+    let spki = SubjectPublicKeyInfoRef::from_der(der)
+        .map_err(|e| Error::key_malformed(path, format!("bad SubjectPublicKeyInfo: {e}")))?;
+    let oid = spki.algorithm.oid;
+    if oid == OID_ED25519 {
+        ed25519_dalek::VerifyingKey::try_from(spki)
+            .map(PublicKey::Ed25519)
+            .map_err(|e| Error::key_malformed(path, format!("bad Ed25519 public key: {e}")))
+    } else if oid == OID_RSA {
+        let key = rsa::RsaPublicKey::try_from(spki)
+            .map_err(|e| Error::key_malformed(path, format!("bad RSA public key: {e}")))?;
+        PublicKey::rsa(key, path)
+    } else {
+        Err(Error::key_unsupported(
+            path,
+            format!("key algorithm {oid} is not supported; use Ed25519 or RSA"),
+        ))
     }
 }
 

@@ -69,6 +69,15 @@ impl Fingerprint {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The first 8 hex digits of the digest, for file names.
+    pub fn short_hex(&self) -> String {
+        let b64 = self.0.strip_prefix("SHA256:").unwrap_or_default();
+        let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(b64)
+            .unwrap_or_default();
+        hex::encode(bytes.get(..4).unwrap_or_default())
+    }
 }
 
 impl FromStr for Fingerprint {

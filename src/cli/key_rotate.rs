@@ -1,0 +1,196 @@
+//! `pkgsign key-rotate`: rotate the signing key, with a grace window.
+
+use std::path::PathBuf;
+
+use pkgsign::Error;
+use pkgsign::audit::Event;
+use pkgsign::keys::KeySpec;
+use pkgsign::rotate::{self, Options};
+use serde_json::json;
+
+use super::common::{AuditArgs, audit, now, parse_duration};
+use super::keygen::Algorithm;
+use super::{PassphraseArgs, print_json};
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Replaces DIR/NAME.pem by a new key. The old key stays trusted in TDIR until \
+now + --grace-period, and `sign-package --keys-dir DIR` signs with both until then; the first run \
+after that deletes the old private key. --emergency revokes the old key at once. The old key signs \
+an endorsement of the new one (countersigned by it), written to --publish-dir for workers' \
+`pkgsign trust update`. Safe from cron: concurrent runs wait for each other, and a run killed at \
+any moment is completed or rolled back by the next one.\n\n\
+Cron example (daily, rotates every 90 days):\n  \
+0 3 * * * pkgsign key-rotate --keys-dir /etc/pkgsign/keys --trusted-keys /etc/pkgsign/trusted --if-older-than 90d\n\n\
+Exit codes: 0 done (or not due), 2 could not run."
+)]
+pub struct Args {
+    /// The signing-keys directory (private keys).
+    #[arg(long, value_name = "DIR")]
+    keys_dir: PathBuf,
+    /// The trusted-keys directory to update.
+    #[arg(long, value_name = "TDIR")]
+    trusted_keys: PathBuf,
+    /// The key to rotate (DIR/NAME.pem).
+    #[arg(long, default_value = "signing-key")]
+    name: String,
+    /// How long the old key stays trusted.
+    #[arg(long, default_value = "30d", value_parser = parse_duration, value_name = "DURATION")]
+    grace_period: u64,
+    /// Revoke the current key at once (it is compromised) and make a new one.
+    #[arg(long)]
+    emergency: bool,
+    /// Reason recorded with an emergency revocation.
+    #[arg(long, requires = "emergency")]
+    reason: Option<String>,
+    /// Rotate only if the current key is older than DURATION (for a daily cron entry).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    if_older_than: Option<u64>,
+    /// Algorithm of the new key (default: that of the current key).
+    #[arg(long, value_enum)]
+    algorithm: Option<Algorithm>,
+    /// RSA modulus size of the new key: 2048, 3072 or 4096.
+    #[arg(long, value_parser = ["2048", "3072", "4096"])]
+    bits: Option<String>,
+    /// Where to write the lineage statements (default: TDIR/lineage).
+    #[arg(long, value_name = "DIR")]
+    publish_dir: Option<PathBuf>,
+    #[command(flatten)]
+    passphrase: PassphraseArgs,
+    #[command(flatten)]
+    audit: AuditArgs,
+    /// Print the outcome as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> Result<(), Error> {
+    let bits = args
+        .bits
+        .as_deref()
+        .map(|b| b.parse::<usize>().unwrap_or(3072));
+    let spec = match (args.algorithm, bits) {
+        (None, None) => None,
+        (Some(Algorithm::Ed25519), None) => Some(KeySpec::Ed25519),
+        (Some(Algorithm::Ed25519), Some(_)) => {
+            return Err(Error::Usage(
+                "--bits applies to RSA keys only; add --algorithm rsa or drop --bits".into(),
+            ));
+        }
+        (Some(Algorithm::Rsa), b) | (None, b @ Some(_)) => Some(KeySpec::Rsa {
+            bits: b.unwrap_or(3072),
+        }),
+    };
+    let passphrase = args.passphrase.get()?;
+    let log = args.audit.log();
+    let opts = Options {
+        name: args.name.clone(),
+        grace: args.grace_period,
+        emergency: args.emergency,
+        reason: args.reason.clone(),
+        if_older_than: args.if_older_than,
+        spec,
+        passphrase: passphrase.as_ref(),
+        publish_dir: args.publish_dir.clone(),
+        now: now(),
+    };
+    let out = rotate::rotate(&args.keys_dir, &args.trusted_keys, &opts)?;
+    for (key, file) in &out.deleted {
+        audit(
+            log.as_ref(),
+            Event::new("key_deleted")
+                .with("key", key.to_string())
+                .with("file", file.clone()),
+        );
+    }
+    if out.action != "not-due" {
+        let new = out.current_key.as_ref().map(|k| k.to_string());
+        audit(
+            log.as_ref(),
+            Event::new("key_generated")
+                .with("key", new.clone())
+                .with("algorithm", out.algorithm.clone()),
+        );
+        if out.revoked {
+            audit(
+                log.as_ref(),
+                Event::new("key_revoked")
+                    .with("key", out.old_key.as_ref().map(|k| k.to_string()))
+                    .with(
+                        "reason",
+                        args.reason
+                            .clone()
+                            .unwrap_or_else(|| "emergency rotation".into()),
+                    ),
+            );
+        }
+        audit(
+            log.as_ref(),
+            Event::new("key_rotation_completed")
+                .with("key", new)
+                .with("old_key", out.old_key.as_ref().map(|k| k.to_string()))
+                .with("emergency", args.emergency)
+                .with("old_key_trusted_until", out.old_key_trusted_until.clone())
+                .with("keys_dir", args.keys_dir.display().to_string())
+                .with("trusted_keys", args.trusted_keys.display().to_string()),
+        );
+    }
+    if args.json {
+        let mut v = serde_json::to_value(&out).unwrap_or_default();
+        if let Some(m) = v.as_object_mut() {
+            m.insert("ok".into(), json!(true));
+        }
+        print_json(&v);
+        return Ok(());
+    }
+    if out.recovered {
+        println!("completed an interrupted rotation first");
+    }
+    for (key, file) in &out.deleted {
+        println!("deleted retired private key {file} ({key}): its grace window is over");
+    }
+    let cur = out
+        .current_key
+        .as_ref()
+        .map(|k| k.to_string())
+        .unwrap_or_default();
+    match out.action {
+        "not-due" => println!(
+            "not due: {} ({cur}) is {} old, rotation needs more than {}",
+            args.name,
+            days(out.age_seconds.unwrap_or(0)),
+            days(args.if_older_than.unwrap_or(0))
+        ),
+        "created" => println!("created {} ({cur}); no key to rotate", args.name),
+        _ => {
+            let old = out
+                .old_key
+                .as_ref()
+                .map(|k| k.to_string())
+                .unwrap_or_default();
+            if out.revoked {
+                println!("revoked {old} at once; new key {} is {cur}", args.name);
+            } else {
+                println!(
+                    "rotated {}: new key {cur}; old key {old} trusted until {}",
+                    args.name,
+                    out.old_key_trusted_until.as_deref().unwrap_or("")
+                );
+            }
+        }
+    }
+    for s in &out.statements {
+        println!("published {s}");
+    }
+    Ok(())
+}
+
+/// A duration in days and hours, as people write rotation periods.
+fn days(secs: u64) -> String {
+    let (d, h) = (secs / 86_400, secs % 86_400 / 3_600);
+    match (d, h) {
+        (0, h) => format!("{h}h"),
+        (d, 0) => format!("{d}d"),
+        (d, h) => format!("{d}d{h}h"),
+    }
+}

@@ -1,0 +1,93 @@
+//! The signing-keys directory of a coordinator: private keys (`*.pem`) and
+//! their windows in `keys.toml`. `sign-package --keys-dir` signs with every
+//! key inside its window; `key-rotate` maintains it (see [`crate::rotate`]).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::keys::{KeySource, LocalKey, Passphrase, encoding};
+use crate::meta::{KEYS_FILE, Metadata};
+use crate::sigfile::format_time;
+
+/// The private key files of `dir`: every `*.pem`, sorted.
+pub fn pem_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, "reading", e))?;
+    if !meta.is_dir() {
+        return Err(Error::Usage(format!(
+            "{}: --keys-dir needs a directory of .pem private keys",
+            dir.display()
+        )));
+    }
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, "listing", e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pem"))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// A key of the directory that was left out, and why.
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    /// The file.
+    pub path: PathBuf,
+    /// One line.
+    pub reason: String,
+}
+
+/// Load the keys of `dir` usable at `now`: inside their window and not
+/// revoked (keys without metadata always). A key file present under two
+/// names (during a rotation) is used once.
+///
+/// Completes an interrupted rotation first, under the directory's lock, so
+/// a half-rotated directory is never used.
+pub fn active_keys(
+    dir: &Path,
+    now: u64,
+    passphrase: Option<&Passphrase>,
+) -> Result<(Vec<LocalKey>, Vec<Skipped>)> {
+    let _lock = fsutil::lock_dir(dir, true)?;
+    crate::rotate::recover_locked(dir)?;
+    let meta = Metadata::load(dir, KEYS_FILE)?;
+    let mut keys = Vec::new();
+    let mut skipped = Vec::new();
+    let mut seen = HashSet::new();
+    for path in pem_files(dir)? {
+        let key = encoding::load_private_key(&path, passphrase)?;
+        let fp = key.public_key().fingerprint();
+        if !seen.insert(fp.clone()) {
+            continue;
+        }
+        if let Some(st) = meta.get(&fp) {
+            if let Some((t, r)) = &st.revoked {
+                skipped.push(Skipped {
+                    path,
+                    reason: format!("key {fp} was revoked at {}: {r}", format_time(*t)),
+                });
+                continue;
+            }
+            if !st.in_window(now) {
+                skipped.push(Skipped {
+                    path,
+                    reason: format!(
+                        "key {fp} is outside its window ({})",
+                        crate::trust::describe_state(st, now)
+                    ),
+                });
+                continue;
+            }
+        }
+        keys.push(key);
+    }
+    if keys.is_empty() {
+        return Err(Error::NoKeys(format!(
+            "{}: no private key inside its validity window; create one with `pkgsign keygen --output-dir {}` or `pkgsign key-rotate`",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    Ok((keys, skipped))
+}

@@ -1,0 +1,532 @@
+//! Key lineage: signed statements that let a worker follow rotations and
+//! revocations offline, from a key it already trusts.
+//!
+//! - An *endorsement* is signed by the old key and countersigned by the new
+//!   one: "key NEW (this SPKI) takes over from me, valid from T; I retire at T2".
+//! - A *revocation* is signed by a trusted key: "key X is revoked at T, because R".
+//!
+//! `pkgsign trust update TDIR --from DIR` applies, in a loop until nothing
+//! changes, every statement whose signer is already trusted (and was inside
+//! its window when it signed), and refuses the rest. See `docs/rotation.md`.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+
+use crate::error::{Error, Result};
+use crate::fsutil::{self, Replace};
+use crate::keys::{Fingerprint, KeySource, PublicKey, SignRequest};
+use crate::sigfile::{check_comment, format_time, parse_time};
+use crate::trustdir::TrustDir;
+
+/// First line of a key statement file.
+pub const HEADER: &str = "pkgsign-key-statement v1";
+/// Domain separation for key statements.
+pub const CONTEXT: &[u8] = b"pkgsign key statement v1\0";
+/// File extension of statement files.
+pub const EXT: &str = "stmt";
+const LIMIT: u64 = 64 * 1024;
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// What a statement says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The signer endorses a new key.
+    Endorse {
+        /// The new key.
+        subject_key: PublicKey,
+        /// Its name.
+        subject_name: String,
+        /// Its window start.
+        not_before: u64,
+        /// Its window end, if any.
+        not_after: Option<u64>,
+        /// When the signer itself retires (end of the grace window).
+        signer_not_after: Option<u64>,
+    },
+    /// The signer revokes a key.
+    Revoke {
+        /// When.
+        revoked_at: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A signed key statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// The key the statement is about.
+    pub subject: Fingerprint,
+    /// The claim.
+    pub claim: Claim,
+    /// When it was made.
+    pub issued_at: u64,
+    /// The signing key.
+    pub signer: Fingerprint,
+    /// Signature by `signer`.
+    pub signature: Vec<u8>,
+    /// Countersignature by the subject key (endorsements only).
+    pub countersignature: Option<Vec<u8>>,
+}
+
+impl Statement {
+    /// The signed text (header through the `signer:` line).
+    pub fn signed_text(&self) -> String {
+        let mut s = format!("{HEADER}\n");
+        match &self.claim {
+            Claim::Endorse {
+                subject_key,
+                subject_name,
+                not_before,
+                not_after,
+                signer_not_after,
+            } => {
+                s.push_str("kind: endorse\n");
+                s.push_str(&format!("subject: {}\n", self.subject));
+                s.push_str(&format!(
+                    "subject-key: {}\n",
+                    B64.encode(subject_key.spki_der())
+                ));
+                s.push_str(&format!("subject-name: {subject_name}\n"));
+                s.push_str(&format!("not-before: {}\n", format_time(*not_before)));
+                if let Some(t) = not_after {
+                    s.push_str(&format!("not-after: {}\n", format_time(*t)));
+                }
+                if let Some(t) = signer_not_after {
+                    s.push_str(&format!("signer-not-after: {}\n", format_time(*t)));
+                }
+            }
+            Claim::Revoke { revoked_at, reason } => {
+                s.push_str("kind: revoke\n");
+                s.push_str(&format!("subject: {}\n", self.subject));
+                s.push_str(&format!("revoked-at: {}\n", format_time(*revoked_at)));
+                s.push_str(&format!("reason: {reason}\n"));
+            }
+        }
+        s.push_str(&format!("issued-at: {}\n", format_time(self.issued_at)));
+        s.push_str(&format!("signer: {}\n", self.signer));
+        s
+    }
+
+    fn message(&self) -> Vec<u8> {
+        let mut m = CONTEXT.to_vec();
+        m.extend_from_slice(self.signed_text().as_bytes());
+        m
+    }
+
+    /// The whole file.
+    pub fn to_text(&self) -> String {
+        let mut s = self.signed_text();
+        s.push_str(&format!("signature: {}\n", B64.encode(&self.signature)));
+        if let Some(c) = &self.countersignature {
+            s.push_str(&format!("countersignature: {}\n", B64.encode(c)));
+        }
+        s
+    }
+
+    /// A file name that sorts by time.
+    pub fn file_name(&self) -> String {
+        let kind = match self.claim {
+            Claim::Endorse { .. } => "endorse",
+            Claim::Revoke { .. } => "revoke",
+        };
+        let t = format_time(self.issued_at).replace([':', '-'], "");
+        format!("{t}-{kind}-{}.{EXT}", self.subject.short_hex())
+    }
+
+    /// Endorse `new` with `old`, countersigned by `new`.
+    pub fn endorse(
+        old: &dyn KeySource,
+        new: &dyn KeySource,
+        subject_name: &str,
+        not_before: u64,
+        signer_not_after: Option<u64>,
+        issued_at: u64,
+    ) -> Result<Self> {
+        let mut st = Statement {
+            subject: new.public_key().fingerprint(),
+            claim: Claim::Endorse {
+                subject_key: new.public_key().clone(),
+                subject_name: subject_name.to_string(),
+                not_before,
+                not_after: None,
+                signer_not_after,
+            },
+            issued_at,
+            signer: old.public_key().fingerprint(),
+            signature: Vec::new(),
+            countersignature: None,
+        };
+        let m = st.message();
+        st.signature = old.sign(SignRequest::Statement(&m))?;
+        st.countersignature = Some(new.sign(SignRequest::Statement(&m))?);
+        Ok(st)
+    }
+
+    /// A revocation of `subject` signed by `signer`.
+    pub fn revoke(
+        signer: &dyn KeySource,
+        subject: &Fingerprint,
+        revoked_at: u64,
+        reason: &str,
+        issued_at: u64,
+    ) -> Result<Self> {
+        check_comment(reason).map_err(|e| Error::Usage(format!("--reason: {e}")))?;
+        let mut st = Statement {
+            subject: subject.clone(),
+            claim: Claim::Revoke {
+                revoked_at,
+                reason: reason.to_string(),
+            },
+            issued_at,
+            signer: signer.public_key().fingerprint(),
+            signature: Vec::new(),
+            countersignature: None,
+        };
+        st.signature = signer.sign(SignRequest::Statement(&st.message()))?;
+        Ok(st)
+    }
+
+    /// Check the signature with `signer` (and, for an endorsement, the
+    /// countersignature with the subject key it carries).
+    pub fn verify_with(&self, signer: &PublicKey) -> std::result::Result<(), String> {
+        if signer.fingerprint() != self.signer {
+            return Err("signer key mismatch".into());
+        }
+        let m = self.message();
+        if !signer.verify_statement(&m, &self.signature) {
+            return Err(format!("the signature by {} does not verify", self.signer));
+        }
+        if let Claim::Endorse { subject_key, .. } = &self.claim {
+            let ok = self
+                .countersignature
+                .as_ref()
+                .is_some_and(|c| subject_key.verify_statement(&m, c));
+            if !ok {
+                return Err(format!(
+                    "the countersignature by the new key {} does not verify",
+                    self.subject
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Write into `dir` atomically.
+    pub fn publish(&self, dir: &Path) -> Result<PathBuf> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "creating directory", e))?;
+        let path = dir.join(self.file_name());
+        fsutil::write_atomic(&path, self.to_text().as_bytes(), 0o644, Replace::Allowed)?;
+        Ok(path)
+    }
+
+    /// Read and parse a statement file.
+    pub fn read(path: &Path) -> Result<Self> {
+        let data = fsutil::read_bounded(path, LIMIT, "key statement")?;
+        parse(&data).map_err(|(line, reason)| Error::SignatureMalformed {
+            path: path.to_path_buf(),
+            line,
+            reason,
+        })
+    }
+}
+
+type PResult<T> = std::result::Result<T, (Option<usize>, String)>;
+
+struct Fields<'a> {
+    lines: std::iter::Peekable<std::iter::Enumerate<std::str::Split<'a, char>>>,
+}
+
+impl<'a> Fields<'a> {
+    fn next(&mut self, name: &str) -> PResult<(usize, &'a str)> {
+        let (i, line) = self
+            .lines
+            .next()
+            .ok_or((None, format!("the file ends where {name:?} was expected")))?;
+        match line.split_once(": ") {
+            Some((k, v)) if k == name && !v.is_empty() => Ok((i + 1, v)),
+            _ => Err((Some(i + 1), format!("expected field {name:?}"))),
+        }
+    }
+
+    fn optional(&mut self, name: &str) -> PResult<Option<&'a str>> {
+        let is_it = self
+            .lines
+            .peek()
+            .is_some_and(|(_, l)| l.split_once(": ").is_some_and(|(k, _)| k == name));
+        if is_it {
+            Ok(Some(self.next(name)?.1))
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn time(&mut self, name: &str) -> PResult<u64> {
+        let (n, v) = self.next(name)?;
+        parse_time(v).ok_or((Some(n), format!("{name} must be an RFC 3339 UTC time")))
+    }
+
+    fn fingerprint(&mut self, name: &str) -> PResult<Fingerprint> {
+        let (n, v) = self.next(name)?;
+        v.parse().map_err(|e: String| (Some(n), e))
+    }
+
+    fn base64(&mut self, name: &str) -> PResult<Vec<u8>> {
+        let (n, v) = self.next(name)?;
+        match B64.decode(v) {
+            Ok(b) if B64.encode(&b) == v && b.len() <= 2048 => Ok(b),
+            _ => Err((Some(n), format!("{name} is not canonical base64"))),
+        }
+    }
+}
+
+fn parse(data: &[u8]) -> PResult<Statement> {
+    let text = std::str::from_utf8(data).map_err(|_| (None, "not UTF-8 text".to_string()))?;
+    let body = text
+        .strip_suffix('\n')
+        .ok_or((None, "the file does not end with a newline".to_string()))?;
+    let mut f = Fields {
+        lines: body.split('\n').enumerate().peekable(),
+    };
+    match f.lines.next() {
+        Some((_, HEADER)) => {}
+        _ => return Err((Some(1), format!("the first line must be {HEADER:?}"))),
+    }
+    let (kn, kind) = f.next("kind")?;
+    let subject = f.fingerprint("subject")?;
+    let claim = match kind {
+        "endorse" => {
+            let der = f.base64("subject-key")?;
+            let subject_key =
+                crate::keys::encoding::public_key_from_spki_der(Path::new("subject-key"), &der)
+                    .map_err(|e| (None, e.to_string()))?;
+            if subject_key.fingerprint() != subject {
+                return Err((
+                    None,
+                    "subject-key does not match the subject fingerprint".into(),
+                ));
+            }
+            let (nn, subject_name) = f.next("subject-name")?;
+            crate::keys::generate::check_name(subject_name)
+                .map_err(|e| (Some(nn), e.to_string()))?;
+            let not_before = f.time("not-before")?;
+            let not_after = f
+                .optional("not-after")?
+                .map(|v| parse_time(v).ok_or((None, "bad not-after".to_string())))
+                .transpose()?;
+            let signer_not_after = f
+                .optional("signer-not-after")?
+                .map(|v| parse_time(v).ok_or((None, "bad signer-not-after".to_string())))
+                .transpose()?;
+            Claim::Endorse {
+                subject_key,
+                subject_name: subject_name.to_string(),
+                not_before,
+                not_after,
+                signer_not_after,
+            }
+        }
+        "revoke" => {
+            let revoked_at = f.time("revoked-at")?;
+            let (n, reason) = f.next("reason")?;
+            check_comment(reason).map_err(|e| (Some(n), e))?;
+            Claim::Revoke {
+                revoked_at,
+                reason: reason.to_string(),
+            }
+        }
+        _ => return Err((Some(kn), "kind must be endorse or revoke".into())),
+    };
+    let issued_at = f.time("issued-at")?;
+    let signer = f.fingerprint("signer")?;
+    let signature = f.base64("signature")?;
+    let countersignature = match claim {
+        Claim::Endorse { .. } => Some(f.base64("countersignature")?),
+        Claim::Revoke { .. } => None,
+    };
+    if let Some((i, _)) = f.lines.next() {
+        return Err((Some(i + 1), "unexpected data after the last field".into()));
+    }
+    let st = Statement {
+        subject,
+        claim,
+        issued_at,
+        signer,
+        signature,
+        countersignature,
+    };
+    // Canonical form only: what we would write must be what we read.
+    if st.to_text() != text {
+        return Err((None, "not in canonical form".into()));
+    }
+    Ok(st)
+}
+
+/// What `trust update` did with one statement.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Applied {
+    /// The statement file.
+    pub file: PathBuf,
+    /// `applied`, `already` (nothing to do) or `refused`.
+    pub outcome: &'static str,
+    /// One line.
+    pub detail: String,
+}
+
+/// Apply the statements found in `from` to the trusted-keys directory.
+pub fn update(tdir: &mut TrustDir, from: &Path, now: u64) -> Result<Vec<Applied>> {
+    let rd = std::fs::read_dir(from).map_err(|e| Error::io(from, "listing", e))?;
+    let mut files: Vec<PathBuf> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == EXT))
+        .collect();
+    files.sort();
+    let mut pending: Vec<(PathBuf, Statement)> = Vec::new();
+    let mut results = Vec::new();
+    for p in files {
+        match Statement::read(&p) {
+            Ok(st) => pending.push((p, st)),
+            Err(e) => results.push(Applied {
+                file: p,
+                outcome: "refused",
+                detail: e.to_string(),
+            }),
+        }
+    }
+    pending.sort_by_key(|(_, s)| s.issued_at);
+    loop {
+        let mut progress = false;
+        let mut still = Vec::new();
+        for (p, st) in pending {
+            match try_apply(tdir, &st, now)? {
+                Step::Done(outcome, detail) => {
+                    progress |= outcome == "applied";
+                    results.push(Applied {
+                        file: p,
+                        outcome,
+                        detail,
+                    });
+                }
+                Step::Wait(why) => still.push((p, st, why)),
+            }
+        }
+        if !progress || still.is_empty() {
+            for (p, _, why) in still {
+                results.push(Applied {
+                    file: p,
+                    outcome: "refused",
+                    detail: why,
+                });
+            }
+            break;
+        }
+        pending = still.into_iter().map(|(p, s, _)| (p, s)).collect();
+    }
+    Ok(results)
+}
+
+enum Step {
+    Done(&'static str, String),
+    Wait(String),
+}
+
+fn try_apply(tdir: &mut TrustDir, st: &Statement, _now: u64) -> Result<Step> {
+    let store = tdir.store()?;
+    // Is the signer trusted, and was it valid when it signed?
+    let self_revocation = matches!(st.claim, Claim::Revoke { .. }) && st.subject == st.signer;
+    let signer = match store.get(&st.signer) {
+        Some(k) => k,
+        None => {
+            return Ok(Step::Wait(format!(
+                "signed by {}, which is not a trusted key (and no trusted key endorses it)",
+                st.signer
+            )));
+        }
+    };
+    if !self_revocation {
+        if let Some((t, _)) = &signer.state.revoked {
+            return Ok(Step::Wait(format!(
+                "signed by {}, which was revoked at {}",
+                st.signer,
+                format_time(*t)
+            )));
+        }
+        if !signer.state.in_window(st.issued_at) {
+            return Ok(Step::Wait(format!(
+                "signed by {} at {}, outside that key's validity window",
+                st.signer,
+                format_time(st.issued_at)
+            )));
+        }
+    }
+    if let Err(e) = st.verify_with(&signer.public) {
+        return Ok(Step::Wait(e));
+    }
+    match &st.claim {
+        Claim::Endorse {
+            subject_key,
+            subject_name,
+            not_before,
+            not_after,
+            signer_not_after,
+        } => {
+            if let Some((t, _)) = store.state_of(&st.subject).and_then(|s| s.revoked.clone()) {
+                return Ok(Step::Done(
+                    "already",
+                    format!(
+                        "key {} is revoked since {}; endorsement ignored",
+                        st.subject,
+                        format_time(t)
+                    ),
+                ));
+            }
+            let known = store.get(&st.subject).is_some();
+            let signer_fp = st.signer.clone();
+            let retire =
+                signer_not_after.filter(|t| signer.state.not_after.is_none_or(|na| *t < na));
+            if known && retire.is_none() {
+                return Ok(Step::Done(
+                    "already",
+                    format!("key {} is already trusted", st.subject),
+                ));
+            }
+            if !known {
+                tdir.add(subject_key, subject_name, Some(*not_before), *not_after)?;
+            }
+            if let Some(t) = retire {
+                tdir.retire(&signer_fp, t)?;
+            }
+            Ok(Step::Done(
+                "applied",
+                format!(
+                    "key {} ({subject_name}) trusted from {}, endorsed by {signer_fp}{}",
+                    st.subject,
+                    format_time(*not_before),
+                    retire
+                        .map(|t| format!(", which retires at {}", format_time(t)))
+                        .unwrap_or_default()
+                ),
+            ))
+        }
+        Claim::Revoke { revoked_at, reason } => {
+            if tdir.revoke(&st.subject, *revoked_at, reason)? {
+                Ok(Step::Done(
+                    "applied",
+                    format!(
+                        "key {} revoked at {} by {}: {reason}",
+                        st.subject,
+                        format_time(*revoked_at),
+                        st.signer
+                    ),
+                ))
+            } else {
+                Ok(Step::Done(
+                    "already",
+                    format!("key {} is already revoked", st.subject),
+                ))
+            }
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! The human-readable metadata file kept in a trusted-keys directory
+//! (`trust.toml`) and in a signing-keys directory (`keys.toml`).
+//!
+//! Entries are keyed by key fingerprint, never by file name, so a key file
+//! that is renamed or linked still gets its own window. See
+//! `docs/trust-directory.md`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::fsutil::{self, Replace};
+use crate::keys::Fingerprint;
+use crate::sigfile::{format_time, parse_time};
+
+/// File name of the metadata in a trusted-keys directory.
+pub const TRUST_FILE: &str = "trust.toml";
+/// File name of the metadata in a signing-keys directory.
+pub const KEYS_FILE: &str = "keys.toml";
+/// Largest metadata file accepted (about 1 MiB: thousands of keys).
+pub const META_LIMIT: u64 = 4 * 1024 * 1024;
+/// Longest name or reason.
+const TEXT_MAX: usize = 256;
+
+/// One key's metadata as written in the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// `SHA256:...` fingerprint.
+    pub fingerprint: String,
+    /// The key file's name in the directory (informational).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Human name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Start of the validity window (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<String>,
+    /// End of the validity window, i.e. of the rotation grace period (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
+    /// When the key was revoked (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+    /// Why it was revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileForm {
+    version: u32,
+    #[serde(default, rename = "key")]
+    keys: Vec<Entry>,
+}
+
+/// A key's window and state, parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KeyState {
+    /// Fingerprint.
+    pub fingerprint: Option<Fingerprint>,
+    /// Name.
+    pub name: Option<String>,
+    /// File name.
+    pub file: Option<String>,
+    /// Not valid before (seconds since the epoch).
+    pub not_before: Option<u64>,
+    /// Not valid after.
+    pub not_after: Option<u64>,
+    /// Revocation time and reason.
+    pub revoked: Option<(u64, String)>,
+}
+
+impl KeyState {
+    /// The entry form.
+    pub fn to_entry(&self) -> Entry {
+        Entry {
+            fingerprint: self
+                .fingerprint
+                .as_ref()
+                .map(|f| f.to_string())
+                .unwrap_or_default(),
+            file: self.file.clone(),
+            name: self.name.clone(),
+            not_before: self.not_before.map(format_time),
+            not_after: self.not_after.map(format_time),
+            revoked_at: self.revoked.as_ref().map(|(t, _)| format_time(*t)),
+            revoked_reason: self.revoked.as_ref().map(|(_, r)| r.clone()),
+        }
+    }
+
+    /// Whether the window contains `t`.
+    pub fn in_window(&self, t: u64) -> bool {
+        self.not_before.is_none_or(|nb| t >= nb) && self.not_after.is_none_or(|na| t <= na)
+    }
+}
+
+/// The metadata of one directory.
+#[derive(Debug, Clone, Default)]
+pub struct Metadata {
+    path: PathBuf,
+    keys: Vec<KeyState>,
+}
+
+fn text_ok(s: &str) -> bool {
+    s.len() <= TEXT_MAX && !s.chars().any(|c| c.is_control())
+}
+
+impl Metadata {
+    /// Load `dir/file_name`; a missing file is empty metadata. A file that
+    /// does not parse is an error (never "trust everything").
+    pub fn load(dir: &Path, file_name: &str) -> Result<Self> {
+        let path = dir.join(file_name);
+        let data = match fsutil::read_bounded(&path, META_LIMIT, "metadata file") {
+            Ok(d) => d,
+            Err(Error::FileNotFound { .. }) => {
+                return Ok(Metadata {
+                    path,
+                    keys: Vec::new(),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let bad = |reason: String| Error::Metadata {
+            path: path.clone(),
+            reason,
+        };
+        let text = std::str::from_utf8(&data).map_err(|_| bad("not UTF-8 text".into()))?;
+        let form: FileForm = toml::from_str(text).map_err(|e| bad(one_line(&e.to_string())))?;
+        if form.version != 1 {
+            return Err(bad(format!(
+                "version {} is not supported (this pkgsign reads version 1); upgrade pkgsign",
+                form.version
+            )));
+        }
+        let mut keys: Vec<KeyState> = Vec::with_capacity(form.keys.len());
+        for (i, e) in form.keys.iter().enumerate() {
+            let at = |what: &str| bad(format!("key entry {}: {what}", i + 1));
+            let fp: Fingerprint = e.fingerprint.parse().map_err(|m: String| at(&m))?;
+            if keys.iter().any(|k| k.fingerprint.as_ref() == Some(&fp)) {
+                return Err(at(&format!("fingerprint {fp} is listed twice")));
+            }
+            let time = |v: &Option<String>, field: &str| -> Result<Option<u64>> {
+                v.as_deref()
+                    .map(|s| {
+                        parse_time(s).ok_or_else(|| {
+                            at(&format!(
+                                "{field} must be an RFC 3339 UTC time like 2026-12-01T00:00:00Z"
+                            ))
+                        })
+                    })
+                    .transpose()
+            };
+            for (v, field) in [
+                (&e.name, "name"),
+                (&e.file, "file"),
+                (&e.revoked_reason, "revoked_reason"),
+            ] {
+                if v.as_deref().is_some_and(|s| !text_ok(s)) {
+                    return Err(at(&format!(
+                        "{field} is longer than {TEXT_MAX} bytes or holds control characters"
+                    )));
+                }
+            }
+            let revoked_at = time(&e.revoked_at, "revoked_at")?;
+            if e.revoked_reason.is_some() && revoked_at.is_none() {
+                return Err(at("revoked_reason without revoked_at"));
+            }
+            keys.push(KeyState {
+                fingerprint: Some(fp),
+                name: e.name.clone(),
+                file: e.file.clone(),
+                not_before: time(&e.not_before, "not_before")?,
+                not_after: time(&e.not_after, "not_after")?,
+                revoked: revoked_at.map(|t| (t, e.revoked_reason.clone().unwrap_or_default())),
+            });
+        }
+        Ok(Metadata { path, keys })
+    }
+
+    /// The file this metadata lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// All entries.
+    pub fn keys(&self) -> &[KeyState] {
+        &self.keys
+    }
+
+    /// The entry for `fp`.
+    pub fn get(&self, fp: &Fingerprint) -> Option<&KeyState> {
+        self.keys
+            .iter()
+            .find(|k| k.fingerprint.as_ref() == Some(fp))
+    }
+
+    /// The entry for `fp`, created empty if missing.
+    pub fn entry(&mut self, fp: &Fingerprint) -> &mut KeyState {
+        let idx = match self
+            .keys
+            .iter()
+            .position(|k| k.fingerprint.as_ref() == Some(fp))
+        {
+            Some(i) => i,
+            None => {
+                self.keys.push(KeyState {
+                    fingerprint: Some(fp.clone()),
+                    ..KeyState::default()
+                });
+                self.keys.len() - 1
+            }
+        };
+        &mut self.keys[idx]
+    }
+
+    /// Drop the entry for `fp`.
+    pub fn remove(&mut self, fp: &Fingerprint) {
+        self.keys.retain(|k| k.fingerprint.as_ref() != Some(fp));
+    }
+
+    /// The text written to disk.
+    pub fn to_text(&self) -> Result<String> {
+        let form = FileForm {
+            version: 1,
+            keys: self.keys.iter().map(KeyState::to_entry).collect(),
+        };
+        let body = toml::to_string(&form).map_err(|e| Error::Metadata {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(format!(
+            "# pkgsign key metadata, kept by pkgsign (trust add/revoke/remove, key-rotate).\n\
+             # Keys are matched by fingerprint. Times are RFC 3339 UTC. See docs/trust-directory.md.\n{body}"
+        ))
+    }
+
+    /// Write atomically (temp file, fsync, rename).
+    pub fn save(&self) -> Result<()> {
+        let text = self.to_text()?;
+        fsutil::write_atomic(&self.path, text.as_bytes(), 0o644, Replace::Allowed)
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fp(n: u8) -> Fingerprint {
+        Fingerprint::of_spki_der(&[n])
+    }
+
+    #[test]
+    fn round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Metadata::load(dir.path(), TRUST_FILE).unwrap();
+        assert!(m.keys().is_empty());
+        let e = m.entry(&fp(1));
+        e.name = Some("release".into());
+        e.not_after = Some(1_800_000_000);
+        m.entry(&fp(2)).revoked = Some((1_700_000_000, "leaked".into()));
+        m.save().unwrap();
+        let back = Metadata::load(dir.path(), TRUST_FILE).unwrap();
+        assert_eq!(back.keys(), m.keys());
+    }
+
+    #[test]
+    fn bad_files_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(TRUST_FILE);
+        for bad in [
+            "version = 2\n",
+            "garbage",
+            "version = 1\n[[key]]\nfingerprint = \"nope\"\n",
+            "version = 1\n[[key]]\nfingerprint = \"SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU\"\nunknown = 1\n",
+            "version = 1\n[[key]]\nfingerprint = \"SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU\"\nnot_after = \"tomorrow\"\n",
+        ] {
+            std::fs::write(&p, bad).unwrap();
+            assert!(
+                matches!(
+                    Metadata::load(dir.path(), TRUST_FILE),
+                    Err(Error::Metadata { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! `key-rotate`: replace the current signing key, keep the old one trusted
+//! through a grace window, delete it afterwards; or, in an emergency, revoke
+//! it at once.
+//!
+//! Crash safety. A rotation changes two directories, so it is done as a
+//! small transaction:
+//! 1. under the signing directory's lock, the new private key is written to
+//!    a hidden staging file (`.pkgsign-rotate-new.key`, ignored by everyone);
+//! 2. a journal describing the whole change is written atomically: this is
+//!    the commit point;
+//! 3. the change is applied in an order that is safe at every instant
+//!    (the trusted-keys directory first, so the current key is always
+//!    trusted; the old key is hard-linked under its retired name before the
+//!    current name is replaced, so no key is ever lost);
+//! 4. the journal is removed.
+//!
+//! A run killed before step 2 leaves nothing but a staging file, removed by
+//! the next run (rolled back); a run killed after it is completed by the
+//! next `key-rotate` or `sign-package --keys-dir` (rolled forward).
+//! Every metadata entry is keyed by fingerprint, so even the instants in
+//! between sign with exactly the keys of "before" or of "after".
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{Error, Result};
+use crate::fsutil::{self, Replace};
+use crate::keys::{
+    self, Fingerprint, KeyAlgorithm, KeySource, KeySpec, LocalKey, Passphrase, encoding,
+};
+use crate::lineage::Statement;
+use crate::meta::{KEYS_FILE, Metadata};
+use crate::sigfile::format_time;
+use crate::trustdir::TrustDir;
+
+/// The journal of a rotation in progress.
+pub const JOURNAL: &str = ".pkgsign-rotate.journal";
+/// The staged new private key.
+pub const STAGED: &str = ".pkgsign-rotate-new.key";
+/// Test hook: abort the process at the given step (see `tests/rotation_crash.rs`).
+pub const CRASH_ENV: &str = "PKGSIGN_TEST_CRASH_AT";
+
+fn crash_point(step: u32) {
+    if std::env::var(CRASH_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        == Some(step)
+    {
+        std::process::abort();
+    }
+}
+
+/// How to rotate.
+pub struct Options<'a> {
+    /// The key name (`NAME.pem` in the keys directory).
+    pub name: String,
+    /// Grace period in seconds.
+    pub grace: u64,
+    /// Revoke the old key at once, no grace.
+    pub emergency: bool,
+    /// Reason recorded for an emergency revocation.
+    pub reason: Option<String>,
+    /// Only rotate if the current key is older than this many seconds.
+    pub if_older_than: Option<u64>,
+    /// The new key's kind (default: the same as the current key).
+    pub spec: Option<KeySpec>,
+    /// Passphrase of the current key, and for the new key.
+    pub passphrase: Option<&'a Passphrase>,
+    /// Where to publish lineage statements (default: `TDIR/lineage`).
+    pub publish_dir: Option<PathBuf>,
+    /// The clock.
+    pub now: u64,
+}
+
+/// What a rotation did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// `rotated`, `created` (no current key existed), or `not-due`.
+    pub action: &'static str,
+    /// The key that was current before.
+    pub old_key: Option<Fingerprint>,
+    /// The current key now.
+    pub current_key: Option<Fingerprint>,
+    /// End of the old key's grace window.
+    pub old_key_trusted_until: Option<String>,
+    /// Whether the old key was revoked.
+    pub revoked: bool,
+    /// Age of the current key, in seconds, when not due.
+    pub age_seconds: Option<u64>,
+    /// Private keys deleted because their window ended: (key, file).
+    pub deleted: Vec<(Fingerprint, String)>,
+    /// Lineage statements written.
+    pub statements: Vec<String>,
+    /// Whether an interrupted rotation was completed first.
+    pub recovered: bool,
+    /// The new key's algorithm.
+    pub algorithm: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Journal {
+    version: u32,
+    tdir: PathBuf,
+    name: String,
+    now: u64,
+    emergency: bool,
+    reason: String,
+    grace_end: u64,
+    old_fp: Option<String>,
+    old_pem_sha256: Option<String>,
+    retired_file: Option<String>,
+    new_fp: String,
+    new_pub_pem: String,
+    publish_dir: PathBuf,
+    statements: Vec<(String, String)>,
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+fn fp(s: &str, path: &Path) -> Result<Fingerprint> {
+    s.parse().map_err(|e: String| Error::Metadata {
+        path: path.to_path_buf(),
+        reason: e,
+    })
+}
+
+/// Rotate (see the module docs). Takes the keys directory's lock, then the
+/// trusted-keys directory's.
+pub fn rotate(dir: &Path, tdir: &Path, opts: &Options<'_>) -> Result<Outcome> {
+    keys::generate::check_name(&opts.name)?;
+    if !dir.is_dir() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::io(dir, "creating directory", e))?;
+    }
+    let tdir = std::path::absolute(tdir).map_err(|e| Error::io(tdir, "resolving", e))?;
+    let _lock = fsutil::lock_dir(dir, true)?;
+    let recovered = recover_locked(dir)?;
+    let deleted = delete_expired(dir, &opts.name, opts.now)?;
+
+    let cur_path = dir.join(format!("{}.pem", opts.name));
+    let meta = Metadata::load(dir, KEYS_FILE)?;
+    let current = match std::fs::symlink_metadata(&cur_path) {
+        Ok(_) => Some(encoding::load_private_key(&cur_path, opts.passphrase)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io(&cur_path, "reading", e)),
+    };
+    let mut outcome = Outcome {
+        action: "rotated",
+        old_key: current.as_ref().map(|k| k.public_key().fingerprint()),
+        current_key: None,
+        old_key_trusted_until: None,
+        revoked: false,
+        age_seconds: None,
+        deleted,
+        statements: Vec::new(),
+        recovered,
+        algorithm: None,
+    };
+
+    if let (Some(limit), Some(cur), false) = (opts.if_older_than, &current, opts.emergency) {
+        let fp = cur.public_key().fingerprint();
+        let born = meta.get(&fp).and_then(|s| s.not_before).unwrap_or_else(|| {
+            std::fs::metadata(&cur_path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        });
+        let age = opts.now.saturating_sub(born);
+        if age < limit {
+            outcome.action = "not-due";
+            outcome.current_key = Some(fp);
+            outcome.age_seconds = Some(age);
+            return Ok(outcome);
+        }
+    }
+
+    // The new key: same kind as the current one unless asked otherwise.
+    let spec = opts
+        .spec
+        .unwrap_or(match current.as_ref().map(|k| k.public_key().algorithm()) {
+            Some(KeyAlgorithm::Rsa { bits }) => KeySpec::Rsa { bits },
+            _ => KeySpec::Ed25519,
+        });
+    let new_key = LocalKey::new(keys::generate(spec)?, cur_path.clone());
+    let new_fp = new_key.public_key().fingerprint();
+    let new_pem = encoding::private_key_to_pem(new_key.private_key(), opts.passphrase)?;
+    let new_pub_pem = encoding::public_key_to_pem(new_key.public_key())?;
+
+    let grace_end = if opts.emergency {
+        opts.now
+    } else {
+        opts.now.saturating_add(opts.grace)
+    };
+    let reason = opts
+        .reason
+        .clone()
+        .unwrap_or_else(|| "emergency rotation".to_string());
+    let publish_dir = opts
+        .publish_dir
+        .clone()
+        .unwrap_or_else(|| tdir.join("lineage"));
+    let mut statements = Vec::new();
+    let (old_fp, old_sha, retired) = match &current {
+        Some(old) => {
+            let old_fp = old.public_key().fingerprint();
+            let st = if opts.emergency {
+                // The old key is compromised: it may only revoke itself.
+                Statement::revoke(old, &old_fp, opts.now, &reason, opts.now)?
+            } else {
+                Statement::endorse(
+                    old,
+                    &new_key,
+                    &opts.name,
+                    opts.now,
+                    Some(grace_end),
+                    opts.now,
+                )?
+            };
+            statements.push((st.file_name(), st.to_text()));
+            let bytes = fsutil::read_bounded(&cur_path, encoding::KEY_FILE_LIMIT, "key file")?;
+            let retired = (!opts.emergency).then(|| {
+                format!(
+                    "{}.retired-{}.pem",
+                    opts.name,
+                    format_time(opts.now).replace([':', '-'], "")
+                )
+            });
+            (Some(old_fp.to_string()), Some(sha256_hex(&bytes)), retired)
+        }
+        None => {
+            outcome.action = "created";
+            (None, None, None)
+        }
+    };
+
+    // 1. Stage the new private key (hidden name, 0600, never *.pem).
+    let staged = dir.join(STAGED);
+    let _ = std::fs::remove_file(&staged);
+    fsutil::write_atomic(&staged, new_pem.as_bytes(), 0o600, Replace::Never)?;
+    crash_point(1);
+    // 2. Commit: the journal.
+    let journal = Journal {
+        version: 1,
+        tdir: tdir.clone(),
+        name: opts.name.clone(),
+        now: opts.now,
+        emergency: opts.emergency,
+        reason: reason.clone(),
+        grace_end,
+        old_fp: old_fp.clone(),
+        old_pem_sha256: old_sha,
+        retired_file: retired,
+        new_fp: new_fp.to_string(),
+        new_pub_pem,
+        publish_dir: publish_dir.clone(),
+        statements,
+    };
+    let text = serde_json::to_string_pretty(&journal).map_err(|e| Error::Crypto {
+        what: "writing the rotation journal",
+        reason: e.to_string(),
+    })?;
+    fsutil::write_atomic(&dir.join(JOURNAL), text.as_bytes(), 0o600, Replace::Never)?;
+    crash_point(2);
+    // 3. Apply, 4. remove the journal.
+    let written = apply(dir, &journal)?;
+
+    outcome.algorithm = Some(new_key.public_key().algorithm().to_string());
+    outcome.current_key = Some(new_fp);
+    outcome.revoked = opts.emergency && old_fp.is_some();
+    outcome.old_key_trusted_until =
+        (!opts.emergency && old_fp.is_some()).then(|| format_time(grace_end));
+    outcome.statements = written.iter().map(|p| p.display().to_string()).collect();
+    Ok(outcome)
+}
+
+/// Complete an interrupted rotation of `dir`, or roll back one that had not
+/// committed. The caller holds `dir`'s lock. Returns whether there was one.
+pub fn recover_locked(dir: &Path) -> Result<bool> {
+    let jpath = dir.join(JOURNAL);
+    let staged = dir.join(STAGED);
+    let data = match fsutil::read_bounded(&jpath, 1024 * 1024, "rotation journal") {
+        Ok(d) => d,
+        Err(Error::FileNotFound { .. }) => {
+            // Not committed: roll back.
+            let had = staged.exists();
+            if had {
+                std::fs::remove_file(&staged).map_err(|e| Error::io(&staged, "removing", e))?;
+            }
+            remove_temp_files(dir);
+            return Ok(had);
+        }
+        Err(e) => return Err(e),
+    };
+    let journal: Journal = serde_json::from_slice(&data).map_err(|e| Error::Metadata {
+        path: jpath.clone(),
+        reason: format!("unreadable rotation journal ({e}); inspect it by hand"),
+    })?;
+    apply(dir, &journal)?;
+    remove_temp_files(dir);
+    Ok(true)
+}
+
+/// Leftover temp files of killed atomic writes.
+fn remove_temp_files(dir: &Path) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            if n.starts_with(".pkgsign-") && n.ends_with(".tmp") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// Apply a committed journal. Every step is idempotent.
+fn apply(dir: &Path, j: &Journal) -> Result<Vec<PathBuf>> {
+    let jpath = dir.join(JOURNAL);
+    let new_fp = fp(&j.new_fp, &jpath)?;
+    let old_fp = j.old_fp.as_deref().map(|s| fp(s, &jpath)).transpose()?;
+    let new_pub = encoding::parse_public_key(&jpath, j.new_pub_pem.as_bytes())?;
+
+    // a. Trusted keys first: the new key is trusted before it is used.
+    {
+        let mut t = TrustDir::open(&j.tdir)?;
+        t.add(&new_pub, &j.name, Some(j.now), None)?;
+        crash_point(3);
+        if let Some(o) = &old_fp {
+            if j.emergency {
+                t.revoke(o, j.now, &j.reason)?;
+            } else {
+                t.retire(o, j.grace_end)?;
+            }
+        }
+    }
+    crash_point(4);
+
+    // b. The signing directory.
+    let cur = dir.join(format!("{}.pem", j.name));
+    if let (Some(retired), Some(sha)) = (&j.retired_file, &j.old_pem_sha256) {
+        let rpath = dir.join(retired);
+        let cur_is_old = fsutil::read_bounded(&cur, encoding::KEY_FILE_LIMIT, "key file")
+            .map(|b| &sha256_hex(&b) == sha)
+            .unwrap_or(false);
+        if cur_is_old && !rpath.exists() {
+            std::fs::hard_link(&cur, &rpath).map_err(|e| Error::io(&rpath, "linking", e))?;
+            fsutil::sync_dir(dir)?;
+        }
+    }
+    crash_point(5);
+    let mut meta = Metadata::load(dir, KEYS_FILE)?;
+    {
+        let e = meta.entry(&new_fp);
+        e.name = Some(j.name.clone());
+        e.file = Some(format!("{}.pem", j.name));
+        e.not_before = Some(j.now);
+    }
+    if let Some(o) = &old_fp {
+        let e = meta.entry(o);
+        e.name.get_or_insert_with(|| j.name.clone());
+        if j.emergency {
+            e.revoked = Some((j.now, j.reason.clone()));
+            e.file = None;
+        } else {
+            e.file = j.retired_file.clone();
+            e.not_after = Some(e.not_after.map_or(j.grace_end, |na| na.min(j.grace_end)));
+        }
+    }
+    meta.save()?;
+    crash_point(6);
+    let staged = dir.join(STAGED);
+    if staged.exists() {
+        std::fs::rename(&staged, &cur).map_err(|e| Error::io(&cur, "renaming into place", e))?;
+        fsutil::sync_dir(dir)?;
+    }
+    crash_point(7);
+    fsutil::write_atomic(
+        &dir.join(format!("{}.pub", j.name)),
+        j.new_pub_pem.as_bytes(),
+        0o644,
+        Replace::Allowed,
+    )?;
+    crash_point(8);
+
+    // c. Publish the lineage statements.
+    let mut written = Vec::new();
+    if !j.statements.is_empty() {
+        std::fs::create_dir_all(&j.publish_dir)
+            .map_err(|e| Error::io(&j.publish_dir, "creating directory", e))?;
+    }
+    for (name, text) in &j.statements {
+        if name.contains('/') {
+            continue;
+        }
+        let p = j.publish_dir.join(name);
+        fsutil::write_atomic(&p, text.as_bytes(), 0o644, Replace::Allowed)?;
+        written.push(p);
+    }
+    crash_point(9);
+    std::fs::remove_file(&jpath).map_err(|e| Error::io(&jpath, "removing", e))?;
+    fsutil::sync_dir(dir)?;
+    Ok(written)
+}
+
+/// Delete private keys whose window has ended (or that were revoked),
+/// never the current `NAME.pem`. Their public keys stay in the trusted-keys
+/// directory, expired, as history.
+fn delete_expired(dir: &Path, name: &str, now: u64) -> Result<Vec<(Fingerprint, String)>> {
+    let mut meta = Metadata::load(dir, KEYS_FILE)?;
+    let current_file = format!("{name}.pem");
+    let mut deleted = Vec::new();
+    let mut changed = false;
+    for st in meta.keys().to_vec() {
+        let Some(fp) = st.fingerprint.clone() else {
+            continue;
+        };
+        let over = st.revoked.is_some() || st.not_after.is_some_and(|na| now > na);
+        let Some(file) = st.file.clone() else {
+            continue;
+        };
+        if !over || file == current_file || file.contains('/') {
+            continue;
+        }
+        let p = dir.join(&file);
+        match std::fs::remove_file(&p) {
+            Ok(()) => deleted.push((fp.clone(), p.display().to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&p, "deleting", e)),
+        }
+        meta.entry(&fp).file = None;
+        changed = true;
+    }
+    if changed {
+        meta.save()?;
+        fsutil::sync_dir(dir)?;
+    }
+    Ok(deleted)
+}

@@ -49,8 +49,23 @@ pub fn active_keys(
     now: u64,
     passphrase: Option<&Passphrase>,
 ) -> Result<(Vec<LocalKey>, Vec<Skipped>)> {
-    let _lock = fsutil::lock_dir(dir, true)?;
-    crate::rotate::recover_locked(dir)?;
+    // A read-only keys directory (a CI secret mount) cannot be mid-rotation
+    // by this host; sign without the lock then.
+    let _lock = match fsutil::lock_dir(dir, true) {
+        Ok(lock) => {
+            crate::rotate::recover_locked(dir)?;
+            Some(lock)
+        }
+        Err(Error::Io { source, .. })
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            ) && !dir.join(crate::rotate::JOURNAL).exists() =>
+        {
+            None
+        }
+        Err(e) => return Err(e),
+    };
     let meta = Metadata::load(dir, KEYS_FILE)?;
     let mut keys = Vec::new();
     let mut skipped = Vec::new();

@@ -137,10 +137,11 @@ impl Metadata {
             )));
         }
         let mut keys: Vec<KeyState> = Vec::with_capacity(form.keys.len());
+        let mut seen = std::collections::HashSet::with_capacity(form.keys.len());
         for (i, e) in form.keys.iter().enumerate() {
             let at = |what: &str| bad(format!("key entry {}: {what}", i + 1));
             let fp: Fingerprint = e.fingerprint.parse().map_err(|m: String| at(&m))?;
-            if keys.iter().any(|k| k.fingerprint.as_ref() == Some(&fp)) {
+            if !seen.insert(fp.clone()) {
                 return Err(at(&format!("fingerprint {fp} is listed twice")));
             }
             let time = |v: &Option<String>, field: &str| -> Result<Option<u64>> {

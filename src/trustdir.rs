@@ -239,6 +239,8 @@ impl TrustDir {
             }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name).then(a.fingerprint.cmp(&b.fingerprint)));
-        Ok((out, store.warnings))
+        let mut warnings = store.late_warnings();
+        warnings.extend(store.warnings);
+        Ok((out, warnings))
     }
 }

@@ -86,6 +86,9 @@ pub fn run(args: Args) -> Result<(), Error> {
     };
     let log = args.audit.log();
     let result = signer::verify_package(&args.package, signature.as_deref(), &trust, &opts);
+    for w in trust.late_warnings() {
+        eprintln!("warning: {w}");
+    }
     audit_verification(log.as_ref(), &args.package, &result);
     let verified = result?;
     let report = verified.report();

@@ -13,6 +13,13 @@ use crate::error::{Error, Result};
 
 /// Open `path` for reading, refusing anything but a regular file.
 pub fn open_regular(path: &Path) -> Result<File> {
+    // Check before opening: opening a FIFO would block forever.
+    let before = std::fs::metadata(path).map_err(|e| Error::io(path, "opening", e))?;
+    if !before.is_file() {
+        return Err(Error::NotAFile {
+            path: path.to_path_buf(),
+        });
+    }
     let file = File::open(path).map_err(|e| Error::io(path, "opening", e))?;
     let meta = file
         .metadata()

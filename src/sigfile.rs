@@ -158,7 +158,16 @@ pub fn check_comment(c: &str) -> std::result::Result<(), String> {
 
 fn is_displayable(c: char) -> bool {
     !c.is_control()
-        && !matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+        && !matches!(
+            c,
+            '\u{061C}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+        )
 }
 
 fn scheme_from(s: &str) -> Option<&'static str> {
@@ -248,6 +257,15 @@ fn shown(s: &str) -> String {
 }
 
 fn parse_pkgsign(text: &str) -> ParseResult<SignatureFile> {
+    // The version first: a file of another version may follow other rules.
+    let first = text.split('\n').next().unwrap_or_default();
+    if first != HEADER_V1
+        && let Some(v) = first.strip_prefix("pkgsign-signature v")
+        && !v.is_empty()
+        && v.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err((Some(1), Failure::Version(v.to_string())));
+    }
     let Some(body) = text.strip_suffix('\n') else {
         return Err((
             None,

@@ -74,6 +74,25 @@ pub fn sign_package(
     opts: &SignOptions,
     output: &Path,
 ) -> Result<Signed> {
+    // The rename replaces a file or a symlink (never its target); renaming
+    // over a device, FIFO or directory (`--output /dev/null` as root) is refused.
+    if let Ok(meta) = std::fs::symlink_metadata(output)
+        && !meta.is_file()
+        && !meta.file_type().is_symlink()
+    {
+        return Err(Error::NotAFile {
+            path: output.to_path_buf(),
+        });
+    }
+    if let (Ok(a), Ok(b)) = (std::fs::metadata(package), std::fs::metadata(output)) {
+        use std::os::unix::fs::MetadataExt;
+        if a.dev() == b.dev() && a.ino() == b.ino() {
+            return Err(Error::Usage(format!(
+                "--output {} is the package itself; the signature would replace it: write it elsewhere",
+                output.display()
+            )));
+        }
+    }
     let (text, signed) = sign_to_string(package, keys, opts)?;
     fsutil::write_atomic(output, text.as_bytes(), 0o644, Replace::Allowed)?;
     Ok(Signed {
@@ -208,8 +227,19 @@ fn sign_raw(
             (sig, Some(d), size)
         }
         PublicKey::Ed25519(_) => {
-            let (sig, size) =
-                with_mapped_file(package, |bytes| key.sign(SignRequest::RawEd25519(bytes)))?;
+            let (sig, size) = with_mapped_file(package, |bytes| {
+                // Pure Ed25519 signs the bytes as they are: a "package" that
+                // is a pkgsign statement or key statement would yield a valid
+                // package signature or key endorsement. Both start so.
+                if bytes.starts_with(RESERVED_PREFIX) {
+                    return Err(Error::Usage(format!(
+                        "{}: starts with {:?}, the prefix of pkgsign's own signed statements; a raw Ed25519 signature over it could be replayed as a pkgsign signature, so pkgsign refuses to make it",
+                        package.display(),
+                        String::from_utf8_lossy(RESERVED_PREFIX)
+                    )));
+                }
+                key.sign(SignRequest::RawEd25519(bytes))
+            })?;
             (sig, None, size)
         }
     };
@@ -223,6 +253,10 @@ fn sign_raw(
         },
     ))
 }
+
+/// Every message pkgsign signs itself (package statements, key statements)
+/// starts with this; raw Ed25519 signatures over such bytes are refused.
+pub const RESERVED_PREFIX: &[u8] = b"pkgsign ";
 
 /// Run `f` over the whole contents of the file, memory-mapped (pure Ed25519
 /// needs the whole message at once; mapping avoids copying it into memory).
@@ -536,11 +570,43 @@ fn verify_raw(
         None => {
             result.refusal = Some(Refusal::SignatureInvalid);
             result.reason = format!(
-                "the raw {algorithm} signature does not verify with any of the {} trusted keys of that kind: the package was modified, or it was signed by a key you do not trust",
+                "the {algorithm} signature does not verify with any of the {} trusted keys of that kind: the package was modified, or it was signed by a key you do not trust",
                 candidates.len()
             );
         }
     }
     report.signatures.push(result);
     finish(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_contexts_start_with_the_reserved_prefix() {
+        assert!(sigfile::CONTEXT.starts_with(RESERVED_PREFIX));
+        assert!(crate::lineage::CONTEXT.starts_with(RESERVED_PREFIX));
+    }
+
+    #[test]
+    fn raw_ed25519_refuses_statement_lookalikes() {
+        let dir = tempfile::tempdir().unwrap();
+        let pkg = dir.path().join("evil");
+        let mut data = sigfile::CONTEXT.to_vec();
+        data.extend_from_slice(b"algorithm: ed25519\n");
+        std::fs::write(&pkg, &data).unwrap();
+        let key = crate::keys::LocalKey::new(
+            crate::keys::generate(crate::keys::KeySpec::Ed25519).unwrap(),
+            "mem".into(),
+        );
+        let opts = SignOptions {
+            format: Format::Raw,
+            ..SignOptions::default()
+        };
+        assert!(matches!(
+            sign_to_string(&pkg, &[&key], &opts),
+            Err(Error::Usage(_))
+        ));
+    }
 }

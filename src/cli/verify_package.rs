@@ -10,14 +10,15 @@ use pkgsign::signer::{self, VerifyOptions};
 use pkgsign::trust::TrustStore;
 use serde_json::{Value, json};
 
-use super::common::{AuditArgs, audit};
+use super::common::{AuditArgs, audit, load_trust};
 use super::{print_json, shown};
 
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Exit codes: 0 authentic and signed by enough keys trusted now; \
-1 refused (bad, malformed or missing signature, untrusted key, digest mismatch, too few \
-valid signatures); 2 could not run (usage, missing or unreadable file, unparseable key)."
+1 refused (bad or malformed signature, untrusted, expired or revoked key, digest mismatch, \
+too few valid signatures); 2 could not run (usage, missing or unreadable file, including a \
+missing .sig, unparseable key)."
 )]
 pub struct Args {
     /// The package to verify.
@@ -52,26 +53,16 @@ pub fn run(args: Args) -> Result<(), Error> {
         .as_deref()
         .map(|c| Digest::parse(c, true))
         .transpose()?;
-    let mut trust = TrustStore::new();
-    for p in &args.public_keys {
-        trust.add_file(p)?;
-    }
-    if let Some(dir) = &args.trusted_keys {
-        trust.add_dir(dir)?;
-    }
-    for w in &trust.warnings {
-        eprintln!("warning: {w}");
-    }
     let keys_given = !args.public_keys.is_empty() || args.trusted_keys.is_some();
+    let trust = if keys_given {
+        load_trust(&args.public_keys, args.trusted_keys.as_deref())?
+    } else {
+        TrustStore::new()
+    };
     if !keys_given && checksum.is_none() {
         return Err(Error::Usage(
             "nothing to verify against: give --public-key PUB, --trusted-keys DIR, or --checksum ALGO:HEX"
                 .into(),
-        ));
-    }
-    if keys_given && trust.is_empty() {
-        return Err(Error::NoKeys(
-            "no usable trusted key: every given key file failed to load".into(),
         ));
     }
     let signature = keys_given.then(|| {

@@ -76,8 +76,9 @@ impl std::fmt::Debug for Passphrase {
 
 /// Load a private key file: checks its permissions, then parses it.
 pub fn load_private_key(path: &Path, passphrase: Option<&Passphrase>) -> Result<LocalKey> {
-    fsutil::check_private_permissions(path)?;
+    // Read first, so that a directory is "not a file", not a permissions problem.
     let data = fsutil::read_bounded(path, KEY_FILE_LIMIT, "key file")?;
+    fsutil::check_private_permissions(path)?;
     let private = parse_private_key(path, &data, passphrase)?;
     Ok(LocalKey::new(private, path.to_path_buf()))
 }
@@ -296,9 +297,16 @@ pub fn public_key_from_spki_der(path: &Path, der: &[u8]) -> Result<PublicKey> {
         .map_err(|e| Error::key_malformed(path, format!("bad SubjectPublicKeyInfo: {e}")))?;
     let oid = spki.algorithm.oid;
     if oid == OID_ED25519 {
-        ed25519_dalek::VerifyingKey::try_from(spki)
-            .map(PublicKey::Ed25519)
-            .map_err(|e| Error::key_malformed(path, format!("bad Ed25519 public key: {e}")))
+        let key = ed25519_dalek::VerifyingKey::try_from(spki)
+            .map_err(|e| Error::key_malformed(path, format!("bad Ed25519 public key: {e}")))?;
+        if key.is_weak() {
+            // A small-order key "verifies" forged signatures.
+            return Err(Error::key_malformed(
+                path,
+                "weak (small-order) Ed25519 public key; no honest key generator makes one",
+            ));
+        }
+        Ok(PublicKey::Ed25519(key))
     } else if oid == OID_RSA {
         let key = rsa::RsaPublicKey::try_from(spki)
             .map_err(|e| Error::key_malformed(path, format!("bad RSA public key: {e}")))?;

@@ -53,3 +53,32 @@ pub fn audit(log: Option<&AuditLog>, event: pkgsign::audit::Event) {
         eprintln!("warning: {}", super::one_line(&e.to_string()));
     }
 }
+
+/// Parse a hash algorithm name (`sha256`, `blake3`, ...).
+pub fn parse_hash_alg(s: &str) -> Result<pkgsign::digest::HashAlg, String> {
+    s.parse::<pkgsign::digest::HashAlg>().map_err(|e| e.to_string())
+}
+
+/// The trusted keys of `--public-key` files and a `--trusted-keys` directory,
+/// with load warnings printed.
+pub fn load_trust(
+    public_keys: &[std::path::PathBuf],
+    dir: Option<&std::path::Path>,
+) -> Result<pkgsign::trust::TrustStore, pkgsign::Error> {
+    let mut trust = pkgsign::trust::TrustStore::new();
+    for p in public_keys {
+        trust.add_file(p)?;
+    }
+    if let Some(d) = dir {
+        trust.add_dir(d)?;
+    }
+    for w in &trust.warnings {
+        eprintln!("warning: {w}");
+    }
+    if trust.is_empty() {
+        return Err(pkgsign::Error::NoKeys(
+            "no usable trusted key: give --public-key PUB or a --trusted-keys DIR holding .pub files".into(),
+        ));
+    }
+    Ok(trust)
+}

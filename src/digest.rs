@@ -45,6 +45,7 @@ impl HashAlg {
     }
 
     /// Digest length in bytes.
+    #[allow(clippy::len_without_is_empty)] // An algorithm is never "empty".
     pub fn len(self) -> usize {
         match self {
             HashAlg::Sha256 => 32,

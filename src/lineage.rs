@@ -30,6 +30,7 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 
 /// What a statement says.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // A handful per run; boxing buys nothing.
 pub enum Claim {
     /// The signer endorses a new key.
     Endorse {

@@ -237,6 +237,7 @@ pub const SCHEME_RSA_PSS_SHA256: &str = "rsa-pss-sha256";
 
 /// A private key held in memory. It has no `Debug` that shows secrets, and
 /// its key material is zeroized when dropped (by the underlying crates).
+#[allow(clippy::large_enum_variant)] // A handful per process; boxing buys nothing.
 pub enum PrivateKey {
     /// Ed25519.
     Ed25519(ed25519_dalek::SigningKey),

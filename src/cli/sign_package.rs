@@ -11,7 +11,7 @@ use pkgsign::keystore;
 use pkgsign::signer::{self, Format, SignOptions};
 use serde_json::json;
 
-use super::common::{AuditArgs, audit, now};
+use super::common::{AuditArgs, audit, now, parse_hash_alg};
 use super::{PassphraseArgs, print_json, shown};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -20,23 +20,6 @@ pub enum FormatArg {
     Pkgsign,
     /// Bare base64 signature as openssl makes it (one key only).
     Raw,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum HashArg {
-    /// SHA-256.
-    Sha256,
-    /// SHA-512.
-    Sha512,
-}
-
-impl From<HashArg> for HashAlg {
-    fn from(h: HashArg) -> Self {
-        match h {
-            HashArg::Sha256 => HashAlg::Sha256,
-            HashArg::Sha512 => HashAlg::Sha512,
-        }
-    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -65,9 +48,10 @@ pub struct Args {
     /// Signature format.
     #[arg(long, value_enum, default_value_t = FormatArg::Pkgsign)]
     format: FormatArg,
-    /// Package hash (pkgsign format).
-    #[arg(long, value_enum, default_value_t = HashArg::Sha256)]
-    hash: HashArg,
+    /// Package hash (pkgsign format): sha256, sha512 (any algorithm of
+    /// `pkgsign checksum` fit for signatures).
+    #[arg(long, value_parser = parse_hash_alg, default_value = "sha256", value_name = "ALGO")]
+    hash: HashAlg,
     /// A comment signed with the package and shown by verify-package
     /// (printable characters, at most 1024 bytes).
     #[arg(long)]
@@ -109,7 +93,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             FormatArg::Pkgsign => Format::Pkgsign,
             FormatArg::Raw => Format::Raw,
         },
-        hash: args.hash.into(),
+        hash: args.hash,
         comment: args.comment.clone(),
         now: std::time::SystemTime::now(),
     };

@@ -22,40 +22,115 @@ pub const BUF_SIZE: usize = 1 << 20;
 /// Number of read blocks in flight.
 pub const BUF_COUNT: usize = 4;
 
-/// A hash algorithm pkgsign knows.
+/// A hash algorithm pkgsign knows: the one registry used everywhere
+/// (`checksum`, `--checksum`, `--hash`, manifests, signatures).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum HashAlg {
     /// SHA-256 (the default).
     Sha256,
+    /// SHA-224.
+    Sha224,
+    /// SHA-384.
+    Sha384,
     /// SHA-512.
     Sha512,
+    /// SHA3-256.
+    Sha3_256,
+    /// SHA3-512.
+    Sha3_512,
+    /// BLAKE3 (256-bit output).
+    Blake3,
+    /// MD5: insecure, for checking old lists only.
+    Md5,
+    /// SHA-1: insecure, for checking old lists only.
+    Sha1,
 }
 
 impl HashAlg {
     /// Every algorithm, in the order they are listed to users.
-    pub const ALL: &'static [HashAlg] = &[HashAlg::Sha256, HashAlg::Sha512];
+    pub const ALL: &'static [HashAlg] = &[
+        HashAlg::Sha256,
+        HashAlg::Sha224,
+        HashAlg::Sha384,
+        HashAlg::Sha512,
+        HashAlg::Sha3_256,
+        HashAlg::Sha3_512,
+        HashAlg::Blake3,
+        HashAlg::Md5,
+        HashAlg::Sha1,
+    ];
 
     /// The name used in `ALGO:HEX` values and on the command line.
     pub fn name(self) -> &'static str {
         match self {
             HashAlg::Sha256 => "sha256",
+            HashAlg::Sha224 => "sha224",
+            HashAlg::Sha384 => "sha384",
             HashAlg::Sha512 => "sha512",
+            HashAlg::Sha3_256 => "sha3-256",
+            HashAlg::Sha3_512 => "sha3-512",
+            HashAlg::Blake3 => "blake3",
+            HashAlg::Md5 => "md5",
+            HashAlg::Sha1 => "sha1",
         }
+    }
+
+    /// The tag of BSD-style lines (`SHA256 (file) = ...`).
+    pub fn bsd_tag(self) -> &'static str {
+        match self {
+            HashAlg::Sha256 => "SHA256",
+            HashAlg::Sha224 => "SHA224",
+            HashAlg::Sha384 => "SHA384",
+            HashAlg::Sha512 => "SHA512",
+            HashAlg::Sha3_256 => "SHA3-256",
+            HashAlg::Sha3_512 => "SHA3-512",
+            HashAlg::Blake3 => "BLAKE3",
+            HashAlg::Md5 => "MD5",
+            HashAlg::Sha1 => "SHA1",
+        }
+    }
+
+    /// The algorithm of a BSD tag.
+    pub fn from_bsd_tag(tag: &str) -> Option<Self> {
+        HashAlg::ALL.iter().copied().find(|a| a.bsd_tag() == tag)
     }
 
     /// Digest length in bytes.
     #[allow(clippy::len_without_is_empty)] // An algorithm is never "empty".
     pub fn len(self) -> usize {
         match self {
-            HashAlg::Sha256 => 32,
-            HashAlg::Sha512 => 64,
+            HashAlg::Md5 => 16,
+            HashAlg::Sha1 => 20,
+            HashAlg::Sha224 => 28,
+            HashAlg::Sha256 | HashAlg::Sha3_256 | HashAlg::Blake3 => 32,
+            HashAlg::Sha384 => 48,
+            HashAlg::Sha512 | HashAlg::Sha3_512 => 64,
         }
+    }
+
+    /// The coreutils algorithm of a bare hex digest of this many digits.
+    pub fn from_hex_len(digits: usize) -> Option<Self> {
+        match digits {
+            32 => Some(HashAlg::Md5),
+            40 => Some(HashAlg::Sha1),
+            56 => Some(HashAlg::Sha224),
+            64 => Some(HashAlg::Sha256),
+            96 => Some(HashAlg::Sha384),
+            128 => Some(HashAlg::Sha512),
+            _ => None,
+        }
+    }
+
+    /// MD5 and SHA-1: collisions can be made. Checked with a warning, never
+    /// accepted for a signature.
+    pub fn is_insecure(self) -> bool {
+        matches!(self, HashAlg::Md5 | HashAlg::Sha1)
     }
 
     /// Whether the algorithm may be named in a signature.
     pub fn fit_for_signatures(self) -> bool {
-        true
+        !self.is_insecure()
     }
 
     fn supported_list() -> String {
@@ -175,16 +250,40 @@ impl fmt::Debug for Digest {
 pub enum Hasher {
     /// SHA-256 state.
     Sha256(sha2::Sha256),
+    /// SHA-224 state.
+    Sha224(sha2::Sha224),
+    /// SHA-384 state.
+    Sha384(sha2::Sha384),
     /// SHA-512 state.
     Sha512(sha2::Sha512),
+    /// SHA3-256 state.
+    Sha3_256(sha3::Sha3_256),
+    /// SHA3-512 state.
+    Sha3_512(sha3::Sha3_512),
+    /// BLAKE3 state.
+    Blake3(Box<blake3::Hasher>),
+    /// MD5 state.
+    Md5(md5::Md5),
+    /// SHA-1 state.
+    Sha1(sha1::Sha1),
 }
+
+/// Inputs at least this large are hashed by BLAKE3 on all cores.
+const BLAKE3_PARALLEL_MIN: usize = 128 * 1024;
 
 impl Hasher {
     /// A fresh hasher.
     pub fn new(alg: HashAlg) -> Self {
         match alg {
             HashAlg::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
+            HashAlg::Sha224 => Hasher::Sha224(sha2::Sha224::new()),
+            HashAlg::Sha384 => Hasher::Sha384(sha2::Sha384::new()),
             HashAlg::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
+            HashAlg::Sha3_256 => Hasher::Sha3_256(sha3::Sha3_256::new()),
+            HashAlg::Sha3_512 => Hasher::Sha3_512(sha3::Sha3_512::new()),
+            HashAlg::Blake3 => Hasher::Blake3(Box::new(blake3::Hasher::new())),
+            HashAlg::Md5 => Hasher::Md5(md5::Md5::new()),
+            HashAlg::Sha1 => Hasher::Sha1(sha1::Sha1::new()),
         }
     }
 
@@ -192,22 +291,37 @@ impl Hasher {
     pub fn update(&mut self, data: &[u8]) {
         match self {
             Hasher::Sha256(h) => h.update(data),
+            Hasher::Sha224(h) => h.update(data),
+            Hasher::Sha384(h) => h.update(data),
             Hasher::Sha512(h) => h.update(data),
+            Hasher::Sha3_256(h) => h.update(data),
+            Hasher::Sha3_512(h) => h.update(data),
+            Hasher::Blake3(h) => {
+                if data.len() >= BLAKE3_PARALLEL_MIN {
+                    h.update_rayon(data);
+                } else {
+                    h.update(data);
+                }
+            }
+            Hasher::Md5(h) => h.update(data),
+            Hasher::Sha1(h) => h.update(data),
         }
     }
 
     /// Finish.
     pub fn finish(self) -> Digest {
-        match self {
-            Hasher::Sha256(h) => Digest {
-                alg: HashAlg::Sha256,
-                bytes: h.finalize().to_vec(),
-            },
-            Hasher::Sha512(h) => Digest {
-                alg: HashAlg::Sha512,
-                bytes: h.finalize().to_vec(),
-            },
-        }
+        let (alg, bytes) = match self {
+            Hasher::Sha256(h) => (HashAlg::Sha256, h.finalize().to_vec()),
+            Hasher::Sha224(h) => (HashAlg::Sha224, h.finalize().to_vec()),
+            Hasher::Sha384(h) => (HashAlg::Sha384, h.finalize().to_vec()),
+            Hasher::Sha512(h) => (HashAlg::Sha512, h.finalize().to_vec()),
+            Hasher::Sha3_256(h) => (HashAlg::Sha3_256, h.finalize().to_vec()),
+            Hasher::Sha3_512(h) => (HashAlg::Sha3_512, h.finalize().to_vec()),
+            Hasher::Blake3(h) => (HashAlg::Blake3, h.finalize().as_bytes().to_vec()),
+            Hasher::Md5(h) => (HashAlg::Md5, h.finalize().to_vec()),
+            Hasher::Sha1(h) => (HashAlg::Sha1, h.finalize().to_vec()),
+        };
+        Digest { alg, bytes }
     }
 }
 
@@ -281,12 +395,53 @@ fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize>
 /// Hash a file with each of `algs` in a single pass. Returns the size and
 /// the digests in the order of `algs`.
 pub fn hash_file(path: &Path, algs: &[HashAlg]) -> Result<(u64, Vec<Digest>)> {
-    let mut hashers: Vec<Hasher> = algs.iter().map(|a| Hasher::new(*a)).collect();
-    let size = stream_file(path, |chunk| {
-        for h in hashers.iter_mut() {
-            h.update(chunk);
+    hash_file_with(path, algs, None)
+}
+
+/// A progress callback, told how many bytes have been read so far. The
+/// library never draws anything itself; the command line turns this into a
+/// progress bar.
+#[derive(Clone)]
+pub struct Progress(pub std::sync::Arc<dyn Fn(u64) + Send + Sync>);
+
+impl fmt::Debug for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Progress")
+    }
+}
+
+impl Progress {
+    /// Wrap a sink so that it also reports progress.
+    pub fn wrap<'a>(
+        progress: Option<&'a Progress>,
+        mut sink: impl FnMut(&[u8]) + 'a,
+    ) -> impl FnMut(&[u8]) + 'a {
+        let mut done = 0u64;
+        move |chunk| {
+            sink(chunk);
+            done += chunk.len() as u64;
+            if let Some(p) = progress {
+                (p.0)(done);
+            }
         }
-    })?;
+    }
+}
+
+/// [`hash_file`], reporting progress.
+pub fn hash_file_with(
+    path: &Path,
+    algs: &[HashAlg],
+    progress: Option<&Progress>,
+) -> Result<(u64, Vec<Digest>)> {
+    let mut hashers: Vec<Hasher> = algs.iter().map(|a| Hasher::new(*a)).collect();
+    let size = stream_file(
+        path,
+        Progress::wrap(progress, |chunk| {
+            for h in hashers.iter_mut() {
+                h.update(chunk);
+            }
+        }),
+    )?;
     Ok((size, hashers.into_iter().map(Hasher::finish).collect()))
 }
 

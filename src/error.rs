@@ -167,6 +167,22 @@ pub enum Error {
     )]
     StatementsRefused(usize),
 
+    /// Some items of a command over many files failed; each was reported
+    /// on its own line.
+    #[error("{failed} of {total} {what} failed; see the lines above")]
+    ItemsFailed {
+        /// How many failed.
+        failed: usize,
+        /// How many there were.
+        total: usize,
+        /// What they are ("files", "packages").
+        what: &'static str,
+        /// The code to report.
+        code: &'static str,
+        /// The exit code (1 refused, 2 could not run).
+        exit: u8,
+    },
+
     /// No key was available to sign with or to verify against.
     #[error("{0}")]
     NoKeys(String),
@@ -208,6 +224,7 @@ impl Error {
             Error::Refused(report) => report.code(),
             Error::NoKeys(_) => "NO_KEYS",
             Error::StatementsRefused(_) => "STATEMENT_REFUSED",
+            Error::ItemsFailed { code, .. } => code,
             Error::Crypto { .. } => "CRYPTO_ERROR",
         }
     }
@@ -216,6 +233,7 @@ impl Error {
     /// refused, 2 when the command could not run.
     pub fn exit_code(&self) -> u8 {
         match self {
+            Error::ItemsFailed { exit, .. } => *exit,
             Error::SignatureMalformed { .. }
             | Error::SignatureVersionUnsupported { .. }
             | Error::ChecksumMismatch { .. }

@@ -42,12 +42,15 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod cache;
+pub mod checksum;
 pub mod digest;
 pub mod error;
 pub mod fsutil;
 pub mod keys;
 pub mod keystore;
 pub mod lineage;
+pub mod manifest;
 pub mod meta;
 pub mod report;
 pub mod rotate;

@@ -5,7 +5,10 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::digest::{self, Digest, HashAlg, Hasher};
+use std::sync::Arc;
+
+use crate::cache::{Cache, hash_file_cached};
+use crate::digest::{self, Digest, HashAlg, Hasher, Progress};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Replace};
 use crate::keys::{Fingerprint, KeySource, PublicKey, SignRequest};
@@ -34,6 +37,8 @@ pub struct SignOptions {
     pub comment: Option<String>,
     /// The signing time.
     pub now: SystemTime,
+    /// Told how far hashing has got.
+    pub progress: Option<Progress>,
 }
 
 impl Default for SignOptions {
@@ -43,6 +48,7 @@ impl Default for SignOptions {
             hash: HashAlg::Sha256,
             comment: None,
             now: SystemTime::now(),
+            progress: None,
         }
     }
 }
@@ -142,7 +148,7 @@ fn sign_pkgsign(
     keys: &[&dyn KeySource],
     opts: &SignOptions,
 ) -> Result<(String, Signed)> {
-    let (size, digests) = digest::hash_file(package, &[opts.hash])?;
+    let (size, digests) = digest::hash_file_with(package, &[opts.hash], opts.progress.as_ref())?;
     let digest = digests.into_iter().next().ok_or_else(|| Error::Crypto {
         what: "hashing",
         reason: "no digest computed".into(),
@@ -212,7 +218,8 @@ fn sign_raw(
     let public = key.public_key();
     let (signature, digest, size) = match public {
         PublicKey::Rsa(_) => {
-            let (size, d) = digest::hash_file(package, &[HashAlg::Sha256])?;
+            let (size, d) =
+                digest::hash_file_with(package, &[HashAlg::Sha256], opts.progress.as_ref())?;
             let d = d.into_iter().next().ok_or_else(|| Error::Crypto {
                 what: "hashing",
                 reason: "no digest computed".into(),
@@ -288,6 +295,10 @@ pub struct VerifyOptions {
     pub checksum: Option<Digest>,
     /// The verifying machine's clock.
     pub now: SystemTime,
+    /// Digests remembered by file stat signature: only hashing is skipped.
+    pub cache: Option<Arc<Cache>>,
+    /// Told how far hashing has got.
+    pub progress: Option<Progress>,
 }
 
 impl Default for VerifyOptions {
@@ -296,7 +307,17 @@ impl Default for VerifyOptions {
             threshold: 1,
             checksum: None,
             now: SystemTime::now(),
+            cache: None,
+            progress: None,
         }
+    }
+}
+
+impl VerifyOptions {
+    fn hash(&self, package: &Path, algs: &[HashAlg]) -> Result<(u64, Vec<Digest>)> {
+        let (size, d, _) =
+            hash_file_cached(package, algs, self.cache.as_deref(), self.progress.as_ref())?;
+        Ok((size, d))
     }
 }
 
@@ -328,7 +349,7 @@ pub fn verify_package(
                     "nothing to verify: give --public-key, --trusted-keys or --checksum".into(),
                 ));
             };
-            let (_, digests) = digest::hash_file(package, &[expected.alg()])?;
+            let (_, digests) = opts.hash(package, &[expected.alg()])?;
             check_checksum(package, expected, &digests)?;
             if let Some(d) = digests.first() {
                 report.set_hash(d);
@@ -441,7 +462,7 @@ fn verify_blocks(
     if algs.is_empty() {
         return finish(report);
     }
-    let (size, digests) = digest::hash_file(package, &algs)?;
+    let (size, digests) = opts.hash(package, &algs)?;
     if let Some(c) = &opts.checksum {
         check_checksum(package, c, &digests)?;
     }
@@ -507,10 +528,8 @@ fn verify_raw(
     } else {
         RAW_RSA
     };
-    let mut algs = Vec::new();
-    if !rsa_keys.is_empty() {
-        algs.push(HashAlg::Sha256);
-    }
+    // SHA-256 always: RSA needs it, and the report names the package's digest.
+    let mut algs = vec![HashAlg::Sha256];
     if let Some(c) = &opts.checksum {
         algs.push(c.alg());
     }
@@ -518,15 +537,18 @@ fn verify_raw(
     algs.dedup();
     let mut hashers: Vec<Hasher> = algs.iter().map(|a| Hasher::new(*a)).collect();
     let mut signer: Option<&TrustedKey> = None;
-    if !hashers.is_empty() || !ed_verifiers.is_empty() {
-        digest::stream_file(package, |chunk| {
-            for h in hashers.iter_mut() {
-                h.update(chunk);
-            }
-            for (_, v) in ed_verifiers.iter_mut() {
-                v.update(chunk);
-            }
-        })?;
+    {
+        digest::stream_file(
+            package,
+            Progress::wrap(opts.progress.as_ref(), |chunk| {
+                for h in hashers.iter_mut() {
+                    h.update(chunk);
+                }
+                for (_, v) in ed_verifiers.iter_mut() {
+                    v.update(chunk);
+                }
+            }),
+        )?;
         let digests: Vec<Digest> = hashers.into_iter().map(Hasher::finish).collect();
         if let Some(c) = &opts.checksum {
             check_checksum(package, c, &digests)?;

@@ -1,11 +1,14 @@
 //! Command-line parsing and output. One module per subcommand, each with its
 //! `Args` and `run()`; this module holds what they share.
 
+mod checksum;
 mod common;
 mod key_rotate;
 mod keygen;
+mod progress;
 mod sign_package;
 mod trust;
+mod verify_manifest;
 mod verify_package;
 
 use std::path::{Path, PathBuf};
@@ -36,6 +39,10 @@ enum Command {
     KeyRotate(key_rotate::Args),
     /// Manage a trusted-keys directory: add, list, revoke, remove, update.
     Trust(trust::Args),
+    /// Print or check checksums, as sha256sum & co. do.
+    Checksum(checksum::Args),
+    /// Verify a signed checksum list and every file it names.
+    VerifyManifest(verify_manifest::Args),
 }
 
 /// Run a parsed command line and return the exit code of the contract.
@@ -46,10 +53,17 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::VerifyPackage(a) => (a.json, true, verify_package::run(a)),
         Command::KeyRotate(a) => (a.json, false, key_rotate::run(a)),
         Command::Trust(a) => (a.json, false, trust::run(a)),
+        Command::Checksum(a) => (a.json, false, checksum::run(a)),
+        Command::VerifyManifest(a) => (a.json, true, verify_manifest::run(a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // `trust update` has already printed its one JSON object, with
+            // the refused statements in it.
+            // (So have the commands over many files.)
+            let json =
+                json && !matches!(e, Error::StatementsRefused(_) | Error::ItemsFailed { .. });
             report_error(&e, json, verifying);
             ExitCode::from(e.exit_code())
         }

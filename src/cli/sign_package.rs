@@ -60,6 +60,9 @@ pub struct Args {
     passphrase: PassphraseArgs,
     #[command(flatten)]
     audit: AuditArgs,
+    /// Print nothing on success and draw no progress bar.
+    #[arg(long, short = 'q')]
+    quiet: bool,
     /// Print the outcome as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -96,6 +99,12 @@ pub fn run(args: Args) -> Result<(), Error> {
         hash: args.hash,
         comment: args.comment.clone(),
         now: std::time::SystemTime::now(),
+        progress: None,
+    };
+    let bar = super::progress::for_file(&args.package, args.quiet, args.json);
+    let opts = SignOptions {
+        progress: bar.as_ref().map(|(p, _)| p.clone()),
+        ..opts
     };
     let signed = signer::sign_package(&args.package, &sources, &opts, &output)?;
     let fps: Vec<String> = signed.keys.iter().map(|k| k.to_string()).collect();
@@ -124,7 +133,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             "size": signed.size,
             "keys": fps,
         }));
-    } else {
+    } else if !args.quiet {
         println!(
             "signed {} with {} key{} ({}) -> {}",
             shown(&args.package),

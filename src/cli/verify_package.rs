@@ -1,6 +1,10 @@
 //! `pkgsign verify-package`: verify a package.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use pkgsign::cache::Cache;
+use rayon::prelude::*;
 
 use pkgsign::Error;
 use pkgsign::audit::{AuditLog, Event};
@@ -21,9 +25,10 @@ too few valid signatures); 2 could not run (usage, missing or unreadable file, i
 missing .sig, unparseable key)."
 )]
 pub struct Args {
-    /// The package to verify.
-    #[arg(long, value_name = "FILE")]
-    package: PathBuf,
+    /// The package to verify; repeat to verify several in parallel (each
+    /// against its own FILE.sig).
+    #[arg(long, value_name = "FILE", required = true)]
+    package: Vec<PathBuf>,
     /// The signature file (default: FILE.sig). pkgsign and raw formats are both read.
     #[arg(long, value_name = "SIG")]
     signature: Option<PathBuf>,
@@ -36,10 +41,20 @@ pub struct Args {
     /// Number of distinct trusted keys that must have signed.
     #[arg(long, default_value_t = 1, value_name = "N")]
     threshold: usize,
-    /// Also require this digest (ALGO:HEX; a bare HEX means sha256). With no
-    /// key given, only the digest is checked.
+    /// Also require this digest (ALGO:HEX; a bare HEX means sha256), checked
+    /// before the signatures count. With no key given, only the digest is checked.
     #[arg(long, value_name = "ALGO:HEX")]
     checksum: Option<String>,
+    /// Remember digests by file stat signature in FILE; only hashing is
+    /// skipped (see SECURITY.md).
+    #[arg(long, value_name = "FILE")]
+    cache: Option<PathBuf>,
+    /// Verify several packages with N threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+    /// Print nothing on success and draw no progress bar.
+    #[arg(long, short = 'q')]
+    quiet: bool,
     #[command(flatten)]
     audit: AuditArgs,
     /// Print the outcome as one JSON object on stdout.
@@ -53,6 +68,20 @@ pub fn run(args: Args) -> Result<(), Error> {
         .as_deref()
         .map(|c| Digest::parse(c, true))
         .transpose()?;
+    if let Some(c) = &checksum
+        && c.alg().is_insecure()
+    {
+        eprintln!(
+            "warning: {} is insecure; it proves nothing against tampering",
+            c.alg()
+        );
+    }
+    let several = args.package.len() > 1;
+    if several && (args.signature.is_some() || checksum.is_some()) {
+        return Err(Error::Usage(
+            "--signature and --checksum apply to one package; with several --package each is checked against its own FILE.sig".into(),
+        ));
+    }
     let keys_given = !args.public_keys.is_empty() || args.trusted_keys.is_some();
     let trust = if keys_given {
         load_trust(&args.public_keys, args.trusted_keys.as_deref())?
@@ -65,46 +94,143 @@ pub fn run(args: Args) -> Result<(), Error> {
                 .into(),
         ));
     }
-    let signature = keys_given.then(|| {
-        args.signature
-            .clone()
-            .unwrap_or_else(|| pkgsign::fsutil::sig_path_for(&args.package))
-    });
+    let cache = args.cache.as_deref().map(|p| Arc::new(Cache::open(p)));
     let opts = VerifyOptions {
         threshold: args.threshold,
         checksum,
         now: std::time::SystemTime::now(),
+        cache: cache.clone(),
+        progress: None,
     };
     let log = args.audit.log();
-    let result = signer::verify_package(&args.package, signature.as_deref(), &trust, &opts);
+    let verify_one = |package: &PathBuf| {
+        let signature = keys_given.then(|| {
+            args.signature
+                .clone()
+                .unwrap_or_else(|| pkgsign::fsutil::sig_path_for(package))
+        });
+        let bar = (!several)
+            .then(|| super::progress::for_file(package, args.quiet, args.json))
+            .flatten();
+        let opts = VerifyOptions {
+            progress: bar.as_ref().map(|(p, _)| p.clone()),
+            ..opts.clone()
+        };
+        let result = signer::verify_package(package, signature.as_deref(), &trust, &opts);
+        audit_verification(log.as_ref(), package, &result);
+        result
+    };
+    let results: Vec<Result<Verified, Error>> = if several {
+        let mut pool = rayon::ThreadPoolBuilder::new();
+        if let Some(n) = args.jobs {
+            pool = pool.num_threads(n.max(1));
+        }
+        let pool = pool
+            .build()
+            .map_err(|e| Error::Usage(format!("--jobs: {e}")))?;
+        pool.install(|| args.package.par_iter().map(verify_one).collect())
+    } else {
+        args.package.iter().map(verify_one).collect()
+    };
     for w in trust.late_warnings() {
         eprintln!("warning: {w}");
     }
-    audit_verification(log.as_ref(), &args.package, &result);
-    let verified = result?;
+    if let Some(c) = &cache
+        && let Err(e) = c.save()
+    {
+        eprintln!(
+            "warning: could not save the cache: {}",
+            super::one_line(&e.to_string())
+        );
+    }
+    if !several {
+        let Some(result) = results.into_iter().next() else {
+            return Ok(());
+        };
+        let verified = result?;
+        print_verified(&args, &args.package[0], &verified, keys_given);
+        return Ok(());
+    }
+    // Several packages: one line (or JSON entry) each, and the worst exit code.
+    let mut entries = Vec::new();
+    let mut failed = 0;
+    let mut worst = 0u8;
+    let mut first_code = None;
+    for (package, result) in args.package.iter().zip(&results) {
+        match result {
+            Ok(v) => {
+                if args.json {
+                    let mut obj = json!({"package": shown(package), "verified": true});
+                    merge(&mut obj, v.report());
+                    entries.push(obj);
+                } else {
+                    print_verified(&args, package, v, keys_given);
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                worst = worst.max(e.exit_code());
+                first_code.get_or_insert(e.code());
+                if args.json {
+                    let mut obj = json!({"package": shown(package), "verified": false,
+                        "code": e.code(), "error": super::one_line(&e.to_string())});
+                    if let Error::Refused(r) = e {
+                        merge(&mut obj, r.as_ref());
+                    }
+                    entries.push(obj);
+                } else {
+                    println!(
+                        "FAILED {}: {}",
+                        shown(package),
+                        super::one_line(&e.to_string())
+                    );
+                }
+            }
+        }
+    }
+    if args.json {
+        print_json(&json!({"ok": failed == 0, "verified": failed == 0, "packages": entries}));
+    }
+    if failed > 0 {
+        return Err(Error::ItemsFailed {
+            failed,
+            total: args.package.len(),
+            what: "packages",
+            code: first_code.unwrap_or("SIGNATURE_INVALID"),
+            exit: worst,
+        });
+    }
+    Ok(())
+}
+
+fn merge(obj: &mut Value, report: &Report) {
+    if let (Value::Object(map), Ok(Value::Object(extra))) = (obj, serde_json::to_value(report)) {
+        for (k, v) in extra {
+            map.entry(k).or_insert(v);
+        }
+    }
+}
+
+fn print_verified(args: &Args, package: &Path, verified: &Verified, keys_given: bool) {
     let report = verified.report();
     if args.json {
         let mut obj = json!({ "ok": true, "verified": true });
-        if let (Value::Object(map), Ok(Value::Object(extra))) =
-            (&mut obj, serde_json::to_value(report))
-        {
-            map.extend(extra);
-        }
+        merge(&mut obj, report);
         print_json(&obj);
+    } else if args.quiet {
     } else if keys_given {
         println!(
             "verified {}: signed by {}",
-            shown(&args.package),
+            shown(package),
             report.signers_line()
         );
     } else {
         println!(
             "verified {}: digest {} matches",
-            shown(&args.package),
+            shown(package),
             report.package_hash.as_deref().unwrap_or("")
         );
     }
-    Ok(())
 }
 
 /// One audit line per signature examined (or one for the whole refusal).

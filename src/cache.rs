@@ -1,0 +1,329 @@
+//! The verification cache (`--cache FILE`): remembers digests already
+//! computed, keyed by the file's path and stat signature (device, inode,
+//! size, mtime and ctime in nanoseconds) and the algorithm.
+//!
+//! Only hashing is skipped on a hit; signatures, trust windows and
+//! revocations are always checked afresh. ctime cannot be set by the file's
+//! owner, so rewriting a file and restoring its size and mtime still misses.
+//! A file whose ctime is less than [`RACY_SECS`] old is not cached: a second
+//! write within the same clock tick could otherwise go unnoticed.
+//!
+//! The file is JSON, written atomically and merged under a lock when several
+//! processes share it, bounded to [`MAX_ENTRIES`] entries (least recently
+//! used dropped). A missing, corrupt, oversized or foreign-version cache is
+//! ignored and rebuilt, never an error. `SECURITY.md` says what it trusts.
+
+use std::collections::HashMap;
+use std::fs::Metadata;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{Digest, HashAlg};
+use crate::error::{Error, Result};
+use crate::fsutil::{self, Replace};
+
+/// Most entries kept.
+pub const MAX_ENTRIES: usize = 200_000;
+/// Largest cache file read.
+pub const FILE_LIMIT: u64 = 128 * 1024 * 1024;
+/// Files changed more recently than this are not cached.
+pub const RACY_SECS: i64 = 1;
+const VERSION: u32 = 1;
+
+/// The stat signature a cached digest is bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatSig {
+    /// Device.
+    pub dev: u64,
+    /// Inode.
+    pub ino: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i128,
+    /// Status-change time, nanoseconds since the epoch.
+    pub ctime_ns: i128,
+}
+
+impl StatSig {
+    /// From file metadata.
+    pub fn of(m: &Metadata) -> Self {
+        StatSig {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+            ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Record {
+    path: String,
+    alg: String,
+    stat: StatSig,
+    hex: String,
+    used: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct FileForm {
+    version: u32,
+    entries: Vec<Record>,
+}
+
+type Key = (String, HashAlg);
+
+/// An open cache. Shared between threads; saved with [`Cache::save`].
+#[derive(Debug)]
+pub struct Cache {
+    path: PathBuf,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    entries: HashMap<Key, (StatSig, Digest, u64)>,
+    fresh: HashMap<Key, (StatSig, Digest, u64)>,
+    hits: u64,
+    misses: u64,
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn load_entries(path: &Path) -> HashMap<Key, (StatSig, Digest, u64)> {
+    let Ok(data) = fsutil::read_bounded(path, FILE_LIMIT, "cache file") else {
+        return HashMap::new();
+    };
+    let Ok(form) = serde_json::from_slice::<FileForm>(&data) else {
+        return HashMap::new();
+    };
+    if form.version != VERSION {
+        return HashMap::new();
+    }
+    form.entries
+        .into_iter()
+        .take(MAX_ENTRIES)
+        .filter_map(|r| {
+            let alg: HashAlg = r.alg.parse().ok()?;
+            let digest = Digest::parse(&format!("{}:{}", alg.name(), r.hex), false).ok()?;
+            Some(((r.path, alg), (r.stat, digest, r.used)))
+        })
+        .collect()
+}
+
+impl Cache {
+    /// Open the cache at `path` (missing or unusable: empty).
+    pub fn open(path: &Path) -> Self {
+        Cache {
+            path: path.to_path_buf(),
+            inner: Mutex::new(Inner {
+                entries: load_entries(path),
+                ..Inner::default()
+            }),
+        }
+    }
+
+    fn key(file: &Path, alg: HashAlg) -> Option<Key> {
+        let abs = std::path::absolute(file).ok()?;
+        Some((abs.to_str()?.to_string(), alg))
+    }
+
+    /// The cached digest of `file` if its stat signature is unchanged.
+    pub fn get(&self, file: &Path, alg: HashAlg, stat: &StatSig) -> Option<Digest> {
+        let key = Cache::key(file, alg)?;
+        let mut inner = self.inner.lock().ok()?;
+        let hit = match inner.entries.get_mut(&key) {
+            Some((s, d, used)) if s == stat => {
+                *used = now_secs();
+                Some(d.clone())
+            }
+            _ => None,
+        };
+        if hit.is_some() {
+            inner.hits += 1;
+        } else {
+            inner.misses += 1;
+        }
+        hit
+    }
+
+    /// Remember `digest` for `file`, if the file did not change while it was
+    /// hashed (`before` and `after` stat signatures equal) and is not too
+    /// recently changed.
+    pub fn put(&self, file: &Path, digest: &Digest, before: &StatSig, after: &StatSig) {
+        if before != after {
+            return;
+        }
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0);
+        if now_ns - after.ctime_ns < i128::from(RACY_SECS) * 1_000_000_000 {
+            return;
+        }
+        let Some(key) = Cache::key(file, digest.alg()) else {
+            return;
+        };
+        if let Ok(mut inner) = self.inner.lock() {
+            let v = (*after, digest.clone(), now_secs());
+            inner.entries.insert(key.clone(), v.clone());
+            inner.fresh.insert(key, v);
+        }
+    }
+
+    /// (hits, misses) so far.
+    pub fn stats(&self) -> (u64, u64) {
+        self.inner
+            .lock()
+            .map(|i| (i.hits, i.misses))
+            .unwrap_or((0, 0))
+    }
+
+    /// Write the cache back: under a lock on `FILE.lock`, re-read the file,
+    /// merge this run's new entries into it, keep the most recently used
+    /// [`MAX_ENTRIES`], and replace the file atomically.
+    pub fn save(&self) -> Result<()> {
+        let Ok(inner) = self.inner.lock() else {
+            return Ok(());
+        };
+        if inner.fresh.is_empty() && inner.hits == 0 {
+            return Ok(());
+        }
+        let lock_path = {
+            let mut s = self.path.as_os_str().to_os_string();
+            s.push(".lock");
+            PathBuf::from(s)
+        };
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, "opening cache lock", e))?;
+        lock.lock()
+            .map_err(|e| Error::io(&lock_path, "locking cache", e))?;
+        let mut merged = load_entries(&self.path);
+        for (k, v) in inner.entries.iter() {
+            // Ours win where we hashed or used them in this run.
+            match merged.get(k) {
+                Some(theirs) if !inner.fresh.contains_key(k) && theirs.2 >= v.2 => {}
+                _ => {
+                    merged.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        let mut records: Vec<Record> = merged
+            .into_iter()
+            .map(|((path, alg), (stat, d, used))| Record {
+                path,
+                alg: alg.name().to_string(),
+                stat,
+                hex: d.hex(),
+                used,
+            })
+            .collect();
+        if records.len() > MAX_ENTRIES {
+            records.sort_by_key(|r| std::cmp::Reverse(r.used));
+            records.truncate(MAX_ENTRIES);
+        }
+        let text = serde_json::to_vec(&FileForm {
+            version: VERSION,
+            entries: records,
+        })
+        .map_err(|e| Error::io(&self.path, "encoding cache", std::io::Error::other(e)))?;
+        fsutil::write_atomic(&self.path, &text, 0o600, Replace::Allowed)
+    }
+}
+
+/// Hash `path` with each of `algs`, taking digests from `cache` when the
+/// file's stat signature is unchanged and feeding it otherwise. Returns the
+/// size, the digests in the order of `algs`, and whether they all came from
+/// the cache.
+pub fn hash_file_cached(
+    path: &Path,
+    algs: &[HashAlg],
+    cache: Option<&Cache>,
+    progress: Option<&crate::digest::Progress>,
+) -> Result<(u64, Vec<Digest>, bool)> {
+    let Some(cache) = cache else {
+        let (size, d) = crate::digest::hash_file_with(path, algs, progress)?;
+        return Ok((size, d, false));
+    };
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, "reading metadata of", e))?;
+    let before = StatSig::of(&meta);
+    let cached: Option<Vec<Digest>> = algs.iter().map(|a| cache.get(path, *a, &before)).collect();
+    if let Some(d) = cached
+        && meta.is_file()
+    {
+        return Ok((before.size, d, true));
+    }
+    let (size, d) = crate::digest::hash_file_with(path, algs, progress)?;
+    if let Ok(m) = std::fs::metadata(path) {
+        let after = StatSig::of(&m);
+        for digest in &d {
+            cache.put(path, digest, &before, &after);
+        }
+    }
+    Ok((size, d, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::hash_bytes;
+
+    fn old_file(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, data).unwrap();
+        p
+    }
+
+    fn stat(p: &Path) -> StatSig {
+        StatSig::of(&std::fs::metadata(p).unwrap())
+    }
+
+    #[test]
+    fn hit_miss_and_racy_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = old_file(dir.path(), "f", b"data");
+        let d = hash_bytes(HashAlg::Sha256, b"data");
+        let c = Cache::open(&dir.path().join("cache.json"));
+        let s = stat(&p);
+        // Just written: too recent to cache.
+        c.put(&p, &d, &s, &s);
+        assert!(c.get(&p, HashAlg::Sha256, &s).is_none());
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        c.put(&p, &d, &s, &s);
+        assert_eq!(c.get(&p, HashAlg::Sha256, &s), Some(d.clone()));
+        assert!(c.get(&p, HashAlg::Sha512, &s).is_none());
+        c.save().unwrap();
+        let c2 = Cache::open(&dir.path().join("cache.json"));
+        assert_eq!(c2.get(&p, HashAlg::Sha256, &s), Some(d));
+        let mut other = s;
+        other.ctime_ns += 1;
+        assert!(c2.get(&p, HashAlg::Sha256, &other).is_none());
+    }
+
+    #[test]
+    fn corrupt_cache_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = dir.path().join("cache.json");
+        for junk in [&b"{not json"[..], b"{\"version\":9,\"entries\":[]}", b""] {
+            std::fs::write(&cp, junk).unwrap();
+            let c = Cache::open(&cp);
+            assert_eq!(c.stats(), (0, 0));
+        }
+    }
+}

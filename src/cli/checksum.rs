@@ -1,0 +1,250 @@
+//! `pkgsign checksum`: what `sha256sum` & co. print, and `--check`.
+
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use pkgsign::Error;
+use pkgsign::checksum::{self, Style};
+use pkgsign::digest::{self, Digest, HashAlg, Hasher};
+use rayon::prelude::*;
+
+use super::common::parse_hash_alg;
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Prints what sha256sum (sha512sum, md5sum, b3sum, ...) prints for the same \
+files, byte for byte; --tag prints the BSD form. --check reads GNU, BSD/signify and pkgsign \
+(ALGO:HEX  NAME) lists and prints NAME: OK / NAME: FAILED.\n\n\
+Algorithms: sha256 (default), sha224, sha384, sha512, sha3-256, sha3-512, blake3; md5 and sha1 \
+only for old lists (with a warning: they are insecure).\n\n\
+Exit codes: 0 done / all OK; 1 a file failed or is missing; 2 could not run."
+)]
+pub struct Args {
+    /// Files to hash (`-` is standard input).
+    #[arg(value_name = "FILE", required_unless_present = "check")]
+    files: Vec<PathBuf>,
+    /// Hash algorithm (for --check: of GNU lines; default: from each digest's length).
+    #[arg(long, short = 'a', value_parser = parse_hash_alg, value_name = "ALGO")]
+    algorithm: Option<HashAlg>,
+    /// Print BSD-style lines: `SHA256 (NAME) = HEX`.
+    #[arg(long)]
+    tag: bool,
+    /// Check the files listed in LIST.
+    #[arg(long, short = 'c', value_name = "LIST", conflicts_with_all = ["files", "tag"])]
+    check: Option<PathBuf>,
+    /// With --check: do not print OK lines.
+    #[arg(long)]
+    quiet: bool,
+    /// Hash with N threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+    /// Print the outcome as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn warn_if_insecure(alg: HashAlg) {
+    if alg.is_insecure() {
+        eprintln!(
+            "warning: {alg} is insecure (collisions can be made); use it only to check old lists, never to establish trust"
+        );
+    }
+}
+
+fn hash_path(path: &Path, alg: HashAlg) -> Result<Digest, Error> {
+    if path.as_os_str() == "-" {
+        let mut h = Hasher::new(alg);
+        let mut buf = vec![0u8; 1 << 16];
+        let mut stdin = std::io::stdin().lock();
+        loop {
+            let n = stdin
+                .read(&mut buf)
+                .map_err(|e| Error::io(path, "reading", e))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        return Ok(h.finish());
+    }
+    let (_, d) = digest::hash_file(path, &[alg])?;
+    d.into_iter().next().ok_or_else(|| Error::Io {
+        path: path.to_path_buf(),
+        action: "hashing",
+        source: std::io::Error::other("no digest"),
+    })
+}
+
+fn pool(jobs: Option<usize>) -> Result<rayon::ThreadPool, Error> {
+    let mut b = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = jobs {
+        b = b.num_threads(n.max(1));
+    }
+    b.build().map_err(|e| Error::Usage(format!("--jobs: {e}")))
+}
+
+pub fn run(args: Args) -> Result<(), Error> {
+    if let Some(list) = &args.check {
+        return check(&args, list);
+    }
+    let alg = args.algorithm.unwrap_or(HashAlg::Sha256);
+    warn_if_insecure(alg);
+    let style = if args.tag { Style::Bsd } else { Style::Gnu };
+    let results: Vec<Result<Digest, Error>> =
+        pool(args.jobs)?.install(|| args.files.par_iter().map(|p| hash_path(p, alg)).collect());
+    let mut failed = 0usize;
+    let mut out = std::io::stdout().lock();
+    let mut entries = Vec::new();
+    for (p, r) in args.files.iter().zip(results) {
+        match r {
+            Ok(d) => {
+                if args.json {
+                    entries.push(serde_json::json!({"file": p.display().to_string(), "digest": d.to_string()}));
+                } else {
+                    let _ = out.write_all(&checksum::format_line(&d, p.as_os_str(), style));
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("pkgsign: {}", super::one_line(&e.to_string()));
+            }
+        }
+    }
+    if args.json {
+        super::print_json(&serde_json::json!({"ok": failed == 0, "files": entries}));
+    }
+    if failed > 0 {
+        return Err(Error::ItemsFailed {
+            failed,
+            total: args.files.len(),
+            what: "files",
+            code: "FILE_NOT_FOUND",
+            exit: 2,
+        });
+    }
+    Ok(())
+}
+
+fn check(args: &Args, list_path: &Path) -> Result<(), Error> {
+    let data = if list_path.as_os_str() == "-" {
+        let mut v = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut v)
+            .map_err(|e| Error::io(list_path, "reading", e))?;
+        v
+    } else {
+        pkgsign::fsutil::read_bounded(list_path, pkgsign::manifest::LIST_LIMIT, "checksum list")?
+            .to_vec()
+    };
+    let list = checksum::parse(&data, args.algorithm);
+    if list.entries.is_empty() {
+        return Err(Error::Usage(format!(
+            "{}: no properly formatted checksum lines found",
+            list_path.display()
+        )));
+    }
+    let mut algs: Vec<HashAlg> = list.entries.iter().map(|e| e.expected.alg()).collect();
+    algs.sort();
+    algs.dedup();
+    for a in algs {
+        warn_if_insecure(a);
+    }
+    let results: Vec<Result<Digest, Error>> = pool(args.jobs)?.install(|| {
+        list.entries
+            .par_iter()
+            .map(|e| {
+                let p = Path::new(std::ffi::OsStr::from_bytes(&e.name));
+                hash_path(p, e.expected.alg())
+            })
+            .collect()
+    });
+    let (mut bad, mut missing) = (0usize, 0usize);
+    let mut out = std::io::stdout().lock();
+    let mut json_files = Vec::new();
+    for (e, r) in list.entries.iter().zip(results) {
+        let (escaped, shown) = checksum::display_name(&e.name);
+        let status = match &r {
+            Ok(d) if d.ct_eq(&e.expected) => "OK",
+            Ok(_) => {
+                bad += 1;
+                "FAILED"
+            }
+            Err(err) => {
+                missing += 1;
+                eprintln!("pkgsign: {}", super::one_line(&err.to_string()));
+                "FAILED open or read"
+            }
+        };
+        if args.json {
+            json_files.push(serde_json::json!({
+                "name": String::from_utf8_lossy(&e.name),
+                "ok": status == "OK",
+                "status": status,
+            }));
+        } else if !(args.quiet && status == "OK") {
+            let mut line = Vec::new();
+            if escaped {
+                line.push(b'\\');
+            }
+            line.extend_from_slice(&shown);
+            line.extend_from_slice(b": ");
+            line.extend_from_slice(status.as_bytes());
+            line.push(b'\n');
+            let _ = out.write_all(&line);
+        }
+    }
+    let total = list.entries.len();
+    if !list.malformed.is_empty() {
+        eprintln!(
+            "pkgsign: WARNING: {} line{} improperly formatted",
+            list.malformed.len(),
+            if list.malformed.len() == 1 {
+                " is"
+            } else {
+                "s are"
+            }
+        );
+    }
+    if missing > 0 {
+        eprintln!(
+            "pkgsign: WARNING: {missing} listed file{} could not be read",
+            if missing == 1 { "" } else { "s" }
+        );
+    }
+    if bad > 0 {
+        eprintln!(
+            "pkgsign: WARNING: {bad} computed checksum{} did NOT match",
+            if bad == 1 { "" } else { "s" }
+        );
+    }
+    eprintln!(
+        "pkgsign: {} of {total} file{} OK",
+        total - bad - missing,
+        if total == 1 { "" } else { "s" }
+    );
+    if args.json {
+        super::print_json(&serde_json::json!({
+            "ok": bad + missing == 0,
+            "verified": bad + missing == 0,
+            "files": json_files,
+            "failed": bad,
+            "missing": missing,
+            "malformed_lines": list.malformed,
+        }));
+    }
+    if bad + missing > 0 {
+        return Err(Error::ItemsFailed {
+            failed: bad + missing,
+            total,
+            what: "files",
+            code: if bad > 0 {
+                "CHECKSUM_MISMATCH"
+            } else {
+                "FILE_NOT_FOUND"
+            },
+            exit: 1,
+        });
+    }
+    Ok(())
+}

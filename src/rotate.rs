@@ -229,13 +229,8 @@ pub fn rotate(dir: &Path, tdir: &Path, opts: &Options<'_>) -> Result<Outcome> {
             };
             statements.push((st.file_name(), st.to_text()));
             let bytes = fsutil::read_bounded(&cur_path, encoding::KEY_FILE_LIMIT, "key file")?;
-            let retired = (!opts.emergency).then(|| {
-                format!(
-                    "{}.retired-{}.pem",
-                    opts.name,
-                    format_time(opts.now).replace([':', '-'], "")
-                )
-            });
+            let retired =
+                (!opts.emergency).then(|| retired_name(dir, &opts.name, &old_fp, opts.now));
             (Some(old_fp.to_string()), Some(sha256_hex(&bytes)), retired)
         }
         None => {
@@ -284,6 +279,20 @@ pub fn rotate(dir: &Path, tdir: &Path, opts: &Options<'_>) -> Result<Outcome> {
     Ok(outcome)
 }
 
+/// The name the current key is kept under through its grace window:
+/// `NAME.retired-<time>.pem`, or, if that name is taken (two rotations in
+/// the same second), `NAME.retired-<time>-<fingerprint hex>.pem`. Never a
+/// name that exists: the hard link in [`apply`] must not find another key there.
+fn retired_name(dir: &Path, name: &str, old_fp: &Fingerprint, now: u64) -> String {
+    let t = format_time(now).replace([':', '-'], "");
+    let plain = format!("{name}.retired-{t}.pem");
+    if std::fs::symlink_metadata(dir.join(&plain)).is_err() {
+        plain
+    } else {
+        format!("{name}.retired-{t}-{}.pem", old_fp.short_hex())
+    }
+}
+
 /// Complete an interrupted rotation of `dir`, or roll back one that had not
 /// committed. The caller holds `dir`'s lock. Returns whether there was one.
 pub fn recover_locked(dir: &Path) -> Result<bool> {
@@ -308,6 +317,14 @@ pub fn recover_locked(dir: &Path) -> Result<bool> {
     })?;
     apply(dir, &journal)?;
     remove_temp_files(dir);
+    // The killed run may also have left temp files of its atomic writes in
+    // the trusted-keys directory and the publish directory. Remove them
+    // under that directory's lock, so that no write in progress is hit.
+    {
+        let _tlock = fsutil::lock_dir(&journal.tdir, true)?;
+        remove_temp_files(&journal.tdir);
+        remove_temp_files(&journal.publish_dir);
+    }
     Ok(true)
 }
 
@@ -353,9 +370,19 @@ fn apply(dir: &Path, j: &Journal) -> Result<Vec<PathBuf>> {
         let cur_is_old = fsutil::read_bounded(&cur, encoding::KEY_FILE_LIMIT, "key file")
             .map(|b| &sha256_hex(&b) == sha)
             .unwrap_or(false);
-        if cur_is_old && !rpath.exists() {
-            std::fs::hard_link(&cur, &rpath).map_err(|e| Error::io(&rpath, "linking", e))?;
-            fsutil::sync_dir(dir)?;
+        if cur_is_old {
+            match fsutil::read_bounded(&rpath, encoding::KEY_FILE_LIMIT, "key file") {
+                Ok(b) if &sha256_hex(&b) == sha => {} // linked by an earlier attempt
+                Err(Error::FileNotFound { .. }) => {
+                    std::fs::hard_link(&cur, &rpath)
+                        .map_err(|e| Error::io(&rpath, "linking", e))?;
+                    fsutil::sync_dir(dir)?;
+                }
+                // Another key holds that name: replacing NAME.pem now would
+                // lose the old key. Stop; the journal stays for a human.
+                Ok(_) => return Err(Error::AlreadyExists { path: rpath }),
+                Err(e) => return Err(e),
+            }
         }
     }
     crash_point(5);

@@ -56,7 +56,8 @@ pub fn audit(log: Option<&AuditLog>, event: pkgsign::audit::Event) {
 
 /// Parse a hash algorithm name (`sha256`, `blake3`, ...).
 pub fn parse_hash_alg(s: &str) -> Result<pkgsign::digest::HashAlg, String> {
-    s.parse::<pkgsign::digest::HashAlg>().map_err(|e| e.to_string())
+    s.parse::<pkgsign::digest::HashAlg>()
+        .map_err(|e| e.to_string())
 }
 
 /// The trusted keys of `--public-key` files and a `--trusted-keys` directory,

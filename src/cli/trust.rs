@@ -223,9 +223,16 @@ pub fn run(args: Args) -> Result<(), Error> {
             let results = lineage::update(&mut t, &from, now())?;
             let refused = results.iter().filter(|r| r.outcome == "refused").count();
             if json {
-                print_json(
-                    &json!({"ok": refused == 0, "verified": refused == 0, "statements": results}),
-                );
+                // One object, also on refusal: `cli::run` prints no second
+                // one for `StatementsRefused`.
+                let mut obj =
+                    json!({"ok": refused == 0, "verified": refused == 0, "statements": results});
+                if refused > 0 {
+                    let e = Error::StatementsRefused(refused);
+                    obj["code"] = json!(e.code());
+                    obj["error"] = json!(super::one_line(&e.to_string()));
+                }
+                print_json(&obj);
             } else {
                 for r in &results {
                     println!("{}: {}: {}", r.outcome, shown(&r.file), r.detail);

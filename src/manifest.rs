@@ -62,6 +62,8 @@ pub struct Options<'a> {
     pub cache: Option<&'a Cache>,
     /// Signature checks (threshold, clock).
     pub verify: VerifyOptions,
+    /// Told how many files have been checked so far.
+    pub progress: Option<crate::digest::Progress>,
 }
 
 /// Verify the signature over `list`, then every file in it.
@@ -112,19 +114,22 @@ fn check_all(
 ) -> Vec<FileResult> {
     let jobs = opts.jobs.max(1);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build();
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let one = |e: &checksum::Entry| {
+        let r = check_one(e, base, base_real, opts.cache);
+        let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if let Some(p) = &opts.progress {
+            (p.0)(n);
+        }
+        r
+    };
     let run = || {
         use rayon::prelude::*;
-        entries
-            .par_iter()
-            .map(|e| check_one(e, base, base_real, opts.cache))
-            .collect::<Vec<_>>()
+        entries.par_iter().map(one).collect::<Vec<_>>()
     };
     match pool {
         Ok(p) => p.install(run),
-        Err(_) => entries
-            .iter()
-            .map(|e| check_one(e, base, base_real, opts.cache))
-            .collect(),
+        Err(_) => entries.iter().map(one).collect(),
     }
 }
 

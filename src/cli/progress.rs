@@ -47,3 +47,26 @@ pub fn for_file(path: &Path, quiet: bool, json: bool) -> Option<(Progress, Bar)>
     }));
     Some((progress, Bar(pb)))
 }
+
+/// A progress callback counting checked files out of `total`, and its bar.
+pub fn for_count(total: u64, what: &str, quiet: bool, json: bool) -> Option<(Progress, Bar)> {
+    if quiet || json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
+    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} eta {eta}") {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.set_message(what.to_string());
+    let start = Instant::now();
+    let shown = std::sync::atomic::AtomicBool::new(false);
+    let bar = pb.clone();
+    let progress = Progress(Arc::new(move |done| {
+        if !shown.load(std::sync::atomic::Ordering::Relaxed) && start.elapsed() >= DELAY {
+            shown.store(true, std::sync::atomic::Ordering::Relaxed);
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+        }
+        bar.set_position(done);
+    }));
+    Some((progress, Bar(pb)))
+}

@@ -61,7 +61,13 @@ pub fn run(args: Args) -> Result<(), Error> {
         .clone()
         .unwrap_or_else(|| pkgsign::fsutil::sig_path_for(&args.list));
     let cache = args.cache.as_deref().map(Cache::open);
+    // The bar counts the list's lines; the library counts checked files.
+    let lines = std::fs::read(&args.list)
+        .map(|b| b.iter().filter(|c| **c == b'\n').count() as u64)
+        .unwrap_or(0);
+    let bar = super::progress::for_count(lines, "checking files", args.quiet, args.json);
     let opts = Options {
+        progress: bar.as_ref().map(|(p, _)| p.clone()),
         jobs: args
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),

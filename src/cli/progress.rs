@@ -1,9 +1,10 @@
-//! Progress bars on stderr for hashing that takes more than about a second:
+//! Progress bars on stderr for work that takes more than about a second:
 //! only when stderr is a terminal, never with `--quiet` or `--json`.
 
 use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -21,49 +22,44 @@ impl Drop for Bar {
     }
 }
 
-/// A progress callback for hashing `path`, and the bar to keep alive while
-/// it runs; `None` when no bar should be drawn.
+/// A progress callback for hashing `path` (bytes), and the bar to keep
+/// alive while it runs; `None` when no bar should be drawn.
 pub fn for_file(path: &Path, quiet: bool, json: bool) -> Option<(Progress, Bar)> {
-    if quiet || json || !std::io::stderr().is_terminal() {
-        return None;
-    }
     let len = std::fs::metadata(path).ok()?.len();
-    let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
-    if let Ok(style) = ProgressStyle::with_template(
+    make(
+        quiet || json,
+        len,
         "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-    ) {
-        pb.set_style(style.progress_chars("=> "));
-    }
-    pb.set_message(format!("hashing {}", path.display()));
-    let start = Instant::now();
-    let shown = std::sync::atomic::AtomicBool::new(false);
-    let bar = pb.clone();
-    let progress = Progress(Arc::new(move |done| {
-        if !shown.load(std::sync::atomic::Ordering::Relaxed) && start.elapsed() >= DELAY {
-            shown.store(true, std::sync::atomic::Ordering::Relaxed);
-            bar.set_draw_target(ProgressDrawTarget::stderr());
-        }
-        bar.set_position(done);
-    }));
-    Some((progress, Bar(pb)))
+        format!("hashing {}", path.display()),
+    )
 }
 
 /// A progress callback counting checked files out of `total`, and its bar.
 pub fn for_count(total: u64, what: &str, quiet: bool, json: bool) -> Option<(Progress, Bar)> {
-    if quiet || json || !std::io::stderr().is_terminal() {
+    make(
+        quiet || json,
+        total,
+        "{msg} [{bar:30}] {pos}/{len} eta {eta}",
+        what.to_string(),
+    )
+}
+
+/// A hidden bar that draws itself once [`DELAY`] has passed.
+fn make(off: bool, len: u64, template: &str, msg: String) -> Option<(Progress, Bar)> {
+    if off || !std::io::stderr().is_terminal() {
         return None;
     }
-    let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
-    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} eta {eta}") {
+    let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
+    if let Ok(style) = ProgressStyle::with_template(template) {
         pb.set_style(style.progress_chars("=> "));
     }
-    pb.set_message(what.to_string());
+    pb.set_message(msg);
     let start = Instant::now();
-    let shown = std::sync::atomic::AtomicBool::new(false);
+    let shown = AtomicBool::new(false);
     let bar = pb.clone();
     let progress = Progress(Arc::new(move |done| {
-        if !shown.load(std::sync::atomic::Ordering::Relaxed) && start.elapsed() >= DELAY {
-            shown.store(true, std::sync::atomic::Ordering::Relaxed);
+        if !shown.load(Ordering::Relaxed) && start.elapsed() >= DELAY {
+            shown.store(true, Ordering::Relaxed);
             bar.set_draw_target(ProgressDrawTarget::stderr());
         }
         bar.set_position(done);

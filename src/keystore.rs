@@ -49,6 +49,15 @@ pub fn active_keys(
     now: u64,
     passphrase: Option<&Passphrase>,
 ) -> Result<(Vec<LocalKey>, Vec<Skipped>)> {
+    if !dir.is_dir() {
+        return Err(match std::fs::metadata(dir) {
+            Err(e) => Error::io(dir, "reading", e),
+            Ok(_) => Error::Usage(format!(
+                "{}: --keys-dir needs a directory of .pem private keys",
+                dir.display()
+            )),
+        });
+    }
     // A read-only keys directory (a CI secret mount) cannot be mid-rotation
     // by this host; sign without the lock then.
     let _lock = match fsutil::lock_dir(dir, true) {

@@ -122,8 +122,14 @@ pub fn to_raw_text(signature: &[u8]) -> String {
     s
 }
 
+/// 9999-12-31T23:59:59Z, the last time RFC 3339 can write.
+pub const MAX_TIME: u64 = 253_402_300_799;
+
 /// RFC 3339 UTC with whole seconds, e.g. `2026-12-01T00:00:00Z`.
 pub fn format_time(secs: u64) -> String {
+    // RFC 3339 has four-digit years; later times are shown as the last second
+    // of 9999 (humantime would panic).
+    let secs = secs.min(MAX_TIME);
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
 }
 

@@ -20,9 +20,16 @@ impl AuditArgs {
 
 /// Parse a duration like `30d`, `12h`, `90m`.
 pub fn parse_duration(s: &str) -> Result<u64, String> {
-    humantime::parse_duration(s)
+    const CENTURY: u64 = 100 * 365 * 86_400;
+    let secs = humantime::parse_duration(s)
         .map(|d| d.as_secs())
-        .map_err(|e| format!("{e}; write durations like 30d, 12h or 90m"))
+        .map_err(|e| format!("{e}; write durations like 30d, 12h or 90m"))?;
+    if secs > CENTURY {
+        return Err(format!(
+            "{s}: longer than 100 years; write durations like 30d, 12h or 90m"
+        ));
+    }
+    Ok(secs)
 }
 
 /// Parse an RFC 3339 UTC time like `2026-12-01T00:00:00Z`.

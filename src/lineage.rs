@@ -531,3 +531,184 @@ fn try_apply(tdir: &mut TrustDir, st: &Statement, _now: u64) -> Result<Step> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{KeySpec, LocalKey, generate};
+
+    const T: u64 = 1_800_000_000;
+    const DAY: u64 = 86_400;
+
+    fn key() -> LocalKey {
+        LocalKey::new(generate(KeySpec::Ed25519).unwrap(), PathBuf::new())
+    }
+
+    /// A worker's trusted-keys directory that trusts `first` only.
+    fn worker(first: &LocalKey) -> (tempfile::TempDir, TrustDir) {
+        let d = tempfile::tempdir().unwrap();
+        let mut t = TrustDir::open(&d.path().join("trusted")).unwrap();
+        t.add(first.public_key(), "first", None, None).unwrap();
+        (d, t)
+    }
+
+    fn publish(dir: &Path, sts: &[&Statement]) {
+        for st in sts {
+            st.publish(dir).unwrap();
+        }
+    }
+
+    fn outcome<'a>(r: &'a [Applied], st: &Statement) -> &'a Applied {
+        r.iter()
+            .find(|a| a.file.file_name().unwrap().to_string_lossy() == st.file_name())
+            .unwrap()
+    }
+
+    #[test]
+    fn a_chain_is_followed_from_the_first_key_in_any_file_order() {
+        let (a, b, c, d) = (key(), key(), key(), key());
+        // All issued in the same second: the file names sort by the new
+        // key's fingerprint, so the loop must retry until nothing changes.
+        let ab = Statement::endorse(&a, &b, "k", T, Some(T + 30 * DAY), T).unwrap();
+        let bc = Statement::endorse(&b, &c, "k", T, Some(T + 30 * DAY), T).unwrap();
+        let cd = Statement::endorse(&c, &d, "k", T, Some(T + 30 * DAY), T).unwrap();
+        let (tmp, mut t) = worker(&a);
+        let from = tmp.path().join("lineage");
+        publish(&from, &[&cd, &ab, &bc]);
+        let r = update(&mut t, &from, T + DAY).unwrap();
+        assert!(r.iter().all(|x| x.outcome == "applied"), "{r:?}");
+        let store = t.store().unwrap();
+        let dfp = d.public_key().fingerprint();
+        assert!(store.get(&dfp).is_some());
+        assert_eq!(store.get(&dfp).unwrap().state.not_before, Some(T));
+        let afp = a.public_key().fingerprint();
+        assert_eq!(
+            store.get(&afp).unwrap().state.not_after,
+            Some(T + 30 * DAY),
+            "the endorser's window ends with its grace period"
+        );
+        // Idempotent.
+        let r = update(&mut t, &from, T + DAY).unwrap();
+        assert!(r.iter().all(|x| x.outcome == "already"), "{r:?}");
+    }
+
+    #[test]
+    fn forged_and_stale_statements_are_refused() {
+        let (a, b, x, y) = (key(), key(), key(), key());
+        let (tmp, mut t) = worker(&a);
+        let from = tmp.path().join("lineage");
+        let afp = a.public_key().fingerprint();
+
+        // An untrusted key endorsing its successor.
+        let xy = Statement::endorse(&x, &y, "k", T, None, T).unwrap();
+        // X's signature presented as A's.
+        let mut xa = Statement::endorse(&x, &b, "k", T + 1, None, T + 1).unwrap();
+        xa.signer = afp.clone();
+        // A's endorsement of B with a countersignature by another key.
+        let mut bad_counter = Statement::endorse(&a, &b, "k", T + 2, None, T + 2).unwrap();
+        let by_y = Statement::endorse(&a, &y, "k", T + 2, None, T + 2).unwrap();
+        bad_counter.countersignature = by_y.countersignature.clone();
+        publish(&from, &[&xy, &xa, &bad_counter]);
+        let r = update(&mut t, &from, T + DAY).unwrap();
+        assert!(r.iter().all(|x| x.outcome == "refused"), "{r:?}");
+        assert!(outcome(&r, &xy).detail.contains("not a trusted key"));
+        assert!(outcome(&r, &xa).detail.contains("does not verify"));
+        assert!(
+            outcome(&r, &bad_counter)
+                .detail
+                .contains("countersignature")
+        );
+        let store = t.store().unwrap();
+        for k in [&b, &x, &y] {
+            assert!(store.get(&k.public_key().fingerprint()).is_none());
+        }
+        assert!(store.get(&afp).unwrap().state.not_after.is_none());
+
+        // A statement issued after the signer's window closed.
+        t.retire(&afp, T + DAY).unwrap();
+        let late = Statement::endorse(&a, &b, "k", T + 2 * DAY, None, T + 2 * DAY).unwrap();
+        let from2 = tmp.path().join("late");
+        publish(&from2, &[&late]);
+        let r = update(&mut t, &from2, T + 3 * DAY).unwrap();
+        assert_eq!(r[0].outcome, "refused", "{r:?}");
+        assert!(r[0].detail.contains("outside"), "{r:?}");
+    }
+
+    #[test]
+    fn revocations_apply_and_win_over_endorsements() {
+        let (a, b, c) = (key(), key(), key());
+        let (tmp, mut t) = worker(&a);
+        let afp = a.public_key().fingerprint();
+        let bfp = b.public_key().fingerprint();
+        // A endorses B, then revokes it; a later endorsement of B is ignored.
+        let ab = Statement::endorse(&a, &b, "k", T, None, T).unwrap();
+        let rb = Statement::revoke(&a, &bfp, T + 10, "leaked", T + 10).unwrap();
+        let from = tmp.path().join("lineage");
+        publish(&from, &[&ab, &rb]);
+        update(&mut t, &from, T + DAY).unwrap();
+        assert_eq!(
+            t.store().unwrap().state_of(&bfp).unwrap().revoked,
+            Some((T + 10, "leaked".into()))
+        );
+        let ab2 = Statement::endorse(&a, &b, "k2", T + 20, None, T + 20).unwrap();
+        let from2 = tmp.path().join("again");
+        publish(&from2, &[&ab2]);
+        let r = update(&mut t, &from2, T + DAY).unwrap();
+        assert_eq!(r[0].outcome, "already", "{r:?}");
+        assert!(t.store().unwrap().state_of(&bfp).unwrap().revoked.is_some());
+        // A revoked key's endorsements are refused ...
+        t.revoke(&afp, T + 30, "gone").unwrap();
+        let ac = Statement::endorse(&a, &c, "k", T + 40, None, T + 40).unwrap();
+        // ... but its revocation of itself is always accepted.
+        let ra = Statement::revoke(&a, &afp, T + 40, "self", T + 40).unwrap();
+        let from3 = tmp.path().join("third");
+        publish(&from3, &[&ac, &ra]);
+        let r = update(&mut t, &from3, T + DAY).unwrap();
+        assert_eq!(outcome(&r, &ac).outcome, "refused", "{r:?}");
+        assert!(outcome(&r, &ac).detail.contains("revoked"), "{r:?}");
+        assert_eq!(outcome(&r, &ra).outcome, "already", "{r:?}");
+    }
+
+    #[test]
+    fn only_the_canonical_form_parses() {
+        let (a, b) = (key(), key());
+        let st = Statement::endorse(&a, &b, "k", T, Some(T + DAY), T).unwrap();
+        let text = st.to_text();
+        assert_eq!(parse(text.as_bytes()).unwrap(), st);
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("s.stmt");
+        st.publish(d.path()).unwrap();
+        assert_eq!(Statement::read(&d.path().join(st.file_name())).unwrap(), st);
+        let bad = [
+            format!("{text}\n"),
+            text.replace('\n', "\r\n"),
+            text.trim_end().to_string(),
+            text.replace("kind: endorse", "kind: endorse "),
+            text.replace("pkgsign-key-statement v1", "pkgsign-key-statement v2"),
+            text.replace("subject-name: k\n", "subject-name: k\nextra: 1\n"),
+            text.replace("signature: ", "signature:  "),
+            // Fields swapped.
+            {
+                let mut lines: Vec<&str> = text.lines().collect();
+                lines.swap(5, 6);
+                lines.join("\n") + "\n"
+            },
+        ];
+        for b in bad {
+            std::fs::write(&p, &b).unwrap();
+            assert!(
+                matches!(Statement::read(&p), Err(Error::SignatureMalformed { .. })),
+                "{b:?}"
+            );
+        }
+        // Changing one byte of a signed field keeps it parseable but breaks
+        // the signature.
+        let tampered = parse(
+            text.replace("subject-name: k", "subject-name: j")
+                .as_bytes(),
+        )
+        .unwrap();
+        assert!(tampered.verify_with(a.public_key()).is_err());
+        st.verify_with(a.public_key()).unwrap();
+    }
+}

@@ -474,3 +474,241 @@ fn delete_expired(dir: &Path, name: &str, now: u64) -> Result<Vec<(Fingerprint, 
     }
     Ok(deleted)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+    use crate::meta::TRUST_FILE;
+
+    /// 2027-01-15T08:00:00Z.
+    const T: u64 = 1_800_000_000;
+    const NAME: &str = "signing-key";
+
+    fn opts(now: u64) -> Options<'static> {
+        Options {
+            name: NAME.into(),
+            grace: 30 * 86_400,
+            emergency: false,
+            reason: None,
+            if_older_than: None,
+            spec: None,
+            passphrase: None,
+            publish_dir: None,
+            now,
+        }
+    }
+
+    fn dirs() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let keys = d.path().join("keys");
+        let tdir = d.path().join("trusted");
+        (d, keys, tdir)
+    }
+
+    fn fp_of(path: &Path) -> Fingerprint {
+        encoding::load_private_key(path, None)
+            .unwrap()
+            .public_key()
+            .fingerprint()
+    }
+
+    fn pem_fps(dir: &Path) -> BTreeSet<Fingerprint> {
+        crate::keystore::pem_files(dir)
+            .unwrap()
+            .iter()
+            .map(|p| fp_of(p))
+            .collect()
+    }
+
+    /// Every file of both directories (but the lock), with its contents.
+    fn snapshot(dirs: &[&Path]) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut m = BTreeMap::new();
+        for d in dirs {
+            for sub in [d.to_path_buf(), d.join("lineage")] {
+                let Ok(rd) = std::fs::read_dir(&sub) else {
+                    continue;
+                };
+                for e in rd.flatten() {
+                    let p = e.path();
+                    if p.is_file() && !p.ends_with(crate::fsutil::LOCK_FILE) {
+                        m.insert(p.clone(), std::fs::read(&p).unwrap());
+                    }
+                }
+            }
+        }
+        m
+    }
+
+    /// Steps 1 and 2 of a rotation of `dir` at `now`, done by hand: the
+    /// staged key and the committed journal, nothing applied.
+    fn commit_only(dir: &Path, tdir: &Path, now: u64, retired: Option<String>) -> Journal {
+        let cur = dir.join(format!("{NAME}.pem"));
+        let old = encoding::load_private_key(&cur, None).unwrap();
+        let new = LocalKey::new(keys::generate(KeySpec::Ed25519).unwrap(), cur.clone());
+        let st = Statement::endorse(&old, &new, NAME, now, Some(now + 100), now).unwrap();
+        let bytes = std::fs::read(&cur).unwrap();
+        let retired = retired
+            .unwrap_or_else(|| retired_name(dir, NAME, &old.public_key().fingerprint(), now));
+        fsutil::write_atomic(
+            &dir.join(STAGED),
+            encoding::private_key_to_pem(new.private_key(), None)
+                .unwrap()
+                .as_bytes(),
+            0o600,
+            Replace::Never,
+        )
+        .unwrap();
+        let j = Journal {
+            version: 1,
+            tdir: std::path::absolute(tdir).unwrap(),
+            name: NAME.into(),
+            now,
+            emergency: false,
+            reason: String::new(),
+            grace_end: now + 100,
+            old_fp: Some(old.public_key().fingerprint().to_string()),
+            old_pem_sha256: Some(sha256_hex(&bytes)),
+            retired_file: Some(retired),
+            new_fp: new.public_key().fingerprint().to_string(),
+            new_pub_pem: encoding::public_key_to_pem(new.public_key()).unwrap(),
+            publish_dir: tdir.join("lineage"),
+            statements: vec![(st.file_name(), st.to_text())],
+        };
+        std::fs::write(dir.join(JOURNAL), serde_json::to_vec(&j).unwrap()).unwrap();
+        j
+    }
+
+    #[test]
+    fn rotations_in_the_same_second_keep_every_private_key() {
+        let (_d, keys, tdir) = dirs();
+        let mut made = BTreeSet::new();
+        for _ in 0..4 {
+            let out = rotate(&keys, &tdir, &opts(T)).unwrap();
+            made.insert(out.current_key.unwrap());
+        }
+        assert_eq!(made.len(), 4);
+        assert_eq!(pem_fps(&keys), made, "a retired key was overwritten");
+        let meta = Metadata::load(&keys, KEYS_FILE).unwrap();
+        let files: BTreeSet<String> = meta.keys().iter().filter_map(|k| k.file.clone()).collect();
+        assert_eq!(files.len(), 4, "each key has its own file: {files:?}");
+        for k in meta.keys() {
+            let f = k.file.as_ref().unwrap();
+            assert_eq!(Some(fp_of(&keys.join(f))), k.fingerprint, "{f}");
+        }
+    }
+
+    #[test]
+    fn a_committed_journal_is_applied_idempotently() {
+        let (_d, keys, tdir) = dirs();
+        rotate(&keys, &tdir, &opts(T)).unwrap();
+        let old = fp_of(&keys.join(format!("{NAME}.pem")));
+        let j = commit_only(&keys, &tdir, T + 10, None);
+        let jtext = std::fs::read(keys.join(JOURNAL)).unwrap();
+        assert!(recover_locked(&keys).unwrap());
+        let after = snapshot(&[&keys, &tdir]);
+        assert!(!keys.join(JOURNAL).exists() && !keys.join(STAGED).exists());
+        assert_eq!(
+            fp_of(&keys.join(format!("{NAME}.pem"))).to_string(),
+            j.new_fp
+        );
+        assert!(pem_fps(&keys).contains(&old));
+        // Replaying the same journal (a run killed before removing it)
+        // changes nothing.
+        std::fs::write(keys.join(JOURNAL), &jtext).unwrap();
+        assert!(recover_locked(&keys).unwrap());
+        assert_eq!(snapshot(&[&keys, &tdir]), after);
+        assert!(!recover_locked(&keys).unwrap(), "nothing left to recover");
+    }
+
+    #[test]
+    fn an_uncommitted_rotation_is_rolled_back() {
+        let (_d, keys, tdir) = dirs();
+        rotate(&keys, &tdir, &opts(T)).unwrap();
+        let before = snapshot(&[&keys, &tdir]);
+        commit_only(&keys, &tdir, T + 10, None);
+        std::fs::remove_file(keys.join(JOURNAL)).unwrap();
+        std::fs::write(keys.join(".pkgsign-XXXXXX.tmp"), b"partial").unwrap();
+        assert!(recover_locked(&keys).unwrap());
+        assert_eq!(snapshot(&[&keys, &tdir]), before);
+    }
+
+    #[test]
+    fn recovery_removes_temp_files_of_the_killed_run_everywhere() {
+        let (_d, keys, tdir) = dirs();
+        rotate(&keys, &tdir, &opts(T)).unwrap();
+        commit_only(&keys, &tdir, T + 10, None);
+        std::fs::create_dir_all(tdir.join("lineage")).unwrap();
+        for d in [&keys, &tdir, &tdir.join("lineage")] {
+            std::fs::write(d.join(".pkgsign-AbCdEf.tmp"), b"partial").unwrap();
+        }
+        assert!(recover_locked(&keys).unwrap());
+        for d in [&keys, &tdir, &tdir.join("lineage")] {
+            assert!(!d.join(".pkgsign-AbCdEf.tmp").exists(), "{}", d.display());
+        }
+    }
+
+    #[test]
+    fn apply_never_replaces_the_current_key_over_another_retired_key() {
+        let (_d, keys, tdir) = dirs();
+        rotate(&keys, &tdir, &opts(T)).unwrap();
+        let cur = keys.join(format!("{NAME}.pem"));
+        let old = fp_of(&cur);
+        // A journal whose retired name is already taken by another key
+        // (as the same-second collision used to produce).
+        let other = keys.join("taken.pem");
+        let k = keys::generate(KeySpec::Ed25519).unwrap();
+        fsutil::write_atomic(
+            &other,
+            encoding::private_key_to_pem(&k, None).unwrap().as_bytes(),
+            0o600,
+            Replace::Never,
+        )
+        .unwrap();
+        let other_fp = fp_of(&other);
+        commit_only(&keys, &tdir, T + 10, Some("taken.pem".into()));
+        assert!(matches!(
+            recover_locked(&keys),
+            Err(Error::AlreadyExists { .. })
+        ));
+        assert_eq!(fp_of(&cur), old, "the current key must not be replaced");
+        assert_eq!(fp_of(&other), other_fp);
+        assert!(keys.join(JOURNAL).exists(), "the journal stays for a human");
+    }
+
+    #[test]
+    fn retired_name_is_never_a_taken_name() {
+        let (_d, keys, _) = dirs();
+        std::fs::create_dir_all(&keys).unwrap();
+        let fp = Fingerprint::of_spki_der(b"k");
+        let plain = retired_name(&keys, NAME, &fp, T);
+        assert_eq!(plain, "signing-key.retired-20270115T080000Z.pem");
+        std::fs::write(keys.join(&plain), b"x").unwrap();
+        let other = retired_name(&keys, NAME, &fp, T);
+        assert_ne!(other, plain);
+        assert!(
+            other.starts_with("signing-key.retired-20270115T080000Z-") && other.ends_with(".pem")
+        );
+    }
+
+    #[test]
+    fn emergency_rotation_revokes_and_deletes_the_old_key() {
+        let (_d, keys, tdir) = dirs();
+        rotate(&keys, &tdir, &opts(T)).unwrap();
+        let old = fp_of(&keys.join(format!("{NAME}.pem")));
+        let o = Options {
+            emergency: true,
+            reason: Some("stolen".into()),
+            ..opts(T + 5)
+        };
+        let out = rotate(&keys, &tdir, &o).unwrap();
+        assert!(out.revoked);
+        assert!(!pem_fps(&keys).contains(&old));
+        let t = Metadata::load(&tdir, TRUST_FILE).unwrap();
+        assert_eq!(t.get(&old).unwrap().revoked, Some((T + 5, "stolen".into())));
+        let k = Metadata::load(&keys, KEYS_FILE).unwrap();
+        assert!(k.get(&old).unwrap().revoked.is_some());
+        assert_eq!(out.statements.len(), 1);
+    }
+}

@@ -244,3 +244,129 @@ impl TrustDir {
         Ok((out, warnings))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{KeySpec, generate};
+
+    const T: u64 = 1_800_000_000;
+
+    fn public() -> PublicKey {
+        generate(KeySpec::Ed25519).unwrap().public_key()
+    }
+
+    fn open() -> (tempfile::TempDir, TrustDir) {
+        let d = tempfile::tempdir().unwrap();
+        let t = TrustDir::open(&d.path().join("trusted")).unwrap();
+        (d, t)
+    }
+
+    fn listed<'a>(l: &'a [Listed], fp: &Fingerprint) -> &'a Listed {
+        l.iter().find(|k| &k.fingerprint == fp).unwrap()
+    }
+
+    #[test]
+    fn a_revoked_key_stays_revoked_through_remove_and_add() {
+        let (_d, mut t) = open();
+        let k = public();
+        let fp = k.fingerprint();
+        let path = t.add(&k, "k", None, None).unwrap();
+        assert!(t.revoke(&fp, T, "leaked").unwrap());
+        assert!(!t.revoke(&fp, T + 1, "again").unwrap());
+        assert_eq!(t.remove(&fp).unwrap(), 1);
+        assert!(!path.exists());
+        // The tombstone: listed, still revoked, with the first reason.
+        let (l, _) = t.list(T + 5).unwrap();
+        let e = listed(&l, &fp);
+        assert_eq!((e.state, e.file.as_deref()), ("revoked", None));
+        assert_eq!(e.revoked_reason.as_deref(), Some("leaked"));
+        assert!(matches!(t.add(&k, "k", None, None), Err(Error::Usage(_))));
+        // Dropped back in by hand: still revoked for a verifier.
+        std::fs::write(
+            t.path().join("back.pub"),
+            encoding::public_key_to_pem(&k).unwrap(),
+        )
+        .unwrap();
+        let store = TrustStore::load_dir(t.path()).unwrap();
+        assert!(matches!(
+            store.decide(&fp, T + 5, None),
+            crate::trust::Decision::Refused(crate::report::Refusal::KeyRevoked, _)
+        ));
+        // Reloading from disk keeps all of it.
+        drop(t);
+        let d = _d.path().join("trusted");
+        let t = TrustDir::open(&d).unwrap();
+        assert!(t.meta().get(&fp).unwrap().revoked.is_some());
+    }
+
+    #[test]
+    fn retire_only_shortens_a_window() {
+        let (_d, mut t) = open();
+        let k = public();
+        let fp = k.fingerprint();
+        t.add(&k, "k", Some(T), None).unwrap();
+        t.retire(&fp, T + 100).unwrap();
+        t.retire(&fp, T + 200).unwrap();
+        assert_eq!(t.meta().get(&fp).unwrap().not_after, Some(T + 100));
+        t.retire(&fp, T + 50).unwrap();
+        assert_eq!(t.meta().get(&fp).unwrap().not_after, Some(T + 50));
+    }
+
+    #[test]
+    fn add_never_overwrites_another_keys_file() {
+        let (_d, mut t) = open();
+        let (a, b) = (public(), public());
+        let pa = t.add(&a, "k", None, None).unwrap();
+        let pb = t.add(&b, "k", None, None).unwrap();
+        assert_ne!(pa, pb);
+        assert_eq!(encoding::load_public_key(&pa).unwrap(), a);
+        assert_eq!(encoding::load_public_key(&pb).unwrap(), b);
+        // Adding a key again updates its window in place.
+        let pa2 = t.add(&a, "k", Some(T), Some(T + 10)).unwrap();
+        assert_eq!(pa2, pa);
+        let st = t.meta().get(&a.fingerprint()).unwrap();
+        assert_eq!((st.not_before, st.not_after), (Some(T), Some(T + 10)));
+        assert!(matches!(
+            t.add(&b, "k", Some(T + 10), Some(T)),
+            Err(Error::Usage(_))
+        ));
+        assert!(t.add(&b, "../evil", None, None).is_err());
+    }
+
+    #[test]
+    fn list_shows_each_state() {
+        let (_d, mut t) = open();
+        let keys: Vec<PublicKey> = (0..5).map(|_| public()).collect();
+        t.add(&keys[0], "active", None, None).unwrap();
+        t.add(&keys[1], "retiring", Some(T - 10), Some(T + 10))
+            .unwrap();
+        t.add(&keys[2], "expired", None, Some(T - 1)).unwrap();
+        t.add(&keys[3], "later", Some(T + 1), None).unwrap();
+        t.add(&keys[4], "revoked", None, Some(T + 10)).unwrap();
+        t.revoke(&keys[4].fingerprint(), T - 5, "r").unwrap();
+        let (l, warnings) = t.list(T).unwrap();
+        assert!(warnings.is_empty());
+        let states: Vec<(&str, &str)> = l.iter().map(|k| (k.name.as_str(), k.state)).collect();
+        assert_eq!(
+            states,
+            [
+                ("active", "active"),
+                ("expired", "expired"),
+                ("later", "not-yet-valid"),
+                ("retiring", "retiring"),
+                ("revoked", "revoked"),
+            ]
+        );
+        assert!(
+            listed(&l, &keys[1].fingerprint())
+                .detail
+                .contains("retiring until")
+        );
+        // At the exact ends the window is still open.
+        let (l, _) = t.list(T + 10).unwrap();
+        assert_eq!(listed(&l, &keys[1].fingerprint()).state, "retiring");
+        let (l, _) = t.list(T + 11).unwrap();
+        assert_eq!(listed(&l, &keys[1].fingerprint()).state, "expired");
+    }
+}

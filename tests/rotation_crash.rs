@@ -124,7 +124,7 @@ fn check_after_kill(
 
     // (c) The next run completes or rolls back, and signing works.
     if recover_with_rotate {
-        let r = run(ps(env.rotate_args(&["--if-older-than", "36500d"]))).ok();
+        let r = run(ps(env.rotate_args(&["--if-older-than", "3650d"]))).ok();
         assert_eq!(r.json()["action"], "not-due", "{label}: {r:#?}");
         assert_eq!(r.json()["recovered"], journal || staged, "{label}: {r:#?}");
     }

@@ -326,4 +326,87 @@ mod tests {
             assert_eq!(c.stats(), (0, 0));
         }
     }
+
+    /// A stat signature whose ctime is old enough to be cached, without
+    /// waiting: `put` judges the age from the signature it is given.
+    fn aged(p: &Path) -> StatSig {
+        let mut s = stat(p);
+        s.ctime_ns -= 10_000_000_000;
+        s
+    }
+
+    #[test]
+    fn changed_while_hashed_is_not_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = old_file(dir.path(), "f", b"data");
+        let d = hash_bytes(HashAlg::Sha256, b"data");
+        let c = Cache::open(&dir.path().join("cache.json"));
+        let before = aged(&p);
+        let mut after = before;
+        after.mtime_ns += 1;
+        c.put(&p, &d, &before, &after);
+        assert!(c.get(&p, HashAlg::Sha256, &before).is_none());
+        assert!(c.get(&p, HashAlg::Sha256, &after).is_none());
+        c.put(&p, &d, &before, &before);
+        assert_eq!(c.get(&p, HashAlg::Sha256, &before), Some(d));
+        // Any field of the signature differing is a miss.
+        for f in 0..5 {
+            let mut other = before;
+            match f {
+                0 => other.dev += 1,
+                1 => other.ino += 1,
+                2 => other.size += 1,
+                3 => other.mtime_ns -= 1,
+                _ => other.ctime_ns += 1,
+            }
+            assert!(c.get(&p, HashAlg::Sha256, &other).is_none(), "field {f}");
+        }
+    }
+
+    #[test]
+    fn two_caches_saving_the_same_file_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = dir.path().join("cache.json");
+        let p1 = old_file(dir.path(), "one", b"1");
+        let p2 = old_file(dir.path(), "two", b"2");
+        let (c1, c2) = (Cache::open(&cp), Cache::open(&cp));
+        let d1 = hash_bytes(HashAlg::Sha256, b"1");
+        let d2 = hash_bytes(HashAlg::Blake3, b"2");
+        let (s1, s2) = (aged(&p1), aged(&p2));
+        c1.put(&p1, &d1, &s1, &s1);
+        c2.put(&p2, &d2, &s2, &s2);
+        c1.save().unwrap();
+        c2.save().unwrap();
+        let c = Cache::open(&cp);
+        assert_eq!(c.get(&p1, HashAlg::Sha256, &s1), Some(d1));
+        assert_eq!(c.get(&p2, HashAlg::Blake3, &s2), Some(d2));
+        assert!(c.get(&p2, HashAlg::Sha256, &s2).is_none());
+    }
+
+    #[test]
+    fn oversized_or_malformed_entries_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = dir.path().join("cache.json");
+        let p = old_file(dir.path(), "f", b"data");
+        let s = aged(&p);
+        let good = Cache::open(&cp);
+        let d = hash_bytes(HashAlg::Sha256, b"data");
+        good.put(&p, &d, &s, &s);
+        good.save().unwrap();
+        assert_eq!(Cache::open(&cp).get(&p, HashAlg::Sha256, &s), Some(d));
+        // A digest of the wrong length for its algorithm is dropped.
+        let text = std::fs::read_to_string(&cp).unwrap();
+        let hex = hash_bytes(HashAlg::Sha256, b"data").hex();
+        std::fs::write(&cp, text.replace(&hex, &hex[..40])).unwrap();
+        assert!(Cache::open(&cp).get(&p, HashAlg::Sha256, &s).is_none());
+        // Beyond the size limit: ignored.
+        let f = std::fs::File::create(&cp).unwrap();
+        f.set_len(FILE_LIMIT + 1).unwrap();
+        drop(f);
+        let c = Cache::open(&cp);
+        assert!(c.get(&p, HashAlg::Sha256, &s).is_none());
+        // Deeply nested JSON: no stack overflow, ignored.
+        std::fs::write(&cp, "[".repeat(1_000_000)).unwrap();
+        assert!(Cache::open(&cp).get(&p, HashAlg::Sha256, &s).is_none());
+    }
 }

@@ -68,7 +68,7 @@ pub fn format_line(digest: &Digest, name: &OsStr, style: Style) -> Vec<u8> {
 
 /// Escape a name for a `NAME: OK` line the way coreutils 9 `--check` does:
 /// only a name holding a newline is escaped (backslashes doubled, newlines
-/// as `\n`) and its line starts with a backslash.
+/// as `\n`, carriage returns as `\r`) and its line starts with a backslash.
 pub fn display_name(name: &[u8]) -> (bool, Vec<u8>) {
     if !name.contains(&b'\n') {
         return (false, name.to_vec());
@@ -78,6 +78,7 @@ pub fn display_name(name: &[u8]) -> (bool, Vec<u8>) {
         match b {
             b'\\' => out.extend_from_slice(b"\\\\"),
             b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
             _ => out.push(b),
         }
     }
@@ -108,7 +109,9 @@ pub struct List {
 /// Parse a checksum list. `alg` is the algorithm of GNU lines (`HEX  NAME`);
 /// when `None`, it is inferred from the digest length (64 hex digits:
 /// SHA-256, 128: SHA-512, 96: SHA-384, 56: SHA-224, 40: SHA-1, 32: MD5).
-/// BSD and pkgsign lines name their own algorithm.
+/// BSD and pkgsign lines name their own algorithm. A carriage return ending
+/// a line is dropped (CRLF lists), as coreutils does, except at the end of
+/// the name of a BLAKE3 GNU line, where b3sum writes it unescaped.
 pub fn parse(data: &[u8], alg: Option<HashAlg>) -> List {
     let mut list = List::default();
     let body = data.strip_suffix(b"\n").unwrap_or(data);
@@ -117,11 +120,25 @@ pub fn parse(data: &[u8], alg: Option<HashAlg>) -> List {
     }
     for (i, line) in body.split(|b| *b == b'\n').enumerate() {
         let n = i + 1;
+        let raw = line;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() || line.starts_with(b"#") {
             continue;
         }
-        match parse_line(line, alg) {
+        let parsed = parse_line(line, alg).map(|(d, name)| {
+            // b3sum never escapes a carriage return, and its --check keeps
+            // one that ends a line as part of the name: so does pkgsign for
+            // BLAKE3 lines (else it could not read its own list back). A BSD
+            // line ends with its digest, so the re-parse fails there.
+            if raw.len() != line.len()
+                && d.alg() == HashAlg::Blake3
+                && let Some(r) = parse_line(raw, alg)
+            {
+                return r;
+            }
+            (d, name)
+        });
+        match parsed {
             Some((expected, name)) => list.entries.push(Entry {
                 expected,
                 name,
@@ -237,5 +254,77 @@ mod tests {
         assert_eq!(list.entries[0].name, b"bin");
         assert_eq!(list.entries[1].name, b"tagged");
         assert_eq!(list.malformed, vec![3, 4]);
+    }
+
+    #[test]
+    fn display_name_escapes_like_coreutils_check() {
+        // coreutils 9.1 `--check`: escaped only when the name holds a
+        // newline; then `\\`, `\n` and `\r` are all escaped.
+        assert_eq!(display_name(b"plain"), (false, b"plain".to_vec()));
+        assert_eq!(
+            display_name(b"back\\slash"),
+            (false, b"back\\slash".to_vec())
+        );
+        assert_eq!(display_name(b"cr\rret"), (false, b"cr\rret".to_vec()));
+        assert_eq!(
+            display_name(b"a\\b\nc\r"),
+            (true, b"a\\\\b\\nc\\r".to_vec())
+        );
+    }
+
+    #[test]
+    fn blake3_lines_escape_like_b3sum() {
+        // b3sum escapes backslash and newline but not carriage return.
+        let d = hash_bytes(HashAlg::Blake3, b"x");
+        let line = format_line(&d, OsStr::from_bytes(b"cr\rx"), Style::Gnu);
+        assert_eq!(line, format!("{}  cr\rx\n", d.hex()).into_bytes());
+        let line = format_line(&d, OsStr::from_bytes(b"a\\b\r\n"), Style::Gnu);
+        assert_eq!(line, format!("\\{}  a\\\\b\r\\n\n", d.hex()).into_bytes());
+        let d = hash_bytes(HashAlg::Sha256, b"x");
+        let line = format_line(&d, OsStr::from_bytes(b"cr\rx"), Style::Gnu);
+        assert_eq!(line, format!("\\{}  cr\\rx\n", d.hex()).into_bytes());
+    }
+
+    #[test]
+    fn bsd_names_with_parentheses_and_signify_lines() {
+        let d = hash_bytes(HashAlg::Sha512, b"y");
+        let text = format!("SHA512 (a (b) = c) = {}\n", d.hex());
+        let list = parse(text.as_bytes(), None);
+        assert_eq!(list.entries[0].name, b"a (b) = c");
+        assert_eq!(list.entries[0].expected, d);
+        // An unknown tag or a digest of the wrong length is malformed.
+        let text = format!("SHA999 (a) = {h}\nSHA256 (a) = {h}\n", h = d.hex());
+        assert_eq!(parse(text.as_bytes(), None).malformed, vec![1, 2]);
+    }
+
+    #[test]
+    fn trailing_carriage_return() {
+        // coreutils escapes it, and drops a raw one as a CRLF line end.
+        let d = hash_bytes(HashAlg::Sha256, b"x");
+        let line = format_line(&d, OsStr::from_bytes(b"tr\r"), Style::Gnu);
+        assert_eq!(parse(&line, None).entries[0].name, b"tr\r");
+        let crlf = format!("{}  tr\r\n", d.hex());
+        assert_eq!(parse(crlf.as_bytes(), None).entries[0].name, b"tr");
+        let crlf = format!("SHA256 (tr) = {}\r\n", d.hex());
+        assert_eq!(parse(crlf.as_bytes(), None).entries[0].name, b"tr");
+        // b3sum writes it raw and reads it back as part of the name.
+        let d = hash_bytes(HashAlg::Blake3, b"x");
+        for name in [&b"tr\r"[..], b"a\\b\nc\r"] {
+            let line = format_line(&d, OsStr::from_bytes(name), Style::Gnu);
+            let list = parse(&line, Some(HashAlg::Blake3));
+            assert_eq!(list.entries[0].name, name, "{line:?}");
+            assert_eq!(list.entries[0].expected, d);
+        }
+        let crlf = format!("BLAKE3 (tr) = {}\r\n", d.hex());
+        assert_eq!(parse(crlf.as_bytes(), None).entries[0].name, b"tr");
+    }
+
+    #[test]
+    fn bad_escapes_are_malformed() {
+        let d = hash_bytes(HashAlg::Sha256, b"x");
+        let text = format!("\\{h}  a\\qb\n\\{h}  trailing\\\n", h = d.hex());
+        let list = parse(text.as_bytes(), None);
+        assert!(list.entries.is_empty(), "{:?}", list.entries);
+        assert_eq!(list.malformed, vec![1, 2]);
     }
 }

@@ -112,7 +112,11 @@ pub fn run(args: Args) -> Result<(), Error> {
         }
     }
     if args.json {
-        super::print_json(&serde_json::json!({"ok": failed == 0, "files": entries}));
+        let mut obj = serde_json::json!({"ok": failed == 0, "files": entries});
+        if failed > 0 {
+            obj["code"] = serde_json::json!("FILE_NOT_FOUND");
+        }
+        super::print_json(&obj);
     }
     if failed > 0 {
         return Err(Error::ItemsFailed {
@@ -223,26 +227,31 @@ fn check(args: &Args, list_path: &Path) -> Result<(), Error> {
         total - bad - missing,
         if total == 1 { "" } else { "s" }
     );
+    let code = if bad > 0 {
+        "CHECKSUM_MISMATCH"
+    } else {
+        "FILE_NOT_FOUND"
+    };
     if args.json {
-        super::print_json(&serde_json::json!({
+        let mut obj = serde_json::json!({
             "ok": bad + missing == 0,
             "verified": bad + missing == 0,
             "files": json_files,
             "failed": bad,
             "missing": missing,
             "malformed_lines": list.malformed,
-        }));
+        });
+        if bad + missing > 0 {
+            obj["code"] = serde_json::json!(code);
+        }
+        super::print_json(&obj);
     }
     if bad + missing > 0 {
         return Err(Error::ItemsFailed {
             failed: bad + missing,
             total,
             what: "files",
-            code: if bad > 0 {
-                "CHECKSUM_MISMATCH"
-            } else {
-                "FILE_NOT_FOUND"
-            },
+            code,
             exit: 1,
         });
     }

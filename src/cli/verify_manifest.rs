@@ -62,7 +62,9 @@ pub fn run(args: Args) -> Result<(), Error> {
         .unwrap_or_else(|| pkgsign::fsutil::sig_path_for(&args.list));
     let cache = args.cache.as_deref().map(Cache::open);
     // The bar counts the list's lines; the library counts checked files.
-    let lines = std::fs::read(&args.list)
+    // Bounded, and regular files only: a FIFO or /dev/zero given as LIST
+    // must not hang or exhaust memory here (verify_manifest refuses it).
+    let lines = pkgsign::fsutil::read_bounded(&args.list, manifest::LIST_LIMIT, "checksum list")
         .map(|b| b.iter().filter(|c| **c == b'\n').count() as u64)
         .unwrap_or(0);
     let bar = super::progress::for_count(lines, "checking files", args.quiet, args.json);
@@ -124,6 +126,12 @@ pub fn run(args: Args) -> Result<(), Error> {
         .with("files", report.files.len())
         .with("failed_files", report.failed),
     );
+    // The first failing file's code stands for the whole run.
+    let code = report
+        .files
+        .iter()
+        .find_map(|f| f.code)
+        .unwrap_or("CHECKSUM_MISMATCH");
     if args.json {
         let mut v = json!({
             "ok": ok,
@@ -131,6 +139,9 @@ pub fn run(args: Args) -> Result<(), Error> {
             "list": shown(&args.list),
             "signers": verified.signers().collect::<Vec<_>>(),
         });
+        if !ok {
+            v["code"] = json!(code);
+        }
         if let (Some(m), Ok(serde_json::Value::Object(extra))) =
             (v.as_object_mut(), serde_json::to_value(&report))
         {
@@ -143,12 +154,20 @@ pub fn run(args: Args) -> Result<(), Error> {
         print_json(&v);
     } else {
         for f in &report.files {
+            // Escaped as `sha256sum --check` does, so that a name holding a
+            // newline cannot print as two lines (one of them `...: OK`).
+            let (escaped, name) = pkgsign::checksum::display_name(f.name.as_bytes());
+            let name = format!(
+                "{}{}",
+                if escaped { "\\" } else { "" },
+                String::from_utf8_lossy(&name)
+            );
             if f.ok {
                 if !args.quiet {
-                    println!("{}: OK", f.name);
+                    println!("{name}: OK");
                 }
             } else {
-                println!("{}: FAILED ({})", f.name, f.detail);
+                println!("{name}: FAILED ({})", f.detail);
             }
         }
         if !report.malformed_lines.is_empty() {
@@ -167,11 +186,6 @@ pub fn run(args: Args) -> Result<(), Error> {
         );
     }
     if !ok {
-        let code = report
-            .files
-            .iter()
-            .find_map(|f| f.code)
-            .unwrap_or("CHECKSUM_MISMATCH");
         return Err(Error::ItemsFailed {
             failed: report.failed,
             total: report.files.len(),

@@ -143,12 +143,17 @@ pub fn run(args: Args) -> Result<(), Error> {
             super::one_line(&e.to_string())
         );
     }
+    // With --json and --cache, say how many digests came from the cache.
+    let cache_stats = cache.as_ref().map(|c| {
+        let (hits, misses) = c.stats();
+        json!({"hits": hits, "misses": misses})
+    });
     if !several {
         let Some(result) = results.into_iter().next() else {
             return Ok(());
         };
         let verified = result?;
-        print_verified(&args, &args.package[0], &verified, keys_given);
+        print_verified(&args, &args.package[0], &verified, keys_given, cache_stats);
         return Ok(());
     }
     // Several packages: one line (or JSON entry) each, and the worst exit code.
@@ -164,7 +169,7 @@ pub fn run(args: Args) -> Result<(), Error> {
                     merge(&mut obj, v.report());
                     entries.push(obj);
                 } else {
-                    print_verified(&args, package, v, keys_given);
+                    print_verified(&args, package, v, keys_given, None);
                 }
             }
             Err(e) => {
@@ -189,7 +194,14 @@ pub fn run(args: Args) -> Result<(), Error> {
         }
     }
     if args.json {
-        print_json(&json!({"ok": failed == 0, "verified": failed == 0, "packages": entries}));
+        let mut obj = json!({"ok": failed == 0, "verified": failed == 0, "packages": entries});
+        if let Some(code) = first_code {
+            obj["code"] = json!(code);
+        }
+        if let Some(c) = cache_stats {
+            obj["cache"] = c;
+        }
+        print_json(&obj);
     }
     if failed > 0 {
         return Err(Error::ItemsFailed {
@@ -211,10 +223,19 @@ fn merge(obj: &mut Value, report: &Report) {
     }
 }
 
-fn print_verified(args: &Args, package: &Path, verified: &Verified, keys_given: bool) {
+fn print_verified(
+    args: &Args,
+    package: &Path,
+    verified: &Verified,
+    keys_given: bool,
+    cache_stats: Option<Value>,
+) {
     let report = verified.report();
     if args.json {
         let mut obj = json!({ "ok": true, "verified": true });
+        if let Some(c) = cache_stats {
+            obj["cache"] = c;
+        }
         merge(&mut obj, report);
         print_json(&obj);
     } else if args.quiet {

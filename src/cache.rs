@@ -198,7 +198,9 @@ impl Cache {
         let Ok(inner) = self.inner.lock() else {
             return Ok(());
         };
-        if inner.fresh.is_empty() && inner.hits == 0 {
+        // Pure hits change nothing worth an fsync: the least-recently-used
+        // order is refreshed only when new entries are written anyway.
+        if inner.fresh.is_empty() {
             return Ok(());
         }
         let lock_path = {

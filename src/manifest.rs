@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::cache::Cache;
+use crate::cache::{Cache, StatSig};
 use crate::checksum;
 use crate::digest::{self, Digest, HashAlg};
 use crate::error::{Error, Result};
@@ -112,25 +112,67 @@ fn check_all(
     base_real: &Path,
     opts: &Options<'_>,
 ) -> Vec<FileResult> {
-    let jobs = opts.jobs.max(1);
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build();
     let done = std::sync::atomic::AtomicU64::new(0);
-    let one = |e: &checksum::Entry| {
-        let r = check_one(e, base, base_real, opts.cache);
+    let tick = || {
         let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         if let Some(p) = &opts.progress {
             (p.0)(n);
         }
+    };
+    // First, on this thread, everything that needs no hashing: refusals,
+    // missing files and cache hits. A warm cache then starts no thread.
+    let mut results: Vec<Option<FileResult>> = entries
+        .iter()
+        .map(|e| {
+            let r = check_one(e, base, base_real, opts.cache, Mode::NoHash);
+            if r.is_some() {
+                tick();
+            }
+            r
+        })
+        .collect();
+    let pending: Vec<usize> = (0..entries.len())
+        .filter(|i| results[*i].is_none())
+        .collect();
+    // Files hashed in parallel are read on their hashing thread.
+    let parallel = pending.len() > 1 && opts.jobs > 1;
+    let hash = |i: &usize| {
+        let mode = if parallel { Mode::HashHere } else { Mode::Hash };
+        let r = check_one(&entries[*i], base, base_real, opts.cache, mode);
+        tick();
         r
     };
-    let run = || {
-        use rayon::prelude::*;
-        entries.par_iter().map(one).collect::<Vec<_>>()
+    let hashed: Vec<Option<FileResult>> = match pending.len() {
+        0 => Vec::new(),
+        1 => pending.iter().map(hash).collect(),
+        _ => match rayon::ThreadPoolBuilder::new()
+            .num_threads(opts.jobs.max(1))
+            .build()
+        {
+            Ok(pool) => pool.install(|| {
+                use rayon::prelude::*;
+                pending.par_iter().map(hash).collect()
+            }),
+            Err(_) => pending.iter().map(hash).collect(),
+        },
     };
-    match pool {
-        Ok(p) => p.install(run),
-        Err(_) => entries.iter().map(one).collect(),
+    for (i, r) in pending.into_iter().zip(hashed) {
+        results[i] = r;
     }
+    results
+        .into_iter()
+        .zip(entries)
+        .map(|(r, e)| {
+            r.unwrap_or_else(|| FileResult {
+                name: String::from_utf8_lossy(&e.name).into_owned(),
+                line: e.line,
+                ok: false,
+                code: Some("IO_ERROR"),
+                detail: "not checked".into(),
+                cached: false,
+            })
+        })
+        .collect()
 }
 
 /// A name that stays inside the list's directory: relative, no `..`, no
@@ -151,12 +193,26 @@ pub fn safe_relative(name: &[u8]) -> Option<PathBuf> {
     (!out.as_os_str().is_empty()).then_some(out)
 }
 
+/// How [`check_one`] may get a digest.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Only from the cache: `None` means "hash it".
+    NoHash,
+    /// Hash, reading with a reader thread for large files.
+    Hash,
+    /// Hash, reading on this thread.
+    HashHere,
+}
+
+/// Check one entry: refusals, missing files, cache hits, and (unless
+/// `mode` is [`Mode::NoHash`]) hashing.
 fn check_one(
     e: &checksum::Entry,
     base: &Path,
     base_real: &Path,
     cache: Option<&Cache>,
-) -> FileResult {
+    mode: Mode,
+) -> Option<FileResult> {
     let name = String::from_utf8_lossy(&e.name).into_owned();
     let mut r = FileResult {
         name,
@@ -169,7 +225,7 @@ fn check_one(
     let fail = |mut r: FileResult, code: &'static str, detail: String| {
         r.code = Some(code);
         r.detail = detail;
-        r
+        Some(r)
     };
     let alg = e.expected.alg();
     if !alg.fit_for_signatures() {
@@ -202,13 +258,25 @@ fn check_one(
         }
         Err(err) => return fail(r, "IO_ERROR", err.to_string()),
     }
-    match hash_with_cache(&path, alg, cache) {
+    let found = if mode != Mode::NoHash {
+        hash_and_remember(&path, alg, cache, mode == Mode::HashHere).map(|d| (d, false))
+    } else {
+        let hit = cache.and_then(|c| {
+            let m = std::fs::metadata(&path).ok()?;
+            c.get(&path, alg, &StatSig::of(&m))
+        });
+        match hit {
+            Some(d) => Ok((d, true)),
+            None => return None,
+        }
+    };
+    match found {
         Ok((d, cached)) => {
             r.cached = cached;
             if d.ct_eq(&e.expected) {
                 r.ok = true;
                 r.detail = "OK".into();
-                r
+                Some(r)
             } else {
                 fail(
                     r,
@@ -227,16 +295,29 @@ fn check_one(
     }
 }
 
-/// Hash `path`, using and feeding the cache. Returns the digest and whether
-/// it came from the cache.
-pub fn hash_with_cache(path: &Path, alg: HashAlg, cache: Option<&Cache>) -> Result<(Digest, bool)> {
-    let (_, d, cached) = crate::cache::hash_file_cached(path, &[alg], cache, None)?;
+/// Hash `path` and, when there is a cache, remember the digest (the
+/// lookup was made before).
+fn hash_and_remember(
+    path: &Path,
+    alg: HashAlg,
+    cache: Option<&Cache>,
+    here: bool,
+) -> Result<Digest> {
+    let before = std::fs::metadata(path).map(|m| StatSig::of(&m));
+    let (_, d) = if here {
+        digest::hash_file_on_this_thread(path, &[alg])?
+    } else {
+        digest::hash_file(path, &[alg])?
+    };
     let d = d.into_iter().next().ok_or_else(|| Error::Io {
         path: path.to_path_buf(),
         action: "hashing",
         source: std::io::Error::other("no digest computed"),
     })?;
-    Ok((d, cached))
+    if let (Some(c), Ok(before), Ok(after)) = (cache, before, std::fs::metadata(path)) {
+        c.put(path, &d, &before, &StatSig::of(&after));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]

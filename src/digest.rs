@@ -377,8 +377,40 @@ pub fn hash_file_on_this_thread(path: &Path, algs: &[HashAlg]) -> Result<(u64, V
     Ok((size, hashers.into_iter().map(Hasher::finish).collect()))
 }
 
-fn stream(path: &Path, mut sink: impl FnMut(&[u8]), allow_thread: bool) -> Result<u64> {
-    let mut file = crate::fsutil::open_regular(path)?;
+/// Hash a file already opened (and checked to be a regular file) by the
+/// caller; `allow_thread` as for [`hash_file`] (true) or
+/// [`hash_file_on_this_thread`] (false). `path` is for messages only.
+pub fn hash_open_file(
+    file: std::fs::File,
+    path: &Path,
+    algs: &[HashAlg],
+    allow_thread: bool,
+) -> Result<(u64, Vec<Digest>)> {
+    let mut hashers: Vec<Hasher> = algs.iter().map(|a| Hasher::new(*a)).collect();
+    let size = stream_from(
+        file,
+        path,
+        |chunk| {
+            for h in hashers.iter_mut() {
+                h.update(chunk);
+            }
+        },
+        allow_thread,
+    )?;
+    Ok((size, hashers.into_iter().map(Hasher::finish).collect()))
+}
+
+fn stream(path: &Path, sink: impl FnMut(&[u8]), allow_thread: bool) -> Result<u64> {
+    let file = crate::fsutil::open_regular(path)?;
+    stream_from(file, path, sink, allow_thread)
+}
+
+fn stream_from(
+    mut file: std::fs::File,
+    path: &Path,
+    mut sink: impl FnMut(&[u8]),
+    allow_thread: bool,
+) -> Result<u64> {
     // The size only picks the strategy; if it cannot be read, assume large.
     let len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
     if len > BUF_SIZE as u64 {

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::cache::{Cache, StatSig};
 use crate::checksum;
-use crate::digest::{self, Digest, HashAlg};
+use crate::digest::{self, Digest};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::report::Verified;
@@ -112,6 +112,11 @@ fn check_all(
     base_real: &Path,
     opts: &Options<'_>,
 ) -> Vec<FileResult> {
+    let dirs = Dirs {
+        base,
+        real: base_real,
+        handle: std::fs::File::open(base_real).ok(),
+    };
     let done = std::sync::atomic::AtomicU64::new(0);
     let tick = || {
         let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
@@ -124,7 +129,7 @@ fn check_all(
     let mut results: Vec<Option<FileResult>> = entries
         .iter()
         .map(|e| {
-            let r = check_one(e, base, base_real, opts.cache, Mode::NoHash);
+            let r = check_one(e, &dirs, opts.cache, Mode::NoHash);
             if r.is_some() {
                 tick();
             }
@@ -138,7 +143,7 @@ fn check_all(
     let parallel = pending.len() > 1 && opts.jobs > 1;
     let hash = |i: &usize| {
         let mode = if parallel { Mode::HashHere } else { Mode::Hash };
-        let r = check_one(&entries[*i], base, base_real, opts.cache, mode);
+        let r = check_one(&entries[*i], &dirs, opts.cache, mode);
         tick();
         r
     };
@@ -193,6 +198,13 @@ pub fn safe_relative(name: &[u8]) -> Option<PathBuf> {
     (!out.as_os_str().is_empty()).then_some(out)
 }
 
+/// The list's directory: as named, resolved, and opened.
+struct Dirs<'a> {
+    base: &'a Path,
+    real: &'a Path,
+    handle: Option<std::fs::File>,
+}
+
 /// How [`check_one`] may get a digest.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -208,11 +220,11 @@ enum Mode {
 /// `mode` is [`Mode::NoHash`]) hashing.
 fn check_one(
     e: &checksum::Entry,
-    base: &Path,
-    base_real: &Path,
+    dirs: &Dirs<'_>,
     cache: Option<&Cache>,
     mode: Mode,
 ) -> Option<FileResult> {
+    let (base, base_real, base_dir) = (dirs.base, dirs.real, dirs.handle.as_ref());
     let name = String::from_utf8_lossy(&e.name).into_owned();
     let mut r = FileResult {
         name,
@@ -258,14 +270,45 @@ fn check_one(
         }
         Err(err) => return fail(r, "IO_ERROR", err.to_string()),
     }
+    // Open beneath the list's directory: with openat2(RESOLVE_BENEATH) the
+    // kernel refuses any way out, even a symlink swapped in after the check
+    // above. The digest is computed from this very descriptor.
+    let file = match open_beneath(base_dir, &rel, &path) {
+        Ok(f) => f,
+        Err(err) if err.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()) => {
+            return fail(
+                r,
+                "PATH_REFUSED",
+                "leads outside the list's directory; not read".into(),
+            );
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return fail(r, "FILE_NOT_FOUND", "missing".into());
+        }
+        Err(err) => return fail(r, "IO_ERROR", err.to_string()),
+    };
+    let stat = match file.metadata() {
+        Ok(m) if m.is_file() => StatSig::of(&m),
+        Ok(_) => return fail(r, "NOT_A_FILE", "not a regular file".into()),
+        Err(err) => return fail(r, "IO_ERROR", err.to_string()),
+    };
     let found = if mode != Mode::NoHash {
-        hash_and_remember(&path, alg, cache, mode == Mode::HashHere).map(|d| (d, false))
+        let again = file.try_clone();
+        digest::hash_open_file(file, &path, &[alg], mode == Mode::Hash).and_then(|(_, d)| {
+            let d = d.into_iter().next().ok_or_else(|| Error::Io {
+                path: path.clone(),
+                action: "hashing",
+                source: std::io::Error::other("no digest computed"),
+            })?;
+            if let (Some(c), Ok(f)) = (cache, again)
+                && let Ok(after) = f.metadata()
+            {
+                c.put(&path, &d, &stat, &StatSig::of(&after));
+            }
+            Ok((d, false))
+        })
     } else {
-        let hit = cache.and_then(|c| {
-            let m = std::fs::metadata(&path).ok()?;
-            c.get(&path, alg, &StatSig::of(&m))
-        });
-        match hit {
+        match cache.and_then(|c| c.get(&path, alg, &stat)) {
             Some(d) => Ok((d, true)),
             None => return None,
         }
@@ -295,34 +338,60 @@ fn check_one(
     }
 }
 
-/// Hash `path` and, when there is a cache, remember the digest (the
-/// lookup was made before).
-fn hash_and_remember(
+/// Open `rel` for reading beneath the directory `dir` (opened once per
+/// list) with `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`; on a
+/// kernel without openat2 (before Linux 5.6), open `path` as checked above.
+/// Never blocks on a FIFO.
+fn open_beneath(
+    dir: Option<&std::fs::File>,
+    rel: &Path,
     path: &Path,
-    alg: HashAlg,
-    cache: Option<&Cache>,
-    here: bool,
-) -> Result<Digest> {
-    let before = std::fs::metadata(path).map(|m| StatSig::of(&m));
-    let (_, d) = if here {
-        digest::hash_file_on_this_thread(path, &[alg])?
-    } else {
-        digest::hash_file(path, &[alg])?
-    };
-    let d = d.into_iter().next().ok_or_else(|| Error::Io {
-        path: path.to_path_buf(),
-        action: "hashing",
-        source: std::io::Error::other("no digest computed"),
-    })?;
-    if let (Some(c), Ok(before), Ok(after)) = (cache, before, std::fs::metadata(path)) {
-        c.put(path, &d, &before, &StatSig::of(&after));
+) -> std::io::Result<std::fs::File> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags, openat2};
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
+    if let Some(d) = dir {
+        match openat2(
+            d,
+            rel,
+            flags,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+        ) {
+            Ok(fd) => return Ok(std::fs::File::from(fd)),
+            Err(rustix::io::Errno::NOSYS) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
-    Ok(d)
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(OFlags::NONBLOCK.bits() as i32)
+        .open(path)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The open itself refuses a way out, so a symlink swapped in after the
+    /// path check cannot lead outside.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn open_beneath_refuses_an_escaping_symlink() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), b"x").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ok"), b"y").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("link")).unwrap();
+        let handle = std::fs::File::open(dir.path()).unwrap();
+        assert!(open_beneath(Some(&handle), Path::new("ok"), &dir.path().join("ok")).is_ok());
+        let err =
+            open_beneath(Some(&handle), Path::new("link"), &dir.path().join("link")).unwrap_err();
+        assert_eq!(
+            err.raw_os_error(),
+            Some(rustix::io::Errno::XDEV.raw_os_error())
+        );
+    }
 
     #[test]
     fn traversal_is_refused() {

@@ -360,44 +360,41 @@ pub fn stream_file(path: &Path, sink: impl FnMut(&[u8])) -> Result<u64> {
     stream(path, sink, true)
 }
 
-/// Hash a file on the calling thread only, with no reader thread: for
-/// callers that already hash several files in parallel, where a reader
-/// thread per file would only compete for the cores.
-pub fn hash_file_on_this_thread(path: &Path, algs: &[HashAlg]) -> Result<(u64, Vec<Digest>)> {
-    let mut hashers: Vec<Hasher> = algs.iter().map(|a| Hasher::new(*a)).collect();
-    let size = stream(
-        path,
-        |chunk| {
-            for h in hashers.iter_mut() {
-                h.update(chunk);
-            }
-        },
-        false,
-    )?;
-    Ok((size, hashers.into_iter().map(Hasher::finish).collect()))
+/// Several hashers fed the same bytes: one pass, every algorithm.
+pub struct MultiHasher(Vec<Hasher>);
+
+impl MultiHasher {
+    /// Fresh hashers for `algs`.
+    pub fn new(algs: &[HashAlg]) -> Self {
+        MultiHasher(algs.iter().map(|a| Hasher::new(*a)).collect())
+    }
+
+    /// Feed bytes to every hasher.
+    pub fn update(&mut self, data: &[u8]) {
+        for h in self.0.iter_mut() {
+            h.update(data);
+        }
+    }
+
+    /// The digests, in the order of the algorithms given to [`MultiHasher::new`].
+    pub fn finish(self) -> Vec<Digest> {
+        self.0.into_iter().map(Hasher::finish).collect()
+    }
 }
 
 /// Hash a file already opened (and checked to be a regular file) by the
-/// caller; `allow_thread` as for [`hash_file`] (true) or
-/// [`hash_file_on_this_thread`] (false). `path` is for messages only.
+/// caller. With `allow_thread` false it is read on the calling thread, for
+/// callers that already hash several files in parallel. `path` is for
+/// messages only.
 pub fn hash_open_file(
     file: std::fs::File,
     path: &Path,
     algs: &[HashAlg],
     allow_thread: bool,
 ) -> Result<(u64, Vec<Digest>)> {
-    let mut hashers: Vec<Hasher> = algs.iter().map(|a| Hasher::new(*a)).collect();
-    let size = stream_from(
-        file,
-        path,
-        |chunk| {
-            for h in hashers.iter_mut() {
-                h.update(chunk);
-            }
-        },
-        allow_thread,
-    )?;
-    Ok((size, hashers.into_iter().map(Hasher::finish).collect()))
+    let mut hashers = MultiHasher::new(algs);
+    let size = stream_from(file, path, |chunk| hashers.update(chunk), allow_thread)?;
+    Ok((size, hashers.finish()))
 }
 
 fn stream(path: &Path, sink: impl FnMut(&[u8]), allow_thread: bool) -> Result<u64> {
@@ -640,16 +637,12 @@ pub fn hash_file_with(
     if algs == [HashAlg::Blake3] {
         return blake3_file(path, progress);
     }
-    let mut hashers: Vec<Hasher> = algs.iter().map(|a| Hasher::new(*a)).collect();
+    let mut hashers = MultiHasher::new(algs);
     let size = stream_file(
         path,
-        Progress::wrap(progress, |chunk| {
-            for h in hashers.iter_mut() {
-                h.update(chunk);
-            }
-        }),
+        Progress::wrap(progress, |chunk| hashers.update(chunk)),
     )?;
-    Ok((size, hashers.into_iter().map(Hasher::finish).collect()))
+    Ok((size, hashers.finish()))
 }
 
 #[cfg(test)]

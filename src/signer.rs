@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use std::sync::Arc;
 
 use crate::cache::{Cache, hash_file_cached};
-use crate::digest::{self, Digest, HashAlg, Hasher, Progress};
+use crate::digest::{self, Digest, HashAlg, MultiHasher, Progress};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Replace};
 use crate::keys::{Fingerprint, KeySource, PublicKey, SignRequest};
@@ -535,21 +535,19 @@ fn verify_raw(
     }
     algs.sort();
     algs.dedup();
-    let mut hashers: Vec<Hasher> = algs.iter().map(|a| Hasher::new(*a)).collect();
+    let mut hashers = MultiHasher::new(&algs);
     let mut signer: Option<&TrustedKey> = None;
     {
         digest::stream_file(
             package,
             Progress::wrap(opts.progress.as_ref(), |chunk| {
-                for h in hashers.iter_mut() {
-                    h.update(chunk);
-                }
+                hashers.update(chunk);
                 for (_, v) in ed_verifiers.iter_mut() {
                     v.update(chunk);
                 }
             }),
         )?;
-        let digests: Vec<Digest> = hashers.into_iter().map(Hasher::finish).collect();
+        let digests = hashers.finish();
         if let Some(c) = &opts.checksum {
             check_checksum(package, c, &digests)?;
         }

@@ -14,6 +14,7 @@ mod verify_package;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 use pkgsign::Error;
 use pkgsign::keys::Passphrase;
@@ -68,6 +69,46 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// Report a command-line error as the contract says every error is reported:
+/// one `error:` line on stderr (clap's own output spans several lines) and,
+/// with `--json`, one JSON object on stdout; exit 2. `--help`, `--version`
+/// and a bare `pkgsign` print what clap prints.
+pub fn usage_error(e: &clap::Error) -> ExitCode {
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let rendered = e.to_string();
+    let mut msg = rendered
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if let Some(rest) = msg.strip_prefix("error: ") {
+        msg = rest.to_string();
+    }
+    msg.push_str("; run with --help for usage");
+    eprintln!("error: {msg}");
+    let args: Vec<_> = std::env::args_os().collect();
+    if args.iter().any(|a| a == "--json") {
+        let mut obj = serde_json::json!({ "ok": false, "code": "USAGE", "error": msg });
+        if args
+            .get(1)
+            .is_some_and(|c| c.to_string_lossy().starts_with("verify"))
+        {
+            obj["verified"] = serde_json::Value::Bool(false);
+        }
+        println!("{obj}");
+    }
+    ExitCode::from(2)
 }
 
 /// Print an error: one `error:` line on stderr and, with `--json`, one

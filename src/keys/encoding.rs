@@ -117,7 +117,18 @@ pub fn parse_private_key(
                 Error::key_malformed(path, format!("bad encrypted PKCS#8 PEM: {e}"))
             })?;
             let enc = EncryptedPrivateKeyInfoRef::from_der(doc.as_bytes()).map_err(|e| {
-                Error::key_malformed(path, format!("bad encrypted PKCS#8 structure: {e}"))
+                match outer_algorithm(doc.as_bytes()) {
+                    // Well formed, but encrypted with a scheme the pkcs5
+                    // crate does not even parse (PKCS#12 PBE, PBES1).
+                    Some(oid) if is_legacy_pbe(&oid) => {
+                        Error::key_unsupported(path, format!("{LEGACY_PBE} (algorithm {oid})"))
+                    }
+                    Some(oid) if oid != PBES2_OID => Error::key_unsupported(
+                        path,
+                        format!("unknown key encryption scheme {oid}; {RE_ENCRYPT}"),
+                    ),
+                    _ => Error::key_malformed(path, format!("bad encrypted PKCS#8 structure: {e}")),
+                }
             })?;
             check_kdf_cost(path, &enc.encryption_algorithm)?;
             let Some(pass) = passphrase else {
@@ -219,10 +230,7 @@ fn check_kdf_cost(path: &Path, scheme: &pkcs8::pkcs5::EncryptionScheme) -> Resul
                 "unknown key-derivation function",
             )),
         },
-        EncryptionScheme::Pbes1(_) => Err(Error::key_unsupported(
-            path,
-            "PBES1 (DES/RC2/MD5-era) key encryption is insecure and not supported; re-encrypt with `openssl pkcs8 -topk8 -v2 aes-256-cbc`",
-        )),
+        EncryptionScheme::Pbes1(_) => Err(Error::key_unsupported(path, LEGACY_PBE)),
         _ => Err(Error::key_unsupported(
             path,
             "unknown key encryption scheme",
@@ -323,6 +331,41 @@ fn printable(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(64).collect()
 }
 
+/// How to fix a key encrypted in a way pkgsign does not read.
+const RE_ENCRYPT: &str = "re-encrypt it with `openssl pkcs8 -topk8 -v2 aes-256-cbc`";
+
+/// Why a PBES1 or PKCS#12-PBE key is refused.
+const LEGACY_PBE: &str = "PBES1 / PKCS#12 PBE key encryption (DES, RC2, 3DES with MD5 or SHA-1) is weak and not supported; re-encrypt it with `openssl pkcs8 -topk8 -v2 aes-256-cbc`";
+
+/// PBES2 (PKCS#5 v2), the one scheme pkgsign reads.
+const PBES2_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.5.13");
+
+/// The encryption algorithm named by an EncryptedPrivateKeyInfo, read
+/// without interpreting its parameters.
+fn outer_algorithm(der: &[u8]) -> Option<ObjectIdentifier> {
+    use pkcs8::der::asn1::OctetStringRef;
+    use pkcs8::der::{Reader, SliceReader};
+    let mut reader = SliceReader::new(der).ok()?;
+    let oid = reader
+        .sequence(|r| {
+            let alg = spki::AlgorithmIdentifierRef::decode(r)?;
+            <&OctetStringRef>::decode(r)?;
+            Ok::<_, pkcs8::der::Error>(alg.oid)
+        })
+        .ok()?;
+    reader.finish().ok()?;
+    Some(oid)
+}
+
+/// PKCS#5 v1.5 PBES1 (`1.2.840.113549.1.5.1..11`, below PBES2's 13) and
+/// PKCS#12 PBE (`1.2.840.113549.1.12.1.*`) schemes.
+fn is_legacy_pbe(oid: &ObjectIdentifier) -> bool {
+    let pkcs5: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.5");
+    let pkcs12_pbe: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.12.1");
+    (oid.parent() == Some(pkcs5) && oid.arcs().last().is_some_and(|a| a <= 11))
+        || oid.parent() == Some(pkcs12_pbe)
+}
+
 /// Encode a private key as PKCS#8 v1 PEM, encrypted (PBES2: scrypt +
 /// AES-256-CBC) when a passphrase is given.
 pub fn private_key_to_pem(
@@ -395,4 +438,50 @@ pub fn public_key_to_pem(key: &PublicKey) -> Result<String> {
         what: "PEM-encoding the public key",
         reason: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_pbe_schemes_are_recognised() {
+        for legacy in [
+            "1.2.840.113549.1.5.3",    // pbeWithMD5AndDES-CBC
+            "1.2.840.113549.1.5.10",   // pbeWithSHA1AndDES-CBC
+            "1.2.840.113549.1.12.1.3", // pbeWithSHA1And3-KeyTripleDES-CBC
+            "1.2.840.113549.1.12.1.6", // pbeWithSHA1And40BitRC2-CBC
+        ] {
+            let oid = ObjectIdentifier::new_unwrap(legacy);
+            assert!(is_legacy_pbe(&oid), "{legacy}");
+        }
+        for other in [
+            "1.2.840.113549.1.5.13", // PBES2
+            "1.2.840.113549.1.5.12", // PBKDF2 (a KDF, not a scheme)
+            "1.2.840.113549.1.12.10.1.2",
+            "1.3.101.112",
+        ] {
+            let oid = ObjectIdentifier::new_unwrap(other);
+            assert!(!is_legacy_pbe(&oid), "{other}");
+        }
+    }
+
+    #[test]
+    fn outer_algorithm_reads_only_the_scheme() {
+        // SEQUENCE { SEQUENCE { OID 1.2.840.113549.1.12.1.3, SEQUENCE {
+        // OCTET STRING (salt), INTEGER 2048 } }, OCTET STRING (data) }
+        let der: &[u8] = &[
+            0x30, 0x20, 0x30, 0x18, 0x06, 0x0a, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c,
+            0x01, 0x03, 0x30, 0x0a, 0x04, 0x04, 1, 2, 3, 4, 0x02, 0x02, 0x08, 0x00, 0x04, 0x04, 9,
+            9, 9, 9,
+        ];
+        assert_eq!(
+            outer_algorithm(der),
+            Some(ObjectIdentifier::new_unwrap("1.2.840.113549.1.12.1.3"))
+        );
+        assert_eq!(outer_algorithm(&der[..der.len() - 1]), None);
+        let mut trailing = der.to_vec();
+        trailing.push(0);
+        assert_eq!(outer_algorithm(&trailing), None);
+    }
 }

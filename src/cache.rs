@@ -14,14 +14,14 @@
 //! ignored and rebuilt, never an error. `SECURITY.md` says what it trusts.
 
 use std::collections::HashMap;
-use std::fs::Metadata;
+use std::fs::{File, Metadata};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest::{Digest, HashAlg};
+use crate::digest::{Digest, HashAlg, Progress};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Replace};
 
@@ -141,22 +141,17 @@ impl Cache {
     }
 
     /// The cached digest of `file` if its stat signature is unchanged.
+    /// (Not counted in [`Cache::stats`]: [`Cache::lookup`] counts files.)
     pub fn get(&self, file: &Path, alg: HashAlg, stat: &StatSig) -> Option<Digest> {
         let key = Cache::key(file, alg)?;
         let mut inner = self.inner.lock().ok()?;
-        let hit = match inner.entries.get_mut(&key) {
+        match inner.entries.get_mut(&key) {
             Some((s, d, used)) if s == stat => {
                 *used = now_secs();
                 Some(d.clone())
             }
             _ => None,
-        };
-        if hit.is_some() {
-            inner.hits += 1;
-        } else {
-            inner.misses += 1;
         }
-        hit
     }
 
     /// Remember `digest` for `file`, if the file did not change while it was
@@ -249,36 +244,74 @@ impl Cache {
     }
 }
 
-/// Hash `path` with each of `algs`, taking digests from `cache` when the
-/// file's stat signature is unchanged and feeding it otherwise. Returns the
-/// size, the digests in the order of `algs`, and whether they all came from
-/// the cache.
+impl Cache {
+    /// The digests of the opened regular `file` (known as `path`) for each
+    /// of `algs`, if all are cached for its present stat signature, taken
+    /// from the descriptor itself. Returns the size and the digests. Counts
+    /// one hit or one miss in [`Cache::stats`].
+    pub fn lookup(&self, file: &File, path: &Path, algs: &[HashAlg]) -> Option<(u64, Vec<Digest>)> {
+        let found = file.metadata().ok().filter(|m| m.is_file()).and_then(|m| {
+            let stat = StatSig::of(&m);
+            let digests = algs
+                .iter()
+                .map(|a| self.get(path, *a, &stat))
+                .collect::<Option<Vec<_>>>()?;
+            Some((stat.size, digests))
+        });
+        if let Ok(mut inner) = self.inner.lock() {
+            if found.is_some() {
+                inner.hits += 1;
+            } else {
+                inner.misses += 1;
+            }
+        }
+        found
+    }
+}
+
+/// Hash the opened `file` (known as `path`) with each of `algs`, and with
+/// a cache, remember the digests if the file did not change while it was
+/// read: its stat signature, taken from this same descriptor before and
+/// after, is unchanged. The digests are never those of another file that
+/// was swapped in under the name meanwhile. Returns the size and digests.
+pub fn hash_and_remember(
+    file: File,
+    path: &Path,
+    algs: &[HashAlg],
+    cache: Option<&Cache>,
+    progress: Option<&Progress>,
+    allow_thread: bool,
+) -> Result<(u64, Vec<Digest>)> {
+    let before = file.metadata().map(|m| StatSig::of(&m));
+    let again = cache.and_then(|_| file.try_clone().ok());
+    let (size, digests) = crate::digest::hash_open_file(file, path, algs, progress, allow_thread)?;
+    if let (Some(c), Some(f), Ok(before)) = (cache, again, before)
+        && let Ok(m) = f.metadata()
+    {
+        let after = StatSig::of(&m);
+        for d in &digests {
+            c.put(path, d, &before, &after);
+        }
+    }
+    Ok((size, digests))
+}
+
+/// Hash the regular file at `path` with each of `algs`, taking the digests
+/// from `cache` when its stat signature is unchanged and remembering them
+/// otherwise. Stat and digest come from one descriptor. Returns the size,
+/// the digests in the order of `algs`, and whether they came from the cache.
 pub fn hash_file_cached(
     path: &Path,
     algs: &[HashAlg],
     cache: Option<&Cache>,
-    progress: Option<&crate::digest::Progress>,
+    progress: Option<&Progress>,
 ) -> Result<(u64, Vec<Digest>, bool)> {
-    let Some(cache) = cache else {
-        let (size, d) = crate::digest::hash_file_with(path, algs, progress)?;
-        return Ok((size, d, false));
-    };
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, "reading metadata of", e))?;
-    let before = StatSig::of(&meta);
-    let cached: Option<Vec<Digest>> = algs.iter().map(|a| cache.get(path, *a, &before)).collect();
-    if let Some(d) = cached
-        && meta.is_file()
-    {
-        return Ok((before.size, d, true));
+    let file = crate::fsutil::open_regular(path)?;
+    if let Some((size, digests)) = cache.and_then(|c| c.lookup(&file, path, algs)) {
+        return Ok((size, digests, true));
     }
-    let (size, d) = crate::digest::hash_file_with(path, algs, progress)?;
-    if let Ok(m) = std::fs::metadata(path) {
-        let after = StatSig::of(&m);
-        for digest in &d {
-            cache.put(path, digest, &before, &after);
-        }
-    }
-    Ok((size, d, false))
+    let (size, digests) = hash_and_remember(file, path, algs, cache, progress, true)?;
+    Ok((size, digests, false))
 }
 
 #[cfg(test)]
@@ -294,6 +327,35 @@ mod tests {
 
     fn stat(p: &Path) -> StatSig {
         StatSig::of(&std::fs::metadata(p).unwrap())
+    }
+
+    #[test]
+    fn hash_file_cached_skips_hashing_only_for_an_unchanged_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = old_file(dir.path(), "f", b"first");
+        let c = Cache::open(&dir.path().join("cache.json"));
+        let algs = [HashAlg::Sha256, HashAlg::Blake3];
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let (n, d, hit) = hash_file_cached(&p, &algs, Some(&c), None).unwrap();
+        assert_eq!((n, hit), (5, false));
+        assert_eq!(d[0], hash_bytes(HashAlg::Sha256, b"first"));
+        assert_eq!(d[1], hash_bytes(HashAlg::Blake3, b"first"));
+        let (_, again, hit) = hash_file_cached(&p, &algs, Some(&c), None).unwrap();
+        assert!(hit);
+        assert_eq!(again, d);
+        // Same size, mtime put back: the ctime still moves, so it is hashed.
+        let mtime = std::fs::metadata(&p).unwrap().modified().unwrap();
+        std::fs::write(&p, b"other").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        let (_, d2, hit) = hash_file_cached(&p, &algs, Some(&c), None).unwrap();
+        assert!(!hit);
+        assert_eq!(d2[0], hash_bytes(HashAlg::Sha256, b"other"));
+        assert_eq!(c.stats(), (1, 2));
     }
 
     #[test]

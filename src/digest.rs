@@ -357,7 +357,8 @@ pub fn hash_bytes(alg: HashAlg, data: &[u8]) -> Digest {
 /// thread). Either way the file is read to its end, whatever size it said
 /// it had when opened. Refuses non-regular files.
 pub fn stream_file(path: &Path, sink: impl FnMut(&[u8])) -> Result<u64> {
-    stream(path, sink, true)
+    let file = crate::fsutil::open_regular(path)?;
+    stream_from(file, path, sink, true)
 }
 
 /// Several hashers fed the same bytes: one pass, every algorithm.
@@ -382,24 +383,34 @@ impl MultiHasher {
     }
 }
 
-/// Hash a file already opened (and checked to be a regular file) by the
-/// caller. With `allow_thread` false it is read on the calling thread, for
-/// callers that already hash several files in parallel. `path` is for
-/// messages only.
+/// Hash a file already opened by the caller with each of `algs` in a
+/// single pass; everything is read from this one descriptor. Returns the
+/// size and the digests in the order of `algs`. `path` is for messages only.
+///
+/// With `allow_thread` false the file is read on the calling thread, for
+/// callers that already hash several files in parallel. Otherwise a large
+/// file gets a reader thread, and BLAKE3 alone hashes a large file from a
+/// mapping on all cores (its tree hash splits; blocks of a few hundred KiB
+/// would leave the cores waiting).
 pub fn hash_open_file(
     file: std::fs::File,
     path: &Path,
     algs: &[HashAlg],
+    progress: Option<&Progress>,
     allow_thread: bool,
 ) -> Result<(u64, Vec<Digest>)> {
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if algs == [HashAlg::Blake3] && allow_thread && len >= THREAD_MIN_LEN {
+        return blake3_mapped(&file, path, progress);
+    }
     let mut hashers = MultiHasher::new(algs);
-    let size = stream_from(file, path, |chunk| hashers.update(chunk), allow_thread)?;
+    let size = stream_from(
+        file,
+        path,
+        Progress::wrap(progress, |chunk| hashers.update(chunk)),
+        allow_thread,
+    )?;
     Ok((size, hashers.finish()))
-}
-
-fn stream(path: &Path, sink: impl FnMut(&[u8]), allow_thread: bool) -> Result<u64> {
-    let file = crate::fsutil::open_regular(path)?;
-    stream_from(file, path, sink, allow_thread)
 }
 
 fn stream_from(
@@ -552,26 +563,29 @@ fn advise_sequential(file: &std::fs::File) {
     let _ = file;
 }
 
-/// BLAKE3 alone: a large file is memory-mapped and hashed on all cores at
-/// once (the tree hash splits it; read blocks of a few hundred KiB would
-/// leave the cores waiting). The mapping lives in the `blake3` crate
-/// (`update_mmap_rayon`), which falls back to reading for small files.
-fn blake3_file(path: &Path, progress: Option<&Progress>) -> Result<(u64, Vec<Digest>)> {
-    let file = crate::fsutil::open_regular(path)?;
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    drop(file);
-    if len < THREAD_MIN_LEN {
-        let mut h = Hasher::new(HashAlg::Blake3);
-        let size = stream_file(path, Progress::wrap(progress, |c| h.update(c)))?;
-        return Ok((size, vec![h.finish()]));
-    }
+/// Bytes of a mapped file handed to BLAKE3's parallel hasher at a time:
+/// large enough to keep every core busy, small enough for the progress bar
+/// to move. (Any split gives the same digest.)
+const BLAKE3_STEP: usize = 64 * 1024 * 1024;
+
+/// BLAKE3 of a large opened file: mapped, and hashed on all cores at once.
+fn blake3_mapped(
+    file: &std::fs::File,
+    path: &Path,
+    progress: Option<&Progress>,
+) -> Result<(u64, Vec<Digest>)> {
     let mut h = blake3::Hasher::new();
-    h.update_mmap_rayon(path)
-        .map_err(|e| Error::io(path, "reading", e))?;
-    let size = h.count();
-    if let Some(p) = progress {
-        (p.0)(size);
-    }
+    let ((), size) = crate::fsutil::with_mapped(file, path, |bytes| {
+        let mut done = 0u64;
+        for step in bytes.chunks(BLAKE3_STEP) {
+            h.update_rayon(step);
+            done += step.len() as u64;
+            if let Some(p) = progress {
+                (p.0)(done);
+            }
+        }
+        Ok(())
+    })?;
     let d = Digest {
         alg: HashAlg::Blake3,
         bytes: h.finalize().as_bytes().to_vec(),
@@ -634,15 +648,8 @@ pub fn hash_file_with(
     algs: &[HashAlg],
     progress: Option<&Progress>,
 ) -> Result<(u64, Vec<Digest>)> {
-    if algs == [HashAlg::Blake3] {
-        return blake3_file(path, progress);
-    }
-    let mut hashers = MultiHasher::new(algs);
-    let size = stream_file(
-        path,
-        Progress::wrap(progress, |chunk| hashers.update(chunk)),
-    )?;
-    Ok((size, hashers.finish()))
+    let file = crate::fsutil::open_regular(path)?;
+    hash_open_file(file, path, algs, progress, true)
 }
 
 #[cfg(test)]

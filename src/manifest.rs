@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::cache::{Cache, StatSig};
+use crate::cache::Cache;
 use crate::checksum;
 use crate::digest::{self, Digest};
 use crate::error::{Error, Result};
@@ -64,6 +64,8 @@ pub struct Options<'a> {
     pub verify: VerifyOptions,
     /// Told how many files have been checked so far.
     pub progress: Option<crate::digest::Progress>,
+    /// Told, once the list is verified, how many files it names.
+    pub on_total: Option<Box<dyn Fn(u64) + Send + Sync>>,
 }
 
 /// Verify the signature over `list`, then every file in it.
@@ -92,6 +94,9 @@ pub fn verify_manifest(
         });
     }
     let parsed = checksum::parse(&bytes, None);
+    if let Some(f) = &opts.on_total {
+        f(parsed.entries.len() as u64);
+    }
     let base = fsutil::parent_dir(list);
     let base_real = std::fs::canonicalize(&base).map_err(|e| Error::io(&base, "resolving", e))?;
     let files = check_all(&parsed.entries, &base, &base_real, opts);
@@ -287,33 +292,28 @@ fn check_one(
         }
         Err(err) => return fail(r, "IO_ERROR", err.to_string()),
     };
-    let stat = match file.metadata() {
-        Ok(m) if m.is_file() => StatSig::of(&m),
+    match file.metadata() {
+        Ok(m) if m.is_file() => {}
         Ok(_) => return fail(r, "NOT_A_FILE", "not a regular file".into()),
         Err(err) => return fail(r, "IO_ERROR", err.to_string()),
-    };
-    let found = if mode != Mode::NoHash {
-        let again = file.try_clone();
-        digest::hash_open_file(file, &path, &[alg], mode == Mode::Hash).and_then(|(_, d)| {
-            let d = d.into_iter().next().ok_or_else(|| Error::Io {
-                path: path.clone(),
-                action: "hashing",
-                source: std::io::Error::other("no digest computed"),
-            })?;
-            if let (Some(c), Ok(f)) = (cache, again)
-                && let Ok(after) = f.metadata()
-            {
-                c.put(&path, &d, &stat, &StatSig::of(&after));
-            }
-            Ok((d, false))
-        })
-    } else {
-        match cache.and_then(|c| c.get(&path, alg, &stat)) {
-            Some(d) => Ok((d, true)),
+    }
+    let found = if mode == Mode::NoHash {
+        match cache.and_then(|c| c.lookup(&file, &path, &[alg])) {
+            Some((_, d)) => Ok((d, true)),
             None => return None,
         }
+    } else {
+        crate::cache::hash_and_remember(file, &path, &[alg], cache, None, mode == Mode::Hash)
+            .map(|(_, d)| (d, false))
     };
-    match found {
+    match found.and_then(|(d, cached)| match d.into_iter().next() {
+        Some(d) => Ok((d, cached)),
+        None => Err(Error::Io {
+            path: path.clone(),
+            action: "hashing",
+            source: std::io::Error::other("no digest computed"),
+        }),
+    }) {
         Ok((d, cached)) => {
             r.cached = cached;
             if d.ct_eq(&e.expected) {

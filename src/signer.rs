@@ -234,7 +234,10 @@ fn sign_raw(
             (sig, Some(d), size)
         }
         PublicKey::Ed25519(_) => {
-            let (sig, size) = with_mapped_file(package, |bytes| {
+            // Pure Ed25519 needs the whole message at once: map it rather
+            // than copy it into memory.
+            let file = fsutil::open_regular(package)?;
+            let (sig, size) = fsutil::with_mapped(&file, package, |bytes| {
                 // Pure Ed25519 signs the bytes as they are: a "package" that
                 // is a pkgsign statement or key statement would yield a valid
                 // package signature or key endorsement. Both start so.
@@ -264,27 +267,6 @@ fn sign_raw(
 /// Every message pkgsign signs itself (package statements, key statements)
 /// starts with this; raw Ed25519 signatures over such bytes are refused.
 pub const RESERVED_PREFIX: &[u8] = b"pkgsign ";
-
-/// Run `f` over the whole contents of the file, memory-mapped (pure Ed25519
-/// needs the whole message at once; mapping avoids copying it into memory).
-#[allow(unsafe_code)] // The one unsafe block of the crate: see the SAFETY note.
-fn with_mapped_file<T>(path: &Path, f: impl FnOnce(&[u8]) -> Result<T>) -> Result<(T, u64)> {
-    let file = fsutil::open_regular(path)?;
-    let len = file
-        .metadata()
-        .map_err(|e| Error::io(path, "reading metadata of", e))?
-        .len();
-    if len == 0 {
-        // mmap of an empty file fails; the message is simply empty.
-        return Ok((f(&[])?, 0));
-    }
-    // SAFETY: the mapping is read-only and lives only for this call. If
-    // another process truncates the file meanwhile, reading the mapping may
-    // raise SIGBUS (a crash, never a wrong signature); SECURITY.md documents
-    // that the package must not change while it is being signed.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, "mapping", e))?;
-    Ok((f(&map)?, len))
-}
 
 /// How to verify.
 #[derive(Debug, Clone)]
@@ -536,34 +518,32 @@ fn verify_raw(
     algs.sort();
     algs.dedup();
     let mut hashers = MultiHasher::new(&algs);
+    digest::stream_file(
+        package,
+        Progress::wrap(opts.progress.as_ref(), |chunk| {
+            hashers.update(chunk);
+            for (_, v) in ed_verifiers.iter_mut() {
+                v.update(chunk);
+            }
+        }),
+    )?;
+    let digests = hashers.finish();
+    if let Some(c) = &opts.checksum {
+        check_checksum(package, c, &digests)?;
+    }
+    if let Some(d) = digests.first() {
+        report.set_hash(d);
+    }
     let mut signer: Option<&TrustedKey> = None;
-    {
-        digest::stream_file(
-            package,
-            Progress::wrap(opts.progress.as_ref(), |chunk| {
-                hashers.update(chunk);
-                for (_, v) in ed_verifiers.iter_mut() {
-                    v.update(chunk);
-                }
-            }),
-        )?;
-        let digests = hashers.finish();
-        if let Some(c) = &opts.checksum {
-            check_checksum(package, c, &digests)?;
-        }
-        if let Some(d) = digests.first() {
-            report.set_hash(d);
-        }
-        if let Some(sha256) = digests.iter().find(|d| d.alg() == HashAlg::Sha256) {
-            signer = rsa_keys
-                .into_iter()
-                .find(|k| k.public.verify_raw_rsa_sha256(sha256.as_bytes(), sig));
-        }
-        if signer.is_none() {
-            signer = ed_verifiers
-                .into_iter()
-                .find_map(|(k, v)| v.finalize_and_verify().is_ok().then_some(k));
-        }
+    if let Some(sha256) = digests.iter().find(|d| d.alg() == HashAlg::Sha256) {
+        signer = rsa_keys
+            .into_iter()
+            .find(|k| k.public.verify_raw_rsa_sha256(sha256.as_bytes(), sig));
+    }
+    if signer.is_none() {
+        signer = ed_verifiers
+            .into_iter()
+            .find_map(|(k, v)| v.finalize_and_verify().is_ok().then_some(k));
     }
     let mut result = SignatureResult {
         index: 1,

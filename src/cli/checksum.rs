@@ -68,7 +68,8 @@ fn hash_path(path: &Path, alg: HashAlg) -> Result<Digest, Error> {
         }
         return Ok(h.finish());
     }
-    let (_, d) = digest::hash_file(path, &[alg])?;
+    let file = pkgsign::fsutil::open_stream(path)?;
+    let (_, d) = digest::hash_open_file(file, path, &[alg], None, true)?;
     d.into_iter().next().ok_or_else(|| Error::Io {
         path: path.to_path_buf(),
         action: "hashing",
@@ -131,15 +132,12 @@ pub fn run(args: Args) -> Result<(), Error> {
 }
 
 fn check(args: &Args, list_path: &Path) -> Result<(), Error> {
+    use pkgsign::fsutil::{open_stream, read_bounded_from};
+    let limit = pkgsign::manifest::LIST_LIMIT;
     let data = if list_path.as_os_str() == "-" {
-        let mut v = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut v)
-            .map_err(|e| Error::io(list_path, "reading", e))?;
-        v
+        read_bounded_from(std::io::stdin().lock(), list_path, limit, "checksum list")?
     } else {
-        pkgsign::fsutil::read_bounded(list_path, pkgsign::manifest::LIST_LIMIT, "checksum list")?
-            .to_vec()
+        read_bounded_from(open_stream(list_path)?, list_path, limit, "checksum list")?
     };
     let list = checksum::parse(&data, args.algorithm);
     if list.entries.is_empty() {

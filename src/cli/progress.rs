@@ -16,6 +16,15 @@ const DELAY: Duration = Duration::from_secs(1);
 /// A bar that clears itself when dropped.
 pub struct Bar(ProgressBar);
 
+impl Bar {
+    /// A callback that sets the bar's total, for work whose size is known
+    /// only once it has started.
+    pub fn total_setter(&self) -> impl Fn(u64) + Send + Sync + 'static {
+        let pb = self.0.clone();
+        move |total| pb.set_length(total)
+    }
+}
+
 impl Drop for Bar {
     fn drop(&mut self) {
         self.0.finish_and_clear();
@@ -34,7 +43,8 @@ pub fn for_file(path: &Path, quiet: bool, json: bool) -> Option<(Progress, Bar)>
     )
 }
 
-/// A progress callback counting checked files out of `total`, and its bar.
+/// A progress callback counting checked items out of `total` (which
+/// [`Bar::total_setter`] can set later), and its bar.
 pub fn for_count(total: u64, what: &str, quiet: bool, json: bool) -> Option<(Progress, Bar)> {
     make(
         quiet || json,

@@ -61,15 +61,13 @@ pub fn run(args: Args) -> Result<(), Error> {
         .clone()
         .unwrap_or_else(|| pkgsign::fsutil::sig_path_for(&args.list));
     let cache = args.cache.as_deref().map(Cache::open);
-    // The bar counts the list's lines; the library counts checked files.
-    // Bounded, and regular files only: a FIFO or /dev/zero given as LIST
-    // must not hang or exhaust memory here (verify_manifest refuses it).
-    let lines = pkgsign::fsutil::read_bounded(&args.list, manifest::LIST_LIMIT, "checksum list")
-        .map(|b| b.iter().filter(|c| **c == b'\n').count() as u64)
-        .unwrap_or(0);
-    let bar = super::progress::for_count(lines, "checking files", args.quiet, args.json);
+    // The library tells the bar how many files the verified list names.
+    let bar = super::progress::for_count(0, "checking files", args.quiet, args.json);
     let opts = Options {
         progress: bar.as_ref().map(|(p, _)| p.clone()),
+        on_total: bar
+            .as_ref()
+            .map(|(_, b)| Box::new(b.total_setter()) as Box<dyn Fn(u64) + Send + Sync>),
         jobs: args
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),

@@ -46,6 +46,7 @@ pub mod cache;
 pub mod checksum;
 pub mod digest;
 pub mod error;
+mod fields;
 pub mod fsutil;
 pub mod keys;
 pub mod keystore;

@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 
 use crate::error::{Error, Result};
+use crate::fields::{FieldResult, Fields};
 use crate::fsutil::{self, Replace};
 use crate::keys::{Fingerprint, KeySource, PublicKey, SignRequest};
-use crate::sigfile::{check_comment, format_time, parse_time};
+use crate::sigfile::{check_comment, format_time};
 use crate::trustdir::TrustDir;
 
 /// First line of a key statement file.
@@ -26,6 +27,8 @@ pub const CONTEXT: &[u8] = b"pkgsign key statement v1\0";
 /// File extension of statement files.
 pub const EXT: &str = "stmt";
 const LIMIT: u64 = 64 * 1024;
+/// Longest base64 value (a key or signature) accepted in a statement.
+const MAX_BASE64: usize = 2048;
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// What a statement says.
@@ -233,72 +236,20 @@ impl Statement {
     }
 }
 
-type PResult<T> = std::result::Result<T, (Option<usize>, String)>;
-
-struct Fields<'a> {
-    lines: std::iter::Peekable<std::iter::Enumerate<std::str::Split<'a, char>>>,
-}
-
-impl<'a> Fields<'a> {
-    fn next(&mut self, name: &str) -> PResult<(usize, &'a str)> {
-        let (i, line) = self
-            .lines
-            .next()
-            .ok_or((None, format!("the file ends where {name:?} was expected")))?;
-        match line.split_once(": ") {
-            Some((k, v)) if k == name && !v.is_empty() => Ok((i + 1, v)),
-            _ => Err((Some(i + 1), format!("expected field {name:?}"))),
-        }
-    }
-
-    fn optional(&mut self, name: &str) -> PResult<Option<&'a str>> {
-        let is_it = self
-            .lines
-            .peek()
-            .is_some_and(|(_, l)| l.split_once(": ").is_some_and(|(k, _)| k == name));
-        if is_it {
-            Ok(Some(self.next(name)?.1))
-        } else {
-            Ok(None)
-        }
-    }
-
-    fn time(&mut self, name: &str) -> PResult<u64> {
-        let (n, v) = self.next(name)?;
-        parse_time(v).ok_or((Some(n), format!("{name} must be an RFC 3339 UTC time")))
-    }
-
-    fn fingerprint(&mut self, name: &str) -> PResult<Fingerprint> {
-        let (n, v) = self.next(name)?;
-        v.parse().map_err(|e: String| (Some(n), e))
-    }
-
-    fn base64(&mut self, name: &str) -> PResult<Vec<u8>> {
-        let (n, v) = self.next(name)?;
-        match B64.decode(v) {
-            Ok(b) if B64.encode(&b) == v && b.len() <= 2048 => Ok(b),
-            _ => Err((Some(n), format!("{name} is not canonical base64"))),
-        }
-    }
-}
-
-fn parse(data: &[u8]) -> PResult<Statement> {
+fn parse(data: &[u8]) -> FieldResult<Statement> {
     let text = std::str::from_utf8(data).map_err(|_| (None, "not UTF-8 text".to_string()))?;
     let body = text
         .strip_suffix('\n')
         .ok_or((None, "the file does not end with a newline".to_string()))?;
-    let mut f = Fields {
-        lines: body.split('\n').enumerate().peekable(),
-    };
-    match f.lines.next() {
-        Some((_, HEADER)) => {}
-        _ => return Err((Some(1), format!("the first line must be {HEADER:?}"))),
+    let mut f = Fields::new(body);
+    if f.line("the header")?.1 != HEADER {
+        return Err((Some(1), format!("the first line must be {HEADER:?}")));
     }
     let (kn, kind) = f.next("kind")?;
     let subject = f.fingerprint("subject")?;
     let claim = match kind {
         "endorse" => {
-            let der = f.base64("subject-key")?;
+            let (_, der) = f.base64("subject-key", MAX_BASE64)?;
             let subject_key =
                 crate::keys::encoding::public_key_from_spki_der(Path::new("subject-key"), &der)
                     .map_err(|e| (None, e.to_string()))?;
@@ -312,14 +263,8 @@ fn parse(data: &[u8]) -> PResult<Statement> {
             crate::keys::generate::check_name(subject_name)
                 .map_err(|e| (Some(nn), e.to_string()))?;
             let not_before = f.time("not-before")?;
-            let not_after = f
-                .optional("not-after")?
-                .map(|v| parse_time(v).ok_or((None, "bad not-after".to_string())))
-                .transpose()?;
-            let signer_not_after = f
-                .optional("signer-not-after")?
-                .map(|v| parse_time(v).ok_or((None, "bad signer-not-after".to_string())))
-                .transpose()?;
+            let not_after = f.optional_time("not-after")?;
+            let signer_not_after = f.optional_time("signer-not-after")?;
             Claim::Endorse {
                 subject_key,
                 subject_name: subject_name.to_string(),
@@ -341,13 +286,16 @@ fn parse(data: &[u8]) -> PResult<Statement> {
     };
     let issued_at = f.time("issued-at")?;
     let signer = f.fingerprint("signer")?;
-    let signature = f.base64("signature")?;
+    let (_, signature) = f.base64("signature", MAX_BASE64)?;
     let countersignature = match claim {
-        Claim::Endorse { .. } => Some(f.base64("countersignature")?),
+        Claim::Endorse { .. } => Some(f.base64("countersignature", MAX_BASE64)?.1),
         Claim::Revoke { .. } => None,
     };
-    if let Some((i, _)) = f.lines.next() {
-        return Err((Some(i + 1), "unexpected data after the last field".into()));
+    if f.has_more() {
+        return Err((
+            Some(f.next_line_number()),
+            "unexpected data after the last field".into(),
+        ));
     }
     let st = Statement {
         subject,

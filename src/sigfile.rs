@@ -14,6 +14,7 @@ use base64::Engine as _;
 
 use crate::digest::{Digest, HashAlg};
 use crate::error::{Error, Result};
+use crate::fields::{FieldError, FieldResult, Fields, shown};
 use crate::keys::{Fingerprint, SCHEME_ED25519, SCHEME_RSA_PSS_SHA256};
 
 /// First word of a pkgsign signature file.
@@ -162,7 +163,7 @@ pub fn check_comment(c: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-fn is_displayable(c: char) -> bool {
+pub(crate) fn is_displayable(c: char) -> bool {
     !c.is_control()
         && !matches!(
             c,
@@ -184,10 +185,13 @@ fn scheme_from(s: &str) -> Option<&'static str> {
     }
 }
 
+/// Longest signature of any scheme: RSA-8192.
+const MAX_SIGNATURE_LEN: usize = 1024;
+
 fn sig_len_ok(scheme: &str, len: usize) -> bool {
     match scheme {
         SCHEME_ED25519 => len == 64,
-        _ => (256..=1024).contains(&len),
+        _ => (256..=MAX_SIGNATURE_LEN).contains(&len),
     }
 }
 
@@ -253,15 +257,6 @@ fn bad<T>(line: usize, reason: impl Into<String>) -> ParseResult<T> {
     Err((Some(line), Failure::Malformed(reason.into())))
 }
 
-fn shown(s: &str) -> String {
-    let cut: String = s
-        .chars()
-        .take(40)
-        .map(|c| if is_displayable(c) { c } else { '?' })
-        .collect();
-    cut
-}
-
 fn parse_pkgsign(text: &str) -> ParseResult<SignatureFile> {
     // The version first: a file of another version may follow other rules.
     let first = text.split('\n').next().unwrap_or_default();
@@ -278,8 +273,8 @@ fn parse_pkgsign(text: &str) -> ParseResult<SignatureFile> {
             Failure::Malformed("the file does not end with a newline (truncated?)".into()),
         ));
     };
-    let mut lines = body.split('\n').enumerate().map(|(i, l)| (i + 1, l));
-    let (_, header) = lines.next().unwrap_or((1, ""));
+    let mut f = Fields::new(body);
+    let (_, header) = f.line("the header").map_err(malformed)?;
     if header != HEADER_V1 {
         return match header.strip_prefix("pkgsign-signature v") {
             Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
@@ -288,16 +283,15 @@ fn parse_pkgsign(text: &str) -> ParseResult<SignatureFile> {
             _ => bad(1, format!("bad header line {:?}", shown(header))),
         };
     }
-    let mut lines = lines.peekable();
     let mut blocks = Vec::new();
-    while lines.peek().is_some() {
+    while f.has_more() {
         if blocks.len() == MAX_SIGNATURES {
             return bad(
-                lines.peek().map(|(n, _)| *n).unwrap_or(0),
+                f.next_line_number(),
                 format!("more than {MAX_SIGNATURES} signatures"),
             );
         }
-        blocks.push(parse_block(&mut lines)?);
+        blocks.push(parse_block(&mut f).map_err(malformed)?);
     }
     if blocks.is_empty() {
         return bad(1, "the file holds no signature");
@@ -305,94 +299,63 @@ fn parse_pkgsign(text: &str) -> ParseResult<SignatureFile> {
     Ok(SignatureFile::Pkgsign(blocks))
 }
 
-fn parse_block<'a>(
-    lines: &mut std::iter::Peekable<impl Iterator<Item = (usize, &'a str)>>,
-) -> ParseResult<Block> {
-    let mut field = |name: &str| -> ParseResult<(usize, &'a str)> {
-        let Some((n, line)) = lines.next() else {
-            return Err((
-                None,
-                Failure::Malformed(format!("the file ends where field {name:?} was expected")),
-            ));
-        };
-        match line.split_once(": ") {
-            Some((k, v)) if k == name && !v.is_empty() => Ok((n, v)),
-            Some((k, _)) if k == name => bad(n, format!("field {name:?} is empty")),
-            Some((k, _)) => bad(n, format!("expected field {name:?}, found {:?}", shown(k))),
-            None => bad(
-                n,
-                format!("expected \"{name}: VALUE\", found {:?}", shown(line)),
-            ),
-        }
-    };
-    let (n, alg) = field("algorithm")?;
-    let Some(scheme) = scheme_from(alg) else {
-        return bad(
-            n,
+fn malformed((line, reason): FieldError) -> (Option<usize>, Failure) {
+    (line, Failure::Malformed(reason))
+}
+
+fn parse_block(f: &mut Fields<'_>) -> FieldResult<Block> {
+    let (n, alg) = f.next("algorithm")?;
+    let scheme = scheme_from(alg).ok_or_else(|| {
+        (
+            Some(n),
             format!(
                 "unknown signature algorithm {:?} (known: ed25519, rsa-pss-sha256)",
                 shown(alg)
             ),
-        );
-    };
-    let (n, key) = field("key")?;
-    let key: Fingerprint = match key.parse() {
-        Ok(k) => k,
-        Err(e) => return bad(n, e),
-    };
-    let (n, digest_text) = field("digest")?;
+        )
+    })?;
+    let key = f.fingerprint("key")?;
+    let (n, digest_text) = f.next("digest")?;
     let digest = match Digest::parse(digest_text, false) {
         Ok(d) if d.alg().fit_for_signatures() => d,
-        Ok(d) => return bad(n, format!("{} is not accepted for signatures", d.alg())),
-        Err(e) => return bad(n, e.to_string()),
+        Ok(d) => {
+            return Err((
+                Some(n),
+                format!("{} is not accepted for signatures", d.alg()),
+            ));
+        }
+        Err(e) => return Err((Some(n), e.to_string())),
     };
     if digest.to_string() != digest_text {
-        return bad(n, "digest hex must be lower case");
+        return Err((Some(n), "digest hex must be lower case".into()));
     }
-    let (n, size) = field("size")?;
+    let (n, size) = f.next("size")?;
     let size = match size.parse::<u64>() {
         Ok(s) if s.to_string() == size => s,
-        _ => return bad(n, "size must be a decimal number without leading zeros"),
-    };
-    let (n, time) = field("signed-at")?;
-    let Some(signed_at) = parse_time(time) else {
-        return bad(
-            n,
-            "signed-at must be an RFC 3339 UTC time like 2026-12-01T00:00:00Z",
-        );
-    };
-    // Optional comment, then the signature.
-    let (n, line) = field_any(lines)?;
-    let (comment, (n, sig_line)) = match line.split_once(": ") {
-        Some(("comment", c)) => {
-            if let Err(e) = check_comment(c) {
-                return bad(n, e);
-            }
-            (Some(c.to_string()), field_any(lines)?)
-        }
-        _ => (None, (n, line)),
-    };
-    let sig_b64 = match sig_line.split_once(": ") {
-        Some(("signature", v)) => v,
         _ => {
-            return bad(
-                n,
-                format!("expected field \"signature\", found {:?}", shown(sig_line)),
-            );
+            return Err((
+                Some(n),
+                "size must be a decimal number without leading zeros".into(),
+            ));
         }
     };
-    let signature = match B64.decode(sig_b64) {
-        Ok(s) if B64.encode(&s) == sig_b64 => s,
-        _ => return bad(n, "signature is not canonical base64"),
+    let signed_at = f.time("signed-at")?;
+    let comment = match f.optional("comment")? {
+        Some((n, c)) => {
+            check_comment(c).map_err(|e| (Some(n), e))?;
+            Some(c.to_string())
+        }
+        None => None,
     };
+    let (n, signature) = f.base64("signature", MAX_SIGNATURE_LEN)?;
     if !sig_len_ok(scheme, signature.len()) {
-        return bad(
-            n,
+        return Err((
+            Some(n),
             format!(
-                "a {scheme} signature cannot be {} bytes long",
+                "{scheme} signatures are never {} bytes long",
                 signature.len()
             ),
-        );
+        ));
     }
     Ok(Block {
         statement: Statement {
@@ -405,15 +368,6 @@ fn parse_block<'a>(
         },
         signature,
     })
-}
-
-fn field_any<'a>(
-    lines: &mut impl Iterator<Item = (usize, &'a str)>,
-) -> ParseResult<(usize, &'a str)> {
-    lines.next().ok_or((
-        None,
-        Failure::Malformed("the file ends before the signature line (truncated?)".into()),
-    ))
 }
 
 fn parse_raw(text: &str) -> std::result::Result<Vec<u8>, String> {

@@ -2,13 +2,14 @@
 //! `--audit-log` and `PKGSIGN_AUDIT_LOG`. Every line must be there, be one
 //! JSON object with the contract's fields, and hold no secret.
 
-mod rotation_support;
+mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use rotation_support::*;
+use common::rotation::*;
+use common::*;
 use serde_json::Value;
 
 const PASS: &str = "correct-horse-battery-staple-7731";
@@ -70,7 +71,7 @@ fn all_at_once(cmds: Vec<Command>, want: i32) {
 #[test]
 fn concurrent_processes_write_whole_lines_with_the_contract_fields() {
     let env = Env::new();
-    let log = env.p("audit.jsonl");
+    let log = env.path("audit.jsonl");
     let log_s = log.to_str().unwrap().to_string();
     let with_pass = |mut c: Command| {
         c.env("PKGSIGN_PASSPHRASE", PASS);
@@ -273,7 +274,7 @@ fn unwritable_audit_log_warns_but_does_not_fail_the_operation() {
     let mut args = env.sign_dir_args(&pkg, None);
     args.extend([
         "--audit-log".into(),
-        env.p("no/such/dir/audit.log").display().to_string(),
+        env.path("no/such/dir/audit.log").display().to_string(),
     ]);
     let r = run(ps(&args)).ok();
     assert!(r.stderr.contains("warning"), "{r:#?}");

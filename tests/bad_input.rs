@@ -1,13 +1,13 @@
 //! Defects: every bad input gets the contract's exit code (1 refused, 2
 //! could not run), one `error:` line, the right `--json` code, and never a
-//! panic (checked by `common::Run::of` on every run).
+//! panic (checked by `common::run` on every run).
 
 mod common;
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use common::{Alg, Env, Key, chmod, mode, sig_blocks, temp_files, tool};
+use common::{Alg, Env, Key, chmod, leftovers, mkfifo, mode, sig_blocks, tool_ok};
 
 /// `tests/data/NAME`.
 fn data(name: &str) -> PathBuf {
@@ -296,10 +296,10 @@ fn a_block_naming_key_b_but_made_by_key_a_is_refused() {
 fn weak_rsa_key_is_refused_on_sign_and_verify() {
     let env = Env::new();
     let dir = env.dir.path();
-    tool(
+    tool_ok(
         dir,
         "openssl",
-        &[
+        [
             "genpkey",
             "-algorithm",
             "RSA",
@@ -310,10 +310,10 @@ fn weak_rsa_key_is_refused_on_sign_and_verify() {
         ],
     );
     chmod(&env.path("weak.pem"), 0o600);
-    tool(
+    tool_ok(
         dir,
         "openssl",
-        &["pkey", "-in", "weak.pem", "-pubout", "-out", "weak.pub"],
+        ["pkey", "-in", "weak.pem", "-pubout", "-out", "weak.pub"],
     );
     let pkg = env.package("p");
     let weak = Key {
@@ -332,10 +332,10 @@ fn weak_rsa_key_is_refused_on_sign_and_verify() {
     env.verify(&pkg, &[&weak], &[])
         .fails_with(2, "KEY_TOO_WEAK");
     // PKCS#1 form of the weak public key too.
-    tool(
+    tool_ok(
         dir,
         "openssl",
-        &[
+        [
             "rsa",
             "-in",
             "weak.pem",
@@ -412,7 +412,7 @@ fn encrypted_keys_and_passphrases() {
     c.env("PKGSIGN_PASSPHRASE", "battery staple")
         .args(["sign-package", "--package", "p", "--json", "--private-key"])
         .arg(&enc.private);
-    common::Run::of(c).fails_with(2, "PASSPHRASE_WRONG");
+    common::run(c).fails_with(2, "PASSPHRASE_WRONG");
     // An empty passphrase file is a usage error; a missing one, not found.
     env.sign(&pkg, &[&enc], &["--passphrase-file", "empty.txt", "--json"])
         .fails_with(2, "USAGE");
@@ -430,7 +430,7 @@ fn encrypted_keys_and_passphrases() {
     c.env("PKGSIGN_PASSPHRASE", "correct horse")
         .args(["sign-package", "--package", "p", "--private-key"])
         .arg(&enc.private);
-    common::Run::of(c).ok();
+    common::run(c).ok();
     env.verify(&pkg, &[&enc], &[]).verified();
 
     // keygen with PKGSIGN_PASSPHRASE encrypts as well.
@@ -442,7 +442,7 @@ fn encrypted_keys_and_passphrases() {
         "--name",
         "enc2",
     ]);
-    common::Run::of(c).ok();
+    common::run(c).ok();
     assert!(
         std::fs::read_to_string(env.path("keys/enc2.pem"))
             .unwrap()
@@ -543,7 +543,7 @@ fn output_onto_a_fifo_is_refused_not_renamed_over() {
     let env = Env::new();
     let a = env.keygen("a", Alg::Ed25519);
     let pkg = env.package("p");
-    tool(env.dir.path(), "mkfifo", &["fifo.sig"]);
+    mkfifo(&env.path("fifo.sig"));
     env.sign(&pkg, &[&a], &["--output", "fifo.sig", "--json"])
         .fails_with(2, "NOT_A_FILE");
     let ft = std::fs::symlink_metadata(env.path("fifo.sig"))
@@ -638,7 +638,8 @@ fn keygen_never_overwrites_without_force() {
     let run = env
         .run(["keygen", "--output-dir", "keys", "--name", "k", "--force"])
         .ok();
-    let new_fp = run.stdout.trim();
+    let out = run.out();
+    let new_fp = out.trim();
     assert_ne!(new_fp, first.fingerprint);
     assert_ne!(std::fs::read(&first.private).unwrap(), pem);
     assert_eq!(mode(&first.private), 0o600);
@@ -647,7 +648,7 @@ fn keygen_never_overwrites_without_force() {
     env.sign(&pkg, &[&first], &[]).ok();
     let v = env.verify(&pkg, &[&first], &[]).verified().json();
     assert_eq!(v["signatures"][0]["key"].as_str(), Some(new_fp));
-    assert!(temp_files(&env.path("keys")).is_empty());
+    assert!(leftovers(&env.path("keys")).is_empty());
 }
 
 #[test]
@@ -681,7 +682,7 @@ fn keygen_never_writes_through_a_symlink() {
     env.run(["keygen", "--output-dir", "keys", "--name", "d", "--force"])
         .ok();
     assert!(!env.path("elsewhere/nothing").exists());
-    assert!(temp_files(&env.path("keys")).is_empty());
+    assert!(leftovers(&env.path("keys")).is_empty());
 }
 
 #[test]
@@ -710,7 +711,7 @@ fn a_failed_signing_writes_no_sig_and_keeps_the_old_one() {
         assert_eq!(run.code, 2, "{run:#?}");
         run.assert_one_error_line();
         assert!(!sig.exists());
-        assert!(temp_files(env.dir.path()).is_empty());
+        assert!(leftovers(env.dir.path()).is_empty());
     }
 
     // An existing .sig is left exactly as it was.
@@ -729,14 +730,14 @@ fn a_failed_signing_writes_no_sig_and_keeps_the_old_one() {
         .fails(2);
     assert_eq!(std::fs::read(&sig).unwrap(), before);
     env.verify(&pkg, &[&good], &[]).verified();
-    assert!(temp_files(env.dir.path()).is_empty());
+    assert!(leftovers(env.dir.path()).is_empty());
 
     // A successful re-signing replaces it (atomically: no temp file left).
     env.sign(&pkg, &[&good, &good2], &[]).ok();
     assert_ne!(std::fs::read(&sig).unwrap(), before);
     env.verify(&pkg, &[&good, &good2], &["--threshold", "2"])
         .verified();
-    assert!(temp_files(env.dir.path()).is_empty());
+    assert!(leftovers(env.dir.path()).is_empty());
 }
 
 #[test]

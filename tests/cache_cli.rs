@@ -8,31 +8,32 @@
 //! cannot be set back, so each test waits a little over a second after
 //! writing its files (tests run in parallel, so the waits overlap).
 
-mod issue4_support;
+mod common;
 
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use issue4_support::*;
+use common::manifest::*;
+use common::*;
 use serde_json::Value;
 
 struct Setup {
-    _tmp: tempfile::TempDir,
+    _env: Env,
     root: PathBuf,
     rel: PathBuf,
     cache: PathBuf,
-    a: (PathBuf, PathBuf),
-    b: (PathBuf, PathBuf),
+    a: Key,
+    b: Key,
     names: Vec<String>,
 }
 
 /// `n` files in `root/release`, a SHA256SUMS list written by the real
 /// `sha256sum`, signed by key a; a package `pkg.tar` signed by key a.
 fn setup(n: usize) -> Setup {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().to_path_buf();
+    let env = Env::new();
+    let root = env.dir.path().to_path_buf();
     let rel = root.join("release");
     std::fs::create_dir_all(rel.join("sub")).unwrap();
     let mut names = Vec::new();
@@ -47,17 +48,17 @@ fn setup(n: usize) -> Setup {
     }
     let keys = root.join("keys");
     std::fs::create_dir(&keys).unwrap();
-    let a = keygen(&keys, "a");
-    let b = keygen(&keys, "b");
+    let a = keygen(&keys, "a", Alg::Ed25519);
+    let b = keygen(&keys, "b", Alg::Ed25519);
     if n > 0 {
         std::fs::write(rel.join("SHA256SUMS"), tool_ok(&rel, "sha256sum", &names)).unwrap();
-        sign(&rel.join("SHA256SUMS"), &[&a.0]);
+        sign(&rel.join("SHA256SUMS"), &[&a]);
     }
     std::fs::write(root.join("pkg.tar"), b"a package for the cache\n").unwrap();
-    sign(&root.join("pkg.tar"), &[&a.0]);
+    sign(&root.join("pkg.tar"), &[&a]);
     Setup {
         cache: root.join("cache.json"),
-        _tmp: tmp,
+        _env: env,
         root,
         rel,
         a,
@@ -79,7 +80,7 @@ impl Setup {
     }
 
     fn key_a(&self) -> Vec<OsString> {
-        vec!["--public-key".into(), self.a.1.clone().into()]
+        vec!["--public-key".into(), self.a.public.clone().into()]
     }
 
     /// `verify-package --package pkg.tar <keys> --cache CACHE --json [extra]`.
@@ -158,7 +159,7 @@ fn a_second_run_hits_the_cache() {
         tool_ok(&s.rel, "sha512sum", &s.names),
     )
     .unwrap();
-    sign(&s.rel.join("SHA512SUMS"), &[&s.a.0]);
+    sign(&s.rel.join("SHA512SUMS"), &[&s.a]);
     let j = s.manifest("SHA512SUMS", &s.key_a(), 0);
     assert_eq!(cache_stats(&j), (0, n), "{j}");
     let j = s.manifest("SHA512SUMS", &s.key_a(), 0);
@@ -188,7 +189,7 @@ fn a_just_changed_file_is_not_cached() {
     let mut list = std::fs::read(s.rel.join("SHA256SUMS")).unwrap();
     list.extend(tool_ok(&s.rel, "sha256sum", ["fresh"]));
     std::fs::write(s.rel.join("SHA256SUMS"), list).unwrap();
-    sign(&s.rel.join("SHA256SUMS"), &[&s.a.0]);
+    sign(&s.rel.join("SHA256SUMS"), &[&s.a]);
     s.manifest("SHA256SUMS", &s.key_a(), 0);
     let j = s.manifest("SHA256SUMS", &s.key_a(), 0);
     if written.elapsed() < Duration::from_millis(900) {
@@ -380,12 +381,12 @@ fn two_processes_share_one_cache() {
         }
         let list = format!("{set}.sums");
         std::fs::write(s.rel.join(&list), tool_ok(&s.rel, "sha256sum", &names)).unwrap();
-        sign(&s.rel.join(&list), &[&s.a.0]);
+        sign(&s.rel.join(&list), &[&s.a]);
     }
     let pkgs = ["left.pkg", "right.pkg"];
     for p in pkgs {
         std::fs::write(s.root.join(p), format!("package {p}\n")).unwrap();
-        sign(&s.root.join(p), &[&s.a.0]);
+        sign(&s.root.join(p), &[&s.a]);
     }
     wait_until_cacheable();
     for round in 0..4 {
@@ -459,7 +460,7 @@ fn trust_is_checked_afresh_with_a_warm_cache() {
     std::fs::create_dir(&tdir).unwrap();
     let mut a: Vec<OsString> = args(["trust", "add"]);
     a.push(tdir.clone().into());
-    a.push(s.a.1.clone().into());
+    a.push(s.a.public.clone().into());
     a.extend(args(["--name", "a"]));
     pkgsign(&s.root, a).ok();
     let fp = {
@@ -482,8 +483,8 @@ fn trust_is_checked_afresh_with_a_warm_cache() {
     let pkg_sig = s.root.join("pkg.tar.sig");
     let good_list_sig = std::fs::read(&list_sig).unwrap();
     let good_pkg_sig = std::fs::read(&pkg_sig).unwrap();
-    sign(&s.rel.join("SHA256SUMS"), &[&s.b.0]);
-    sign(&s.root.join("pkg.tar"), &[&s.b.0]);
+    sign(&s.rel.join("SHA256SUMS"), &[&s.b]);
+    sign(&s.root.join("pkg.tar"), &[&s.b]);
     let j = s.manifest("SHA256SUMS", &trusted, 1);
     assert_eq!(j["code"], "KEY_NOT_TRUSTED", "{j}");
     assert!(j.get("files").is_none(), "{j}");
@@ -520,11 +521,11 @@ fn trust_is_checked_afresh_with_a_warm_cache() {
     std::fs::create_dir(&tdir2).unwrap();
     let mut a: Vec<OsString> = args(["trust", "add"]);
     a.push(tdir2.clone().into());
-    a.push(s.a.1.clone().into());
+    a.push(s.a.public.clone().into());
     pkgsign(&s.root, a).ok();
     let mut a: Vec<OsString> = args(["trust", "add"]);
     a.push(tdir2.clone().into());
-    a.push(s.b.1.clone().into());
+    a.push(s.b.public.clone().into());
     pkgsign(&s.root, a).ok();
     let trusted2: Vec<OsString> = vec!["--trusted-keys".into(), tdir2.clone().into()];
     s.manifest("SHA256SUMS", &trusted2, 0);

@@ -2,16 +2,17 @@
 //! `b3sum`, byte for byte, in both directions; `verify-package --checksum`;
 //! `sign-package --hash`.
 //!
-//! Every run goes through `issue4_support`, which fails the test on a panic,
+//! Every run goes through `common`, which fails the test on a panic,
 //! on an exit code other than 0/1/2, on a hang, and on a missing peer tool.
 
-mod issue4_support;
+mod common;
 
 use std::ffi::OsString;
 use std::path::Path;
 use std::time::Instant;
 
-use issue4_support::*;
+use common::manifest::*;
+use common::*;
 
 /// File names that need care: spaces, non-ASCII, backslash, newline,
 /// carriage return, a leading dash, a trailing space, a name that looks like
@@ -71,8 +72,8 @@ const COREUTILS: &[(&str, &str)] = &[
 
 #[test]
 fn checksum_prints_what_coreutils_and_b3sum_print() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+    let env = Env::new();
+    let dir = env.dir.path();
     let names = make_files(dir);
 
     for (alg, prog) in COREUTILS {
@@ -136,10 +137,8 @@ fn checksum_prints_what_coreutils_and_b3sum_print() {
     // Standard input as `-`.
     let data = b"from standard input\n";
     let ours = pkgsign_t(dir, ["checksum", "-"], Some(data), DEFAULT_TIMEOUT).ok();
-    let theirs = run_prog(
-        "sha256sum".as_ref(),
-        &args(["-"]),
-        dir,
+    let theirs = capture(
+        tool_cmd(dir, "sha256sum", ["-"]),
         Some(data),
         DEFAULT_TIMEOUT,
     );
@@ -153,8 +152,8 @@ fn checksum_prints_what_coreutils_and_b3sum_print() {
 /// bytes, so its BLAKE3 list still names the file and checks.)
 #[test]
 fn non_utf8_names_are_written_as_bytes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+    let env = Env::new();
+    let dir = env.dir.path();
     let name = os(b"\xff\xfe-latin1 \xe9t\xe9");
     std::fs::write(dir.join(&name), b"bytes").unwrap();
     for (alg, prog) in COREUTILS {
@@ -199,8 +198,8 @@ type ListCase = (
 /// the tool can check the same list, stdout must be identical.
 #[test]
 fn check_reads_lists_written_by_the_real_tools() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+    let env = Env::new();
+    let dir = env.dir.path();
     let names = make_files(dir);
 
     let cases: &[ListCase] = &[
@@ -320,8 +319,8 @@ fn check_reads_lists_written_by_the_real_tools() {
 /// failure or missing file, and the same stdout as `sha256sum --check`.
 #[test]
 fn check_failures_match_coreutils() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+    let env = Env::new();
+    let dir = env.dir.path();
     let names = make_files(dir);
     let mut list = tool_ok(dir, "sha256sum", dashdash(&names));
     list.extend_from_slice(format!("{}  missing file\n", "0".repeat(64)).as_bytes());
@@ -394,8 +393,8 @@ fn check_failures_match_coreutils() {
 /// Lists written by pkgsign, read by `sha256sum --check` and `b3sum --check`.
 #[test]
 fn real_tools_read_lists_written_by_pkgsign() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+    let env = Env::new();
+    let dir = env.dir.path();
     let names = make_files(dir);
     for (alg, prog) in COREUTILS {
         for tag in [false, true] {
@@ -448,8 +447,8 @@ fn real_tools_read_lists_written_by_pkgsign() {
 /// sha256sum. The time is printed, not asserted (beyond the timeout).
 #[test]
 fn a_list_of_100000_entries_checks() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+    let env = Env::new();
+    let dir = env.dir.path();
     let files: Vec<String> = (0..200).map(|i| format!("f{i:03}")).collect();
     for (i, f) in files.iter().enumerate() {
         std::fs::write(dir.join(f), format!("small file {i}\n")).unwrap();
@@ -493,10 +492,10 @@ fn a_list_of_100000_entries_checks() {
 /// naming the supported algorithms.
 #[test]
 fn unknown_algorithms_and_malformed_digests_are_usage_errors() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+    let env = Env::new();
+    let dir = env.dir.path();
     std::fs::write(dir.join("pkg"), b"package\n").unwrap();
-    let (_, public) = keygen(dir, "k");
+    let public = keygen(dir, "k", Alg::Ed25519).public;
     let supported = "sha256, sha224, sha384, sha512, sha3-256, sha3-512, blake3, md5, sha1";
     for alg in ["md4", "SHA-256", "sha", "", "blake2b", "sha256 "] {
         let out = pkgsign(dir, ["checksum", "-a", alg, "pkg"]).code(2);
@@ -553,12 +552,12 @@ fn unknown_algorithms_and_malformed_digests_are_usage_errors() {
 /// with no key, only the digest is checked.
 #[test]
 fn verify_package_checksum() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+    let env = Env::new();
+    let dir = env.dir.path();
     std::fs::write(dir.join("pkg"), b"the package\n").unwrap();
-    let (private, public) = keygen(dir, "k");
-    sign(&dir.join("pkg"), &[&private]);
-    let pubs = public.to_str().unwrap();
+    let key = keygen(dir, "k", Alg::Ed25519);
+    sign(&dir.join("pkg"), &[&key]);
+    let pubs = key.public.to_str().unwrap();
     let hex = sha256_hex_of(dir, "pkg");
     let other = sha256_hex_of(dir, "k.pub");
     let h512 = show(&tool_ok(dir, "sha512sum", ["pkg"])[..128]);
@@ -629,11 +628,11 @@ fn verify_package_checksum() {
 /// the real tools compute.
 #[test]
 fn sign_package_hash_choices() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+    let env = Env::new();
+    let dir = env.dir.path();
     std::fs::write(dir.join("pkg"), b"a package to sign\n").unwrap();
-    let (private, public) = keygen(dir, "k");
-    let (privs, pubs) = (private.to_str().unwrap(), public.to_str().unwrap());
+    let key = keygen(dir, "k", Alg::Ed25519);
+    let (privs, pubs) = (key.private.to_str().unwrap(), key.public.to_str().unwrap());
     for weak in ["md5", "sha1"] {
         let out = pkgsign(
             dir,

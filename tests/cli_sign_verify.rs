@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use base64::Engine as _;
-use common::{Alg, Env, Key, mode, sig_blocks, temp_files};
+use common::{Alg, Env, Key, leftovers, mode, sig_blocks};
 use serde_json::Value;
 use sha2::Digest as _;
 
@@ -40,7 +40,7 @@ fn round_trip(alg: Alg) {
     let sig = env.path("x.tar.gz.sig");
     assert!(sig.is_file(), "{run:#?}");
     assert!(!env.path("x.tar.sig").exists() && !env.path("x.sig").exists());
-    assert!(run.stdout.contains(&key.fingerprint), "{run:#?}");
+    assert!(run.out().contains(&key.fingerprint), "{run:#?}");
 
     let text = read(&sig);
     let (header, blocks) = sig_blocks(&text);
@@ -69,10 +69,10 @@ fn round_trip(alg: Alg) {
         .arg(&pkg)
         .arg("--public-key")
         .arg(&key.public);
-    let run = common::Run::of(c).ok();
-    assert_eq!(run.stdout.lines().count(), 1, "{run:#?}");
-    assert!(run.stdout.contains(&key.fingerprint), "{run:#?}");
-    assert!(temp_files(env.dir.path()).is_empty());
+    let run = common::run(c).ok();
+    assert_eq!(run.out().lines().count(), 1, "{run:#?}");
+    assert!(run.out().contains(&key.fingerprint), "{run:#?}");
+    assert!(leftovers(env.dir.path()).is_empty());
 }
 
 #[test]
@@ -285,10 +285,10 @@ fn comment_is_signed_and_shown_on_one_line() {
     let mut c = env.cmd();
     c.args(["verify-package", "--package", "p.deb", "--public-key"])
         .arg(&a.public);
-    let run = common::Run::of(c).ok();
-    assert_eq!(run.stdout.lines().count(), 1, "{run:#?}");
-    assert!(run.stdout.contains(comment), "{run:#?}");
-    assert!(run.stdout.contains(&a.fingerprint), "{run:#?}");
+    let run = common::run(c).ok();
+    assert_eq!(run.out().lines().count(), 1, "{run:#?}");
+    assert!(run.out().contains(comment), "{run:#?}");
+    assert!(run.out().contains(&a.fingerprint), "{run:#?}");
 
     let v = env.verify(&pkg, &[&a], &[]).verified().json();
     assert_eq!(v["signatures"][0]["comment"].as_str(), Some(comment));
@@ -515,6 +515,6 @@ fn usage_errors_are_one_line_with_exit_2() {
     // --help works for every subcommand.
     for sub in ["keygen", "sign-package", "verify-package"] {
         let run = env.run([sub, "--help"]).ok();
-        assert!(run.stdout.contains("Usage"), "{run:#?}");
+        assert!(run.out().contains("Usage"), "{run:#?}");
     }
 }

@@ -1,27 +1,28 @@
 //! `pkgsign verify-manifest` on lists made by the real `sha256sum` & co. and
 //! signed with `sign-package`; and several `--package` on `verify-package`.
 //!
-//! Every run goes through `issue4_support`: a panic, an exit code other than
+//! Every run goes through `common`: a panic, an exit code other than
 //! 0/1/2, a hang or a missing peer tool fails the test.
 
-mod issue4_support;
+mod common;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use issue4_support::*;
+use common::manifest::*;
+use common::*;
 use serde_json::Value;
 
 /// A release directory: files (one in a subdirectory, odd names), the list
 /// `SHA256SUMS` written by the real `sha256sum` inside it, signed by `key`.
 struct Release {
-    _tmp: tempfile::TempDir,
+    _env: Env,
     root: PathBuf,
     rel: PathBuf,
     keys: PathBuf,
-    a: (PathBuf, PathBuf),
-    b: (PathBuf, PathBuf),
+    a: Key,
+    b: Key,
 }
 
 const FILES: &[(&[u8], &[u8])] = &[
@@ -40,8 +41,8 @@ fn names() -> Vec<OsString> {
 }
 
 fn release() -> Release {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().to_path_buf();
+    let env = Env::new();
+    let root = env.dir.path().to_path_buf();
     let rel = root.join("release");
     let keys = root.join("keys");
     std::fs::create_dir_all(rel.join("sub")).unwrap();
@@ -53,11 +54,11 @@ fn release() -> Release {
     a.extend(names());
     let list = tool_ok(&rel, "sha256sum", &a);
     std::fs::write(rel.join("SHA256SUMS"), list).unwrap();
-    let ka = keygen(&keys, "a");
-    let kb = keygen(&keys, "b");
-    sign(&rel.join("SHA256SUMS"), &[&ka.0]);
+    let ka = keygen(&keys, "a", Alg::Ed25519);
+    let kb = keygen(&keys, "b", Alg::Ed25519);
+    sign(&rel.join("SHA256SUMS"), &[&ka]);
     Release {
-        _tmp: tmp,
+        _env: env,
         root,
         rel,
         keys,
@@ -69,11 +70,11 @@ fn release() -> Release {
 impl Release {
     /// `verify-manifest LIST --public-key a.pub [extra]`, run from the root
     /// (not the list's directory: names are relative to the list).
-    fn verify(&self, list: &str, extra: &[&str]) -> Out {
+    fn verify(&self, list: &str, extra: &[&str]) -> Run {
         let mut a: Vec<OsString> = args(["verify-manifest"]);
         a.push(self.rel.join(list).into());
         a.push("--public-key".into());
-        a.push(self.a.1.clone().into());
+        a.push(self.a.public.clone().into());
         a.extend(args(extra));
         pkgsign(&self.root, a)
     }
@@ -126,7 +127,7 @@ fn a_sha256sum_list_signed_with_sign_package_verifies() {
     // trusted-keys directory instead of --public-key.
     let tdir = r.root.join("trusted");
     std::fs::create_dir(&tdir).unwrap();
-    std::fs::copy(&r.a.1, tdir.join("a.pub")).unwrap();
+    std::fs::copy(&r.a.public, tdir.join("a.pub")).unwrap();
     pkgsign(
         &r.rel,
         [
@@ -150,7 +151,7 @@ fn a_sha256sum_list_signed_with_sign_package_verifies() {
         a.push("--".into());
         a.extend(names());
         std::fs::write(r.rel.join(list), tool_ok(&r.rel, prog, &a)).unwrap();
-        sign(&r.rel.join(list), &[&r.a.0]);
+        sign(&r.rel.join(list), &[&r.a]);
         let j = r.verify_json(list, &[], 0);
         assert_eq!(files_of(&j).len(), FILES.len(), "{list}: {j}");
     }
@@ -158,7 +159,7 @@ fn a_sha256sum_list_signed_with_sign_package_verifies() {
     a.extend(names());
     let b3 = pkgsign(&r.rel, &a).ok().stdout;
     std::fs::write(r.rel.join("B3TAGGED"), b3).unwrap();
-    sign(&r.rel.join("B3TAGGED"), &[&r.a.0]);
+    sign(&r.rel.join("B3TAGGED"), &[&r.a]);
     r.verify_json("B3TAGGED", &[], 0);
 }
 
@@ -188,7 +189,7 @@ fn tampered_and_missing_files_are_named() {
     let evil = "x: OK\ny";
     std::fs::write(r.rel.join(evil), b"evil").unwrap();
     std::fs::write(r.rel.join("EVILNAME"), tool_ok(&r.rel, "sha256sum", [evil])).unwrap();
-    sign(&r.rel.join("EVILNAME"), &[&r.a.0]);
+    sign(&r.rel.join("EVILNAME"), &[&r.a]);
     std::fs::write(r.rel.join(evil), b"EVIL").unwrap();
     let text = r.verify("EVILNAME", &[]).code(1).out();
     assert_eq!(text.lines().count(), 1, "{text}");
@@ -254,12 +255,12 @@ fn traversal_is_refused_and_never_opened() {
         list.extend_from_slice(format!("{hex}  {name}\n").as_bytes());
     }
     std::fs::write(r.rel.join("EVIL"), &list).unwrap();
-    sign(&r.rel.join("EVIL"), &[&r.a.0]);
+    sign(&r.rel.join("EVIL"), &[&r.a]);
 
     let mut a: Vec<OsString> = args(["verify-manifest"]);
     a.push(r.rel.join("EVIL").into());
     a.push("--public-key".into());
-    a.push(r.a.1.clone().into());
+    a.push(r.a.public.clone().into());
     a.push("--json".into());
     let out = pkgsign_t(&r.root, &a, None, Duration::from_secs(10)).code(1);
     for (i, f) in fifos.iter().enumerate() {
@@ -299,7 +300,7 @@ fn weak_algorithms_in_a_signed_list_are_refused() {
         let mut a = args(flags);
         a.extend(args(["app.tar", "empty"]));
         std::fs::write(r.rel.join(list), tool_ok(&r.rel, prog, &a)).unwrap();
-        sign(&r.rel.join(list), &[&r.a.0]);
+        sign(&r.rel.join(list), &[&r.a]);
         let j = r.verify_json(list, &[], 1);
         assert_eq!(j["code"], "WEAK_ALGORITHM", "{j}");
         let files = files_of(&j);
@@ -311,7 +312,7 @@ fn weak_algorithms_in_a_signed_list_are_refused() {
     let mut mixed = tool_ok(&r.rel, "sha256sum", ["app.tar"]);
     mixed.extend(tool_ok(&r.rel, "md5sum", ["empty"]));
     std::fs::write(r.rel.join("MIXED"), mixed).unwrap();
-    sign(&r.rel.join("MIXED"), &[&r.a.0]);
+    sign(&r.rel.join("MIXED"), &[&r.a]);
     let j = r.verify_json("MIXED", &[], 1);
     let files = files_of(&j);
     assert_eq!(file_named(&files, "app.tar")["ok"], true, "{j}");
@@ -349,15 +350,15 @@ fn an_unauthentic_list_is_refused_before_any_file_is_checked() {
         let j = out.json();
         (out, j)
     };
-    let assert_no_files = |out: &Out, j: &Value| {
+    let assert_no_files = |out: &Run, j: &Value| {
         assert!(j.get("files").is_none(), "files were checked: {j}");
         assert!(!out.out().contains(": OK"), "{out:#?}");
         assert!(!out.out().contains("app.tar"), "{out:#?}");
     };
 
     // Signed by b; only a trusted.
-    sign(&r.rel.join("LIST"), &[&r.b.0]);
-    let (out, j) = run(&[&r.a.1], &[]);
+    sign(&r.rel.join("LIST"), &[&r.b]);
+    let (out, j) = run(&[&r.a.public], &[]);
     assert_eq!(out.code, 1, "{out:#?}");
     assert_eq!(j["code"], "KEY_NOT_TRUSTED", "{j}");
     assert_eq!(j["verified"], false, "{j}");
@@ -365,16 +366,16 @@ fn an_unauthentic_list_is_refused_before_any_file_is_checked() {
     // Same in text mode: no per-file line.
     let mut a: Vec<OsString> = args(["verify-manifest"]);
     a.push(r.rel.join("LIST").into());
-    a.extend(args(["--public-key", r.a.1.to_str().unwrap()]));
+    a.extend(args(["--public-key", r.a.public.to_str().unwrap()]));
     let out = pkgsign_t(&r.root, &a, None, quick).code(1);
     assert!(out.stdout.is_empty(), "{out:#?}");
 
     // Signed by a, then the list changed: the signature no longer matches.
-    sign(&r.rel.join("LIST"), &[&r.a.0]);
+    sign(&r.rel.join("LIST"), &[&r.a]);
     let mut changed = list.clone();
     changed.extend_from_slice(format!("{}  app.tar\n", "1".repeat(64)).as_bytes());
     std::fs::write(r.rel.join("LIST"), &changed).unwrap();
-    let (out, j) = run(&[&r.a.1], &[]);
+    let (out, j) = run(&[&r.a.public], &[]);
     assert_eq!(out.code, 1, "{out:#?}");
     assert_eq!(j["code"], "SIGNATURE_INVALID", "{j}");
     assert_no_files(&out, &j);
@@ -382,25 +383,25 @@ fn an_unauthentic_list_is_refused_before_any_file_is_checked() {
     // The signature of another list.
     std::fs::write(r.rel.join("LIST"), &list).unwrap();
     std::fs::copy(r.rel.join("SHA256SUMS.sig"), r.rel.join("LIST.sig")).unwrap();
-    let (out, j) = run(&[&r.a.1], &[]);
+    let (out, j) = run(&[&r.a.public], &[]);
     assert_eq!(out.code, 1, "{out:#?}");
     assert_no_files(&out, &j);
 
     // No signature at all: could not run.
     std::fs::remove_file(r.rel.join("LIST.sig")).unwrap();
-    let (out, j) = run(&[&r.a.1], &[]);
+    let (out, j) = run(&[&r.a.public], &[]);
     assert_eq!(out.code, 2, "{out:#?}");
     assert_no_files(&out, &j);
 
     // --threshold 2: one signer is not enough, even if both keys are trusted.
-    sign(&r.rel.join("LIST"), &[&r.a.0]);
-    let (out, j) = run(&[&r.a.1, &r.b.1], &["--threshold", "2"]);
+    sign(&r.rel.join("LIST"), &[&r.a]);
+    let (out, j) = run(&[&r.a.public, &r.b.public], &["--threshold", "2"]);
     assert_eq!(out.code, 1, "{out:#?}");
     assert_eq!(j["code"], "THRESHOLD_NOT_MET", "{j}");
     assert_no_files(&out, &j);
     // Both signed, but only one of them trusted.
-    sign(&r.rel.join("LIST"), &[&r.a.0, &r.b.0]);
-    let (out, j) = run(&[&r.a.1], &["--threshold", "2"]);
+    sign(&r.rel.join("LIST"), &[&r.a, &r.b]);
+    let (out, j) = run(&[&r.a.public], &["--threshold", "2"]);
     assert_eq!(out.code, 1, "{out:#?}");
     assert_no_files(&out, &j);
 }
@@ -408,14 +409,14 @@ fn an_unauthentic_list_is_refused_before_any_file_is_checked() {
 #[test]
 fn threshold_two_is_honoured() {
     let r = release();
-    sign(&r.rel.join("SHA256SUMS"), &[&r.a.0, &r.b.0]);
+    sign(&r.rel.join("SHA256SUMS"), &[&r.a, &r.b]);
     let mut a: Vec<OsString> = args(["verify-manifest"]);
     a.push(r.rel.join("SHA256SUMS").into());
     a.extend(args([
         "--public-key",
-        r.a.1.to_str().unwrap(),
+        r.a.public.to_str().unwrap(),
         "--public-key",
-        r.b.1.to_str().unwrap(),
+        r.b.public.to_str().unwrap(),
         "--threshold",
         "2",
         "--json",
@@ -434,8 +435,8 @@ fn threshold_two_is_honoured() {
     // A trusted-keys directory holding both keys, threshold 2.
     let tdir = r.keys.join("trusted");
     std::fs::create_dir(&tdir).unwrap();
-    std::fs::copy(&r.a.1, tdir.join("a.pub")).unwrap();
-    std::fs::copy(&r.b.1, tdir.join("b.pub")).unwrap();
+    std::fs::copy(&r.a.public, tdir.join("a.pub")).unwrap();
+    std::fs::copy(&r.b.public, tdir.join("b.pub")).unwrap();
     let mut a: Vec<OsString> = args(["verify-manifest"]);
     a.push(r.rel.join("SHA256SUMS").into());
     a.push("--trusted-keys".into());
@@ -462,7 +463,7 @@ fn jobs_do_not_change_results() {
     list.extend_from_slice(format!("{}  ../escape\n", "0".repeat(64)).as_bytes());
     list.extend_from_slice(format!("{}  many/gone\n", "0".repeat(64)).as_bytes());
     std::fs::write(r.rel.join("MANY"), list).unwrap();
-    sign(&r.rel.join("MANY"), &[&r.a.0]);
+    sign(&r.rel.join("MANY"), &[&r.a]);
     for i in [3, 50, 119] {
         std::fs::write(r.rel.join(format!("many/f{i:03}")), b"changed").unwrap();
     }
@@ -497,16 +498,16 @@ fn jobs_do_not_change_results() {
 /// `--json` has one entry per package.
 #[test]
 fn several_packages_are_each_reported() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let (private, public) = keygen(dir, "k");
-    let (other_private, _) = keygen(dir, "other");
+    let env = Env::new();
+    let dir = env.dir.path();
+    let key = keygen(dir, "k", Alg::Ed25519);
+    let other = keygen(dir, "other", Alg::Ed25519);
     let pkgs = ["p1.tar", "p2.tar", "p3.tar", "p4.tar"];
     for p in pkgs {
         std::fs::write(dir.join(p), format!("package {p}\n")).unwrap();
-        sign(&dir.join(p), &[&private]);
+        sign(&dir.join(p), &[&key]);
     }
-    let pubs = public.to_str().unwrap();
+    let pubs = key.public.to_str().unwrap();
     let verify = |packages: &[&str], extra: &[&str]| {
         let mut a = args(["verify-package", "--public-key", pubs]);
         for p in packages {
@@ -531,7 +532,7 @@ fn several_packages_are_each_reported() {
 
     // p2 tampered, p3 signed by an untrusted key.
     std::fs::write(dir.join("p2.tar"), b"PACKAGE p2.tar\n").unwrap();
-    sign(&dir.join("p3.tar"), &[&other_private]);
+    sign(&dir.join("p3.tar"), &[&other]);
     for jobs in [None, Some("1")] {
         let extra: Vec<&str> = jobs.map(|n| vec!["--jobs", n]).unwrap_or_default();
         let out = verify(&pkgs, &extra).code(1);
@@ -587,7 +588,7 @@ fn special_files_never_hang() {
     let fifo = r.root.join("fifo");
     let watch = FifoWatch::new(&fifo);
     let quick = Duration::from_secs(10);
-    let key = r.a.1.clone();
+    let key = r.a.public.clone();
     let run = |argv: Vec<OsString>| pkgsign_t(&r.root, &argv, None, quick);
     for list in [fifo.clone(), PathBuf::from("/dev/zero")] {
         let mut a: Vec<OsString> = args(["verify-manifest"]);

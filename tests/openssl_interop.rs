@@ -12,7 +12,7 @@ mod common;
 use std::path::Path;
 
 use base64::Engine as _;
-use common::{Alg, Env, Key, Run, chmod, tool, tool_status};
+use common::{Alg, Env, Key, Run, chmod, sign_args, tool, tool_ok};
 use sha2::Digest as _;
 
 const PASS: &str = "open sesame 42";
@@ -22,11 +22,11 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 const CONTEXT: &[u8] = b"pkgsign package signature v1\0";
 
 fn openssl(env: &Env, args: &[&str]) -> Vec<u8> {
-    tool(env.dir.path(), "openssl", args).stdout
+    tool_ok(env.dir.path(), "openssl", args)
 }
 
 fn openssl_ok(env: &Env, args: &[&str]) -> bool {
-    tool_status(env.dir.path(), "openssl", args)
+    tool(env.dir.path(), "openssl", args).code == 0
 }
 
 /// `SHA256:` + unpadded base64 of the SHA-256 of the SPKI DER, computed
@@ -102,13 +102,8 @@ fn sign_with(env: &Env, pkg: &Path, key: &Key, pass: Option<&str>, extra: &[&str
     if let Some(p) = pass {
         c.env("PKGSIGN_PASSPHRASE", p);
     }
-    c.arg("sign-package")
-        .arg("--package")
-        .arg(pkg)
-        .arg("--private-key")
-        .arg(&key.private)
-        .args(extra);
-    Run::of(c)
+    c.args(sign_args(pkg, &[&key.private], extra));
+    common::run(c)
 }
 
 #[test]
@@ -480,7 +475,7 @@ fn keys_written_by_pkgsign_open_in_openssl() {
     let mut c = env.cmd();
     c.env("PKGSIGN_PASSPHRASE", PASS)
         .args(["keygen", "--output-dir", "keys", "--name", "enc"]);
-    let enc_fp = Run::of(c).ok().stdout.trim().to_string();
+    let enc_fp = common::run(c).ok().out().trim().to_string();
     let mut c = env.cmd();
     c.env("PKGSIGN_PASSPHRASE", PASS).args([
         "keygen",
@@ -493,7 +488,7 @@ fn keys_written_by_pkgsign_open_in_openssl() {
         "--bits",
         "2048",
     ]);
-    let enc_rsa_fp = Run::of(c).ok().stdout.trim().to_string();
+    let enc_rsa_fp = common::run(c).ok().out().trim().to_string();
     let pass_arg = format!("pass:{PASS}");
 
     for (name, fp, encrypted) in [

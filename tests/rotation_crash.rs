@@ -13,18 +13,19 @@
 //! (d) after that next run, no journal, staged key or temp file is left, and
 //!     DIR and TDIR are both exactly in the "before" or the "after" state.
 
-mod rotation_support;
+mod common;
 
 use std::collections::BTreeSet;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::rotation::*;
+use common::*;
 use pkgsign::keys::Fingerprint;
 use pkgsign::lineage::{Claim, Statement};
 use pkgsign::meta::{KEYS_FILE, TRUST_FILE};
 use pkgsign::rotate::{JOURNAL, STAGED};
-use rotation_support::*;
 
 /// The state of both directories.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,7 +105,7 @@ fn check_after_kill(
     // (b) The key at NAME.pem is trusted now.
     let cur = fp_of_pem(&env.current(), None);
     let pkg = env.package(&format!("{label}-b.tar"));
-    let sig = env.p(&format!("{label}-b.tar.sig"));
+    let sig = env.path(format!("{label}-b.tar.sig"));
     run(ps(sign_key_args(&pkg, &env.current(), Some(&sig)))).ok();
     let r = run(ps(env.verify_args(&pkg, Some(&sig))));
     let mut relaxed = false;
@@ -255,7 +256,8 @@ fn killed_at_each_step_of_the_transaction() {
             }
             let mut cmd = ps(env.rotate_args(&extra));
             cmd.env(pkgsign::rotate::CRASH_ENV, step.to_string());
-            let r = run(cmd);
+            let r = capture(cmd, None, DEFAULT_TIMEOUT);
+            r.assert_no_panic();
             assert_eq!(
                 r.signal,
                 Some(6),
@@ -408,7 +410,7 @@ fn concurrent_rotations_wait_for_each_other() {
     let env = Env::new();
     env.rotate(&[]);
     let first = fp_of_pem(&env.current(), None);
-    let first_pub = env.p("first.pub");
+    let first_pub = env.path("first.pub");
     std::fs::copy(env.keys().join(format!("{NAME}.pub")), &first_pub).unwrap();
 
     let children: Vec<_> = (0..4)
@@ -467,7 +469,7 @@ fn concurrent_rotations_wait_for_each_other() {
     let pkg = env.package("app.tar");
     run(ps(sign_key_args(&pkg, &env.current(), None))).ok();
     run(ps(env.verify_args(&pkg, None))).verified();
-    let w = env.p("worker");
+    let w = env.path("worker");
     run(ps([
         "trust",
         "add",
@@ -502,7 +504,7 @@ fn signing_while_rotating_always_verifies() {
     loop {
         let done = rotator.is_finished();
         let pkg = env.package(&format!("p{n}.tar"));
-        let sig = env.p(&format!("p{n}.tar.sig"));
+        let sig = env.path(format!("p{n}.tar.sig"));
         let s = run(ps(env.sign_dir_args(&pkg, Some(&sig)))).ok().json();
         let v = run(ps(env.verify_args(&pkg, Some(&sig)))).verified().json();
         assert_eq!(

@@ -6,10 +6,12 @@
 //! `SignOptions::now`, `VerifyOptions::now`, `TrustStore::decide`), and into
 //! the real binary with `faketime`.
 
-mod rotation_support;
+mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::rotation::*;
+use common::*;
 use pkgsign::Error;
 use pkgsign::keys::{Fingerprint, KeySource, encoding};
 use pkgsign::keystore;
@@ -19,7 +21,6 @@ use pkgsign::report::Refusal;
 use pkgsign::rotate::{self, Options};
 use pkgsign::signer::{self, SignOptions, VerifyOptions};
 use pkgsign::trust::{Decision, TrustStore};
-use rotation_support::*;
 
 // ---------------------------------------------------------------------------
 // Library, with an injected clock.
@@ -119,7 +120,7 @@ fn library_rotation_inside_and_after_the_window() {
     both.sort();
     assert_eq!(signers, both, "sign-package --keys-dir signs with A and B");
     let pkg_b = env.package("b.tar");
-    let sig_b = env.p("b.tar.sig");
+    let sig_b = env.path("b.tar.sig");
     lib_sign_key(&env.current(), &pkg_b, &sig_b, t1 + DAY);
 
     // Inside the window: all three are accepted, A "retiring".
@@ -198,7 +199,7 @@ fn library_rotation_inside_and_after_the_window() {
     // The same through verify_package: a package signed by A with a signed
     // time after its window, checked at an instant inside it.
     let pkg_late = env.package("late.tar");
-    let sig_late = env.p("late.tar.sig");
+    let sig_late = env.path("late.tar.sig");
     let retired = keys.join(
         pkgsign::meta::Metadata::load(&keys, KEYS_FILE)
             .unwrap()
@@ -423,7 +424,7 @@ fn emergency_rotation_revokes_at_once() {
     env.rotate(&[]);
     let a = fp_of_pem(&env.current(), None);
     // A worker that pinned A.
-    let worker = env.p("worker");
+    let worker = env.path("worker");
     run(ps([
         "trust",
         "add",
@@ -496,7 +497,7 @@ fn emergency_rotation_revokes_at_once() {
         env.trusted().join("lineage").to_str().unwrap(),
     ]))
     .ok();
-    assert!(r.stdout.contains("applied"), "{r:#?}");
+    assert!(r.out().contains("applied"), "{r:#?}");
     run(ps(verify_args_in(&worker, &pkg_a, None))).refused("KEY_REVOKED");
     run(ps(verify_args_in(&worker, &pkg_b, None))).refused("KEY_NOT_TRUSTED");
 }
@@ -514,7 +515,7 @@ fn update(worker: &Path, from: &Path) -> Run {
         "--json",
     ]));
     assert_eq!(
-        r.stdout.lines().count(),
+        r.out().lines().count(),
         1,
         "--json prints one object: {r:#?}"
     );
@@ -545,7 +546,7 @@ fn outcomes(r: &Run) -> Vec<(String, String, String)> {
 }
 
 fn new_worker(env: &Env, name: &str, first_pub: &Path) -> PathBuf {
-    let w = env.p(name);
+    let w = env.path(name);
     run(ps([
         "trust",
         "add",
@@ -560,7 +561,7 @@ fn new_worker(env: &Env, name: &str, first_pub: &Path) -> PathBuf {
 fn lineage_follows_three_rotations_and_refuses_forgeries() {
     let env = Env::new();
     env.rotate(&[]);
-    let first_pub = env.p("first.pub");
+    let first_pub = env.path("first.pub");
     std::fs::copy(env.keys().join(format!("{NAME}.pub")), &first_pub).unwrap();
     for _ in 0..3 {
         assert_eq!(env.rotate(&[])["action"], "rotated");
@@ -592,7 +593,7 @@ fn lineage_follows_three_rotations_and_refuses_forgeries() {
     let y = fp_of_pem(&evil.current(), None);
     let forged = files_with(&evil.trusted().join("lineage"), ".stmt");
     assert_eq!(forged.len(), 1);
-    let mixed = env.p("mixed");
+    let mixed = env.path("mixed");
     copy_dir(&lineage, &mixed);
     let forged_name = forged[0]
         .file_name()
@@ -625,13 +626,13 @@ fn lineage_follows_three_rotations_and_refuses_forgeries() {
     ]))
     .fails(1);
     assert!(
-        r.stdout.contains(&forged_name) && r.stdout.contains("refused"),
+        r.out().contains(&forged_name) && r.out().contains("refused"),
         "{r:#?}"
     );
 
     // A tampered statement (one byte changed): the first endorsement claims
     // another window start. It is refused, and so the chain stops there.
-    let tampered = env.p("tampered");
+    let tampered = env.path("tampered");
     copy_dir(&lineage, &tampered);
     let first = files_with(&tampered, ".stmt")
         .into_iter()
@@ -659,7 +660,7 @@ fn lineage_follows_three_rotations_and_refuses_forgeries() {
     run(ps(verify_args_in(&w3, &pkg, None))).refused("KEY_NOT_TRUSTED");
 
     // A statement damaged so that it no longer parses is refused too.
-    let broken = env.p("broken");
+    let broken = env.path("broken");
     copy_dir(&lineage, &broken);
     let f = &files_with(&broken, ".stmt")[0];
     let mut bytes = std::fs::read(f).unwrap();

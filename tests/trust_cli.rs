@@ -2,16 +2,19 @@
 //! signed statement), remove; broken metadata and key files; a directory of
 //! 1,000 keys.
 
-mod rotation_support;
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use common::rotation::*;
+use common::*;
 use pkgsign::keys::{Fingerprint, KeySource, KeySpec, LocalKey, encoding, generate};
 use pkgsign::lineage::{Claim, Statement};
-use rotation_support::*;
 use serde_json::Value;
 
+/// A key made by `pkgsign keygen`, with its fingerprint as a `Fingerprint`
+/// (this file's own `Key`, not `common::Key`).
 struct Key {
     pem: PathBuf,
     public: PathBuf,
@@ -19,21 +22,12 @@ struct Key {
 }
 
 fn keygen(env: &Env, name: &str) -> Key {
-    let dir = env.p("keys-by-hand");
-    let r = run(ps([
-        "keygen",
-        "--output-dir",
-        dir.to_str().unwrap(),
-        "--name",
-        name,
-    ]))
-    .ok();
-    let pem = dir.join(format!("{name}.pem"));
-    let fp = fp_of_pem(&pem, None);
-    assert!(r.stdout.contains(fp.as_str()), "{r:#?}");
+    let k = common::keygen(&env.path("keys-by-hand"), name, Alg::Ed25519);
+    let fp = fp_of_pem(&k.private, None);
+    assert!(k.fingerprint.contains(fp.as_str()), "{k:?}");
     Key {
-        public: dir.join(format!("{name}.pub")),
-        pem,
+        pem: k.private,
+        public: k.public,
         fp,
     }
 }
@@ -104,7 +98,7 @@ fn revocation_wins_over_a_valid_window_and_shows_its_reason() {
         "compromised build host",
     ])
     .ok();
-    assert!(r.stdout.contains("revoked"), "{r:#?}");
+    assert!(r.out().contains("revoked"), "{r:#?}");
     let r = run(ps(env.verify_args(&pkg, None))).refused("KEY_REVOKED");
     assert!(r.stderr.contains("compromised build host"), "{r:#?}");
     assert_eq!(
@@ -113,7 +107,7 @@ fn revocation_wins_over_a_valid_window_and_shows_its_reason() {
         "{r:#?}"
     );
     // Revocation is refused for a raw signature too.
-    let raw = env.p("app.tar.raw");
+    let raw = env.path("app.tar.raw");
     let mut a = sign_key_args(&pkg, &k.pem, Some(&raw));
     a.extend(["--format".into(), "raw".into()]);
     run(ps(a)).ok();
@@ -128,7 +122,7 @@ fn revocation_wins_over_a_valid_window_and_shows_its_reason() {
     assert_eq!(e["revoked_reason"], "compromised build host");
     // Revoking twice is harmless; the first reason stays.
     let r = trust(&["revoke", s(&t), k.fp.as_str(), "--reason", "again"]).ok();
-    assert!(r.stdout.contains("already revoked"), "{r:#?}");
+    assert!(r.out().contains("already revoked"), "{r:#?}");
     // A revoked key cannot be added back.
     trust(&["add", s(&t), s(&k.public)]).fails(2);
     assert_eq!(state_of(&list_json(&t), &k.fp), "revoked");
@@ -143,7 +137,7 @@ fn revoke_with_sign_with_publishes_a_statement_workers_apply() {
     let outsider = keygen(&env, "outsider");
     trust(&["add", s(&t), s(&boss.public)]).ok();
     trust(&["add", s(&t), s(&second.public)]).ok();
-    let worker = env.p("worker");
+    let worker = env.path("worker");
     trust(&["add", s(&worker), s(&boss.public)]).ok();
     trust(&["add", s(&worker), s(&second.public)]).ok();
     let pkg = signed_by(&env, &second, "second.tar");
@@ -183,7 +177,7 @@ fn revoke_with_sign_with_publishes_a_statement_workers_apply() {
 
     // The worker applies it.
     let r = trust(&["update", s(&worker), "--from", s(&t.join("lineage"))]).ok();
-    assert!(r.stdout.contains("applied"), "{r:#?}");
+    assert!(r.out().contains("applied"), "{r:#?}");
     let r = run(ps(verify_args_in(&worker, &pkg, None))).refused("KEY_REVOKED");
     assert!(r.stderr.contains("left the company"), "{r:#?}");
 }
@@ -285,7 +279,7 @@ fn add_with_windows_and_list_shows_every_state() {
     assert_eq!(e["not_after"], past.as_str());
     assert_eq!(e["algorithm"], "ed25519");
 
-    let text = trust(&["list", s(&t)]).ok().stdout;
+    let text = trust(&["list", s(&t)]).ok().out();
     for (k, word) in [
         (&by_hand, "active".to_string()),
         (&retiring, format!("retiring until {future}")),
@@ -377,14 +371,14 @@ fn unparseable_pub_is_reported_by_name_and_the_others_still_work() {
     assert!(r.stderr.contains("empty.pub"), "{r:#?}");
     let r = trust(&["list", s(&t)]).ok();
     assert!(r.stderr.contains("garbled-key.pub"), "{r:#?}");
-    assert!(r.stdout.contains(k.fp.as_str()), "{r:#?}");
+    assert!(r.out().contains(k.fp.as_str()), "{r:#?}");
 }
 
 #[test]
 fn a_thousand_trusted_keys() {
     let env = Env::new();
-    let small = env.p("small");
-    let big = env.p("big");
+    let small = env.path("small");
+    let big = env.path("big");
     let k = keygen(&env, "signer");
     trust(&["add", s(&small), s(&k.public)]).ok();
     trust(&["add", s(&big), s(&k.public)]).ok();

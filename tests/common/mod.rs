@@ -1,83 +1,326 @@
-//! Shared helpers of the integration tests: run the real `pkgsign` binary in a
-//! temporary directory, make keys and packages, and check outcomes against
-//! the contract (exit codes 0/1/2, one `error:` line on stderr, one JSON
-//! object on stdout with `--json`, never a panic).
+//! The one support module of the integration tests: run the real `pkgsign`
+//! binary (and the real peer tools: `openssl`, `sha256sum` & co., `b3sum`,
+//! `faketime`) with a scrubbed environment and a timeout, and check every
+//! run of pkgsign against the contract (exit codes 0/1/2, exactly one
+//! `error:` line on stderr when it fails, one JSON object on stdout with
+//! `--json`, never a panic, never a hang).
 //!
-//! Each test file uses a different subset of these helpers.
+//! - this file: running processes ([`ps`], [`run`], [`pkgsign`], [`tool`]),
+//!   their outcome ([`Run`]), a temporary directory per test ([`Env`]),
+//!   keys ([`keygen`]), signing, and file helpers (modes, FIFOs, mtimes,
+//!   leftover temp files, signature blocks);
+//! - [`rotation`]: signing-keys and trusted-keys directories, `faketime`,
+//!   fingerprints and metadata (rotation, trust, crash and audit tests);
+//! - [`manifest`]: byte-for-byte comparison with the checksum tools, FIFO
+//!   watches and the cache's one-second rule (checksum, manifest and cache
+//!   tests).
+//!
+//! A missing peer tool is a test FAILURE, never a skip.
 #![allow(dead_code)] // Each test crate compiles this module and uses only part of it.
 
-use std::ffi::OsStr;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+pub mod manifest;
+pub mod rotation;
 
-use assert_cmd::cargo::CommandCargoExt;
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
 use serde_json::Value;
+
+/// Longest any single command may take before the test fails.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Environment variables that would change pkgsign's behaviour; removed from
 /// every run so that the caller's environment cannot leak into a test.
-const SCRUBBED_ENV: &[&str] = &["PKGSIGN_PASSPHRASE", "PKGSIGN_AUDIT_LOG"];
+const SCRUBBED_ENV: &[&str] = &[
+    "PKGSIGN_PASSPHRASE",
+    "PKGSIGN_AUDIT_LOG",
+    "PKGSIGN_TEST_CRASH_AT",
+    "FAKETIME",
+    "LD_PRELOAD",
+];
 
-/// The `pkgsign` binary built by cargo, with a scrubbed environment.
-pub fn pkgsign() -> Command {
-    let mut cmd = Command::cargo_bin("pkgsign").expect("the pkgsign binary is built by cargo");
+/// Scrub `cmd`'s environment and pin the time zone and the locale (the
+/// peer tools' output depends on the locale).
+pub fn hermetic(cmd: &mut Command) -> &mut Command {
     for var in SCRUBBED_ENV {
         cmd.env_remove(var);
     }
-    cmd
+    cmd.env("TZ", "UTC").env("LC_ALL", "C")
 }
 
-/// The outcome of one run of the binary.
-#[derive(Debug)]
+/// The pkgsign binary cargo built for these tests.
+pub fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_pkgsign"))
+}
+
+/// `pkgsign ARGS`, with a scrubbed environment (in the caller's directory).
+pub fn ps<I, S>(args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut c = Command::new(bin());
+    hermetic(&mut c);
+    c.args(args);
+    c
+}
+
+/// Convert anything string- or path-like into arguments.
+pub fn args<I, S>(items: I) -> Vec<OsString>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    items
+        .into_iter()
+        .map(|s| s.as_ref().to_os_string())
+        .collect()
+}
+
+/// The outcome of one process.
 pub struct Run {
-    /// The arguments, for messages.
-    pub args: String,
+    /// The command, for messages.
+    pub cmd: String,
     /// Exit code (-1 when killed by a signal).
     pub code: i32,
-    /// Standard output.
-    pub stdout: String,
-    /// Standard error.
+    /// The signal that killed it, if any.
+    pub signal: Option<i32>,
+    /// Standard output, raw (see [`Run::out`]).
+    pub stdout: Vec<u8>,
+    /// Standard error, lossy.
     pub stderr: String,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl fmt::Debug for Run {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Run")
+            .field("cmd", &self.cmd)
+            .field("code", &self.code)
+            .field("signal", &self.signal)
+            .field("stdout", &self.out())
+            .field("stderr", &self.stderr)
+            .field("elapsed", &self.elapsed)
+            .finish()
+    }
+}
+
+/// Where `prog` comes from, for the message when it is missing.
+fn install_hint(prog: &str) -> &'static str {
+    match prog {
+        "openssl" => " (package openssl)",
+        "b3sum" => " (package b3sum, or `cargo install b3sum`)",
+        "faketime" => " (package faketime)",
+        p if p.ends_with("sum") || p == "mkfifo" || p == "touch" => " (package coreutils)",
+        _ => "",
+    }
+}
+
+/// Run `cmd` to completion, feeding `stdin` (if any), and capture it. The
+/// only check: it finishes within `timeout` (else it is killed and the test
+/// fails). A program that cannot be started fails the test, never skips it.
+#[track_caller]
+pub fn capture(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> Run {
+    let text = format!("{cmd:?}");
+    let prog = cmd.get_program().to_string_lossy().into_owned();
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+    let start = Instant::now();
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => panic!(
+            "could not run `{prog}` ({e}): a missing tool is a test FAILURE, never a skip; \
+             install it{}",
+            install_hint(&prog)
+        ),
+    };
+    let feeder = stdin.map(|data| {
+        let data = data.to_vec();
+        let mut pipe = child.stdin.take().expect("stdin pipe");
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&data);
+        })
+    });
+    let mut so = child.stdout.take().expect("stdout pipe");
+    let mut se = child.stderr.take().expect("stderr pipe");
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = so.read_to_end(&mut v);
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = se.read_to_end(&mut v);
+        v
+    });
+    let status = loop {
+        match child.try_wait().expect("waiting for the child") {
+            Some(s) => break s,
+            None if start.elapsed() > timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{text} did not finish within {timeout:?} (killed)");
+            }
+            None => std::thread::sleep(Duration::from_millis(5)),
+        }
+    };
+    let elapsed = start.elapsed();
+    if let Some(f) = feeder {
+        let _ = f.join();
+    }
+    Run {
+        cmd: text,
+        code: status.code().unwrap_or(-1),
+        signal: status.signal(),
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned(),
+        elapsed,
+    }
+}
+
+/// Run pkgsign (a command from [`ps`] or [`Env::cmd`]) and check the
+/// contract every run must keep (see [`Run::assert_contract`]).
+#[track_caller]
+pub fn run(cmd: Command) -> Run {
+    run_with(cmd, None, DEFAULT_TIMEOUT)
+}
+
+/// [`run`] with standard input and a timeout of the caller's choice.
+#[track_caller]
+pub fn run_with(cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> Run {
+    let r = capture(cmd, stdin, timeout);
+    r.assert_contract();
+    r
+}
+
+/// `pkgsign ARGS` run in `cwd`, contract checked (default timeout, no stdin).
+#[track_caller]
+pub fn pkgsign<I, S>(cwd: &Path, argv: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    pkgsign_t(cwd, argv, None, DEFAULT_TIMEOUT)
+}
+
+/// `pkgsign ARGS` run in `cwd` with `stdin` and `timeout`, contract checked.
+#[track_caller]
+pub fn pkgsign_t<I, S>(cwd: &Path, argv: I, stdin: Option<&[u8]>, timeout: Duration) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut c = ps(argv);
+    c.current_dir(cwd);
+    run_with(c, stdin, timeout)
+}
+
+/// An external tool (`openssl`, `sha256sum`, `b3sum`, ...) with `argv`, to
+/// run in `cwd` with a scrubbed environment (see [`capture`]).
+pub fn tool_cmd<I, S>(cwd: &Path, prog: &str, argv: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut c = Command::new(prog);
+    hermetic(&mut c).args(argv).current_dir(cwd);
+    c
+}
+
+/// Run an external tool in `cwd`, whatever its exit code. Missing: a test
+/// failure.
+#[track_caller]
+pub fn tool<I, S>(cwd: &Path, prog: &str, argv: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    capture(tool_cmd(cwd, prog, argv), None, DEFAULT_TIMEOUT)
+}
+
+/// Run an external tool and require exit 0; returns its stdout.
+#[track_caller]
+pub fn tool_ok<I, S>(cwd: &Path, prog: &str, argv: I) -> Vec<u8>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let out = tool(cwd, prog, argv);
+    assert_eq!(out.code, 0, "`{prog}` failed: {out:#?}");
+    out.stdout
 }
 
 impl Run {
-    /// Run `cmd` and check the invariants every run must keep: no panic
-    /// (message or exit code 101), no death by a signal, exit code 0, 1 or 2.
-    pub fn of(mut cmd: Command) -> Run {
-        let args = format!("{cmd:?}");
-        let out = cmd.output().expect("running pkgsign");
-        let run = Run {
-            args,
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        assert!(
-            !run.stderr.contains("panicked at") && !run.stdout.contains("panicked at"),
-            "pkgsign panicked: {run:#?}"
-        );
-        assert!(
-            [0, 1, 2].contains(&run.code),
-            "exit code {} is not one of the contract's 0/1/2 (101 is a panic, -1 a signal): {run:#?}",
-            run.code
-        );
-        run
+    /// Standard output, lossy.
+    pub fn out(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
     }
 
-    /// Assert success (exit 0) and return self.
+    /// No panic message on either stream.
+    #[track_caller]
+    pub fn assert_no_panic(&self) {
+        assert!(
+            !self.stderr.contains("panicked at") && !self.out().contains("panicked at"),
+            "pkgsign panicked: {self:#?}"
+        );
+    }
+
+    /// The invariants every run of pkgsign must keep: no panic, exit code 0,
+    /// 1 or 2 (not 101, a panic, nor -1, a signal), and on failure exactly
+    /// one `error: ` line on stderr (warnings may come with it).
+    #[track_caller]
+    pub fn assert_contract(&self) {
+        self.assert_no_panic();
+        assert!(
+            [0, 1, 2].contains(&self.code),
+            "exit code {} is not one of the contract's 0/1/2 (101 is a panic, -1 a signal): {self:#?}",
+            self.code
+        );
+        if self.code != 0 {
+            let errors: Vec<&str> = self
+                .stderr
+                .lines()
+                .filter(|l| l.starts_with("error:"))
+                .collect();
+            assert!(
+                errors.len() == 1 && errors[0].starts_with("error: "),
+                "a failure prints exactly one `error: ` line on stderr: {self:#?}"
+            );
+        }
+    }
+
+    /// Assert exit code `code`.
+    #[track_caller]
+    pub fn code(self, code: i32) -> Run {
+        assert_eq!(self.code, code, "expected exit {code}: {self:#?}");
+        self
+    }
+
+    /// Assert success (exit 0).
     #[track_caller]
     pub fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "expected success: {self:#?}");
-        self
+        self.code(0)
     }
 
     /// Assert exit code `code`, and that stderr is exactly one line starting
-    /// with `error:`.
+    /// with `error:` (no warning besides).
     #[track_caller]
     pub fn fails(self, code: i32) -> Run {
-        assert_eq!(self.code, code, "expected exit {code}: {self:#?}");
-        self.assert_one_error_line();
-        self
+        let run = self.code(code);
+        run.assert_one_error_line();
+        run
     }
 
     /// Assert that stderr is exactly one line, starting with `error: `.
@@ -98,7 +341,8 @@ impl Run {
     /// The one JSON object printed on stdout (`--json`).
     #[track_caller]
     pub fn json(&self) -> Value {
-        let lines: Vec<&str> = self.stdout.lines().collect();
+        let text = self.out();
+        let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines.len(),
             1,
@@ -160,6 +404,49 @@ pub struct Key {
     pub fingerprint: String,
 }
 
+/// `pkgsign keygen --output-dir DIR --name NAME` for `alg` (run in DIR's
+/// parent: DIR itself may not exist yet).
+#[track_caller]
+pub fn keygen(dir: &Path, name: &str, alg: Alg) -> Key {
+    let mut argv = args(["keygen", "--output-dir"]);
+    argv.push(dir.into());
+    argv.extend(args(["--name", name]));
+    if alg == Alg::Rsa {
+        argv.extend(args(["--algorithm", "rsa", "--bits", "2048"]));
+    }
+    let run = pkgsign(dir.parent().unwrap_or(dir), argv).ok();
+    let fingerprint = run.out().trim().to_string();
+    assert!(
+        fingerprint.starts_with("SHA256:") && fingerprint.len() == 7 + 43,
+        "keygen prints the fingerprint on stdout: {run:#?}"
+    );
+    Key {
+        private: dir.join(format!("{name}.pem")),
+        public: dir.join(format!("{name}.pub")),
+        fingerprint,
+    }
+}
+
+/// `sign-package --package PKG --private-key K... EXTRA...` (arguments only).
+pub fn sign_args<P: AsRef<Path>>(package: &Path, keys: &[P], extra: &[&str]) -> Vec<OsString> {
+    let mut v = args(["sign-package", "--package"]);
+    v.push(package.into());
+    for k in keys {
+        v.push("--private-key".into());
+        v.push(k.as_ref().into());
+    }
+    v.extend(args(extra));
+    v
+}
+
+/// `sign-package --package PKG --private-key K... EXTRA...` run in `cwd`,
+/// whatever its outcome.
+#[track_caller]
+pub fn sign_in(cwd: &Path, package: &Path, keys: &[&Key], extra: &[&str]) -> Run {
+    let privates: Vec<&Path> = keys.iter().map(|k| k.private.as_path()).collect();
+    pkgsign(cwd, sign_args(package, &privates, extra))
+}
+
 /// A temporary working directory for one test.
 pub struct Env {
     /// The directory; removed when the test ends.
@@ -210,69 +497,55 @@ impl Env {
 
     /// A `pkgsign` command running in the directory.
     pub fn cmd(&self) -> Command {
-        let mut c = pkgsign();
+        let mut c = ps(std::iter::empty::<&str>());
         c.current_dir(self.dir.path());
         c
     }
 
     /// Run pkgsign with `args` in the directory.
+    #[track_caller]
     pub fn run<I, S>(&self, args: I) -> Run
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut c = self.cmd();
-        c.args(args);
-        Run::of(c)
+        pkgsign(self.dir.path(), args)
     }
 
-    /// `pkgsign keygen --output-dir DIR --name NAME` for `alg`.
+    /// A key pair in `DIR/dir`.
+    #[track_caller]
     pub fn keygen_in(&self, dir: &str, name: &str, alg: Alg) -> Key {
-        let mut args = vec!["keygen", "--output-dir", dir, "--name", name];
-        if alg == Alg::Rsa {
-            args.extend(["--algorithm", "rsa", "--bits", "2048"]);
-        }
-        let run = self.run(&args).ok();
-        let fingerprint = run.stdout.trim().to_string();
-        assert!(
-            fingerprint.starts_with("SHA256:") && fingerprint.len() == 7 + 43,
-            "keygen prints the fingerprint on stdout: {run:#?}"
-        );
-        Key {
-            private: self.path(dir).join(format!("{name}.pem")),
-            public: self.path(dir).join(format!("{name}.pub")),
-            fingerprint,
-        }
+        keygen(&self.path(dir), name, alg)
     }
 
     /// A key pair in `DIR/keys`.
+    #[track_caller]
     pub fn keygen(&self, name: &str, alg: Alg) -> Key {
         self.keygen_in("keys", name, alg)
     }
 
     /// `sign-package --package PKG --private-key K... EXTRA...`.
+    #[track_caller]
     pub fn sign(&self, package: &Path, keys: &[&Key], extra: &[&str]) -> Run {
-        let mut c = self.cmd();
-        c.arg("sign-package").arg("--package").arg(package);
-        for k in keys {
-            c.arg("--private-key").arg(&k.private);
-        }
-        c.args(extra);
-        Run::of(c)
+        sign_in(self.dir.path(), package, keys, extra)
     }
 
     /// `verify-package --package PKG --public-key P... EXTRA... --json`.
+    #[track_caller]
     pub fn verify(&self, package: &Path, keys: &[&Key], extra: &[&str]) -> Run {
-        let mut c = self.cmd();
-        c.arg("verify-package").arg("--package").arg(package);
+        let mut v = args(["verify-package", "--package"]);
+        v.push(package.into());
         for k in keys {
-            c.arg("--public-key").arg(&k.public);
+            v.push("--public-key".into());
+            v.push(k.public.clone().into());
         }
-        c.args(extra).arg("--json");
-        Run::of(c)
+        v.extend(args(extra));
+        v.push("--json".into());
+        self.run(v)
     }
 
     /// `verify-package --package PKG --signature SIG --public-key P... --json`.
+    #[track_caller]
     pub fn verify_sig(&self, package: &Path, sig: &Path, keys: &[&Key]) -> Run {
         let sig = sig.to_str().expect("test paths are UTF-8");
         self.verify(package, keys, &["--signature", sig])
@@ -289,13 +562,49 @@ pub fn chmod(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// Files pkgsign's atomic writes leave behind if they fail to clean up.
-pub fn temp_files(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
+/// Make a FIFO with the real `mkfifo`.
+#[track_caller]
+pub fn mkfifo(path: &Path) {
+    tool_ok(Path::new("/"), "mkfifo", [path]);
+}
+
+/// Set a file's mtime to `secs.nanos` with the real `touch`.
+#[track_caller]
+pub fn set_mtime(path: &Path, secs: i64, nanos: u32) {
+    tool_ok(
+        Path::new("/"),
+        "touch",
+        [
+            OsString::from("-m"),
+            OsString::from(format!("--date=@{secs}.{nanos:09}")),
+            OsString::from("--"),
+            path.as_os_str().to_os_string(),
+        ],
+    );
+}
+
+/// What pkgsign's atomic writes and rotations leave behind when they do not
+/// finish or fail to clean up, in `dir` (not recursive; none when `dir` does
+/// not exist): `.pkgsign-*` and `*.tmp` files, the rotation journal and the
+/// staged key. Sorted, as `dir/name`.
+pub fn leftovers(dir: &Path) -> Vec<String> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => panic!("{}: {e}", dir.display()),
+    };
+    let mut v: Vec<String> = rd
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".pkgsign-") || n.ends_with(".tmp"))
-        .collect()
+        .filter(|n| {
+            n.starts_with(".pkgsign-")
+                || n.ends_with(".tmp")
+                || n == pkgsign::rotate::JOURNAL
+                || n == pkgsign::rotate::STAGED
+        })
+        .map(|n| format!("{}/{n}", dir.display()))
+        .collect();
+    v.sort();
+    v
 }
 
 /// The lines of a pkgsign signature file: header, then per block the lines
@@ -314,34 +623,4 @@ pub fn sig_blocks(text: &str) -> (String, Vec<String>) {
     }
     assert!(cur.is_empty(), "unterminated block in {text:?}");
     (header, blocks)
-}
-
-/// Run an external tool (openssl, ...) that must be installed; fails the
-/// test, never skips it, when the tool is missing or fails.
-#[track_caller]
-pub fn tool(dir: &Path, program: &str, args: &[&str]) -> std::process::Output {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("`{program}` must be installed for this test: {e}"));
-    assert!(
-        out.status.success(),
-        "`{program} {}` failed: {}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// Like [`tool`], but return whether it succeeded instead of asserting.
-pub fn tool_status(dir: &Path, program: &str, args: &[&str]) -> bool {
-    Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("`{program}` must be installed for this test: {e}"))
-        .status
-        .success()
 }

@@ -1,78 +1,35 @@
-//! Helpers of the rotation, trust, crash and audit tests: run the real
-//! `pkgsign` binary (optionally under `faketime`), and look at a signing-keys
-//! directory and a trusted-keys directory the way an operator would.
-//!
-//! Kept apart from `tests/common` on purpose: these tests only need a small,
-//! stable subset, and must not change when that module does.
-#![allow(dead_code)] // Each test crate uses a different part of this module.
+//! Helpers of the rotation, trust, crash and audit tests: run pkgsign under
+//! `faketime`, and look at a signing-keys directory (`keys/`) and a
+//! trusted-keys directory (`trusted/`) of an [`Env`] the way an operator
+//! would.
 
 use std::collections::BTreeSet;
-use std::ffi::OsStr;
-use std::os::unix::process::ExitStatusExt;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pkgsign::keys::{Fingerprint, KeySource, encoding};
 use pkgsign::meta::{KEYS_FILE, Metadata, TRUST_FILE};
 use serde_json::Value;
 
+use super::{Env, bin, hermetic, ps, run, sign_args};
+
 /// One day in seconds.
 pub const DAY: u64 = 86_400;
 /// The key name key-rotate uses by default.
 pub const NAME: &str = "signing-key";
 
-/// Environment variables that change pkgsign's behaviour: never inherited.
-const SCRUBBED: &[&str] = &[
-    "PKGSIGN_PASSPHRASE",
-    "PKGSIGN_AUDIT_LOG",
-    "PKGSIGN_TEST_CRASH_AT",
-    "FAKETIME",
-    "LD_PRELOAD",
-];
-
-/// The binary cargo built for these tests.
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_pkgsign")
-}
-
-/// `pkgsign ARGS`, with a scrubbed environment.
-pub fn ps<I, S>(args: I) -> Command
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let mut c = Command::new(bin());
-    c.args(args);
-    for v in SCRUBBED {
-        c.env_remove(v);
-    }
-    c.env("TZ", "UTC");
-    c
-}
-
 /// `faketime 'T' pkgsign ARGS`: pkgsign sees `at` (seconds since the epoch)
-/// as the current time; its clock keeps running from there.
+/// as the current time; its clock keeps running from there. A missing
+/// `faketime` fails the test when the command is run.
 pub fn ps_at<I, S>(at: u64, args: I) -> Command
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    assert!(
-        Command::new("faketime")
-            .arg("--help")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok(),
-        "these tests need `faketime` (apt-get install faketime)"
-    );
     let mut c = Command::new("faketime");
-    c.arg(faketime_arg(at)).arg(bin()).args(args);
-    for v in SCRUBBED {
-        c.env_remove(v);
-    }
-    c.env("TZ", "UTC");
+    hermetic(&mut c).arg(faketime_arg(at)).arg(bin()).args(args);
     c
 }
 
@@ -99,138 +56,20 @@ pub fn sys(t: u64) -> SystemTime {
     UNIX_EPOCH + std::time::Duration::from_secs(t)
 }
 
-/// The outcome of one run.
-#[derive(Debug)]
-pub struct Run {
-    /// The command, for messages.
-    pub args: String,
-    /// Exit code (-1 when killed by a signal).
-    pub code: i32,
-    /// The signal that killed it, if any.
-    pub signal: Option<i32>,
-    /// Standard output.
-    pub stdout: String,
-    /// Standard error.
-    pub stderr: String,
-}
-
-/// Run `cmd` to completion. Never accepts a panic.
-#[track_caller]
-pub fn run(mut cmd: Command) -> Run {
-    let args = format!("{cmd:?}");
-    let out = cmd.output().expect("running pkgsign");
-    let r = Run {
-        args,
-        code: out.status.code().unwrap_or(-1),
-        signal: out.status.signal(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(
-        !r.stderr.contains("panicked at"),
-        "pkgsign panicked: {r:#?}"
-    );
-    r
-}
-
-impl Run {
-    /// Assert exit 0.
-    #[track_caller]
-    pub fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "expected success: {self:#?}");
-        self
-    }
-
-    /// Assert exit `code` and an `error:` line on stderr.
-    #[track_caller]
-    pub fn fails(self, code: i32) -> Run {
-        assert_eq!(self.code, code, "expected exit {code}: {self:#?}");
-        assert!(
-            self.stderr.lines().any(|l| l.starts_with("error: ")),
-            "no `error:` line: {self:#?}"
-        );
-        self
-    }
-
-    /// The JSON object on stdout (the last line, for commands that print more).
-    #[track_caller]
-    pub fn json(&self) -> Value {
-        let line = self
-            .stdout
-            .lines()
-            .last()
-            .unwrap_or_else(|| panic!("no stdout: {self:#?}"));
-        serde_json::from_str(line).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:#?}"))
-    }
-
-    /// A verification refused with exit 1 and `code` (the run had `--json`).
-    #[track_caller]
-    pub fn refused(self, code: &str) -> Run {
-        let r = self.fails(1);
-        let v = r.json();
-        assert_eq!(v["verified"], Value::Bool(false), "{r:#?}");
-        assert_eq!(v["code"].as_str(), Some(code), "wrong code: {r:#?}");
-        r
-    }
-
-    /// A verification accepted (the run had `--json`).
-    #[track_caller]
-    pub fn verified(self) -> Run {
-        let r = self.ok();
-        assert_eq!(r.json()["verified"], Value::Bool(true), "{r:#?}");
-        r
-    }
-}
-
-/// A working directory with a signing-keys directory `keys/` and a
-/// trusted-keys directory `trusted/`.
-pub struct Env {
-    /// Removed at the end of the test.
-    pub tmp: tempfile::TempDir,
-}
-
-impl Default for Env {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Env {
-    /// A fresh directory.
-    pub fn new() -> Env {
-        Env {
-            tmp: tempfile::Builder::new()
-                .prefix("pkgsign-rot-")
-                .tempdir()
-                .unwrap(),
-        }
-    }
-
-    /// `tmp/rel`.
-    pub fn p(&self, rel: &str) -> PathBuf {
-        self.tmp.path().join(rel)
-    }
-
     /// The signing-keys directory.
     pub fn keys(&self) -> PathBuf {
-        self.p("keys")
+        self.path("keys")
     }
 
     /// The trusted-keys directory.
     pub fn trusted(&self) -> PathBuf {
-        self.p("trusted")
+        self.path("trusted")
     }
 
     /// The current private key, `keys/signing-key.pem`.
     pub fn current(&self) -> PathBuf {
         self.keys().join(format!("{NAME}.pem"))
-    }
-
-    /// Write a package with distinct contents.
-    pub fn package(&self, name: &str) -> PathBuf {
-        let p = self.p(name);
-        std::fs::write(&p, format!("release {name}\n").repeat(100)).unwrap();
-        p
     }
 
     /// `key-rotate --keys-dir keys --trusted-keys trusted EXTRA... --json`, run now.
@@ -294,18 +133,11 @@ pub fn verify_args_in(tdir: &Path, package: &Path, sig: Option<&Path>) -> Vec<St
 }
 
 /// `sign-package --package P --private-key K --json [--output O]`.
-pub fn sign_key_args(package: &Path, key: &Path, output: Option<&Path>) -> Vec<String> {
-    let mut v = vec![
-        "sign-package".to_string(),
-        "--package".into(),
-        package.display().to_string(),
-        "--private-key".into(),
-        key.display().to_string(),
-        "--json".into(),
-    ];
+pub fn sign_key_args(package: &Path, key: &Path, output: Option<&Path>) -> Vec<OsString> {
+    let mut v = sign_args(package, &[key], &["--json"]);
     if let Some(o) = output {
         v.push("--output".into());
-        v.push(o.display().to_string());
+        v.push(o.into());
     }
     v
 }
@@ -367,8 +199,7 @@ pub fn keys_fps(dir: &Path) -> BTreeSet<Fingerprint> {
 }
 
 fn meta_fps(dir: &Path, file: &str) -> BTreeSet<Fingerprint> {
-    Metadata::load(dir, file)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+    meta(dir, file)
         .keys()
         .iter()
         .filter_map(|k| k.fingerprint.clone())
@@ -378,25 +209,6 @@ fn meta_fps(dir: &Path, file: &str) -> BTreeSet<Fingerprint> {
 /// The metadata of a directory.
 pub fn meta(dir: &Path, file: &str) -> Metadata {
     Metadata::load(dir, file).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-}
-
-/// Leftovers of an interrupted rotation or write: the journal, the staged
-/// key, and `.pkgsign-*.tmp` temp files, in `dir` (not recursive).
-pub fn leftovers(dir: &Path) -> Vec<String> {
-    let mut v = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let n = e.file_name().to_string_lossy().into_owned();
-            if n == pkgsign::rotate::JOURNAL
-                || n == pkgsign::rotate::STAGED
-                || (n.starts_with(".pkgsign-") && n.ends_with(".tmp"))
-            {
-                v.push(format!("{}/{n}", dir.display()));
-            }
-        }
-    }
-    v.sort();
-    v
 }
 
 /// Copy a directory tree (files keep their permissions).

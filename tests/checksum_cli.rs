@@ -390,6 +390,75 @@ fn check_failures_match_coreutils() {
     pkgsign(dir, ["checksum", "--check", "NO-SUCH-LIST"]).code(2);
 }
 
+/// Pipes, standard input and FIFOs, read as `sha256sum` reads them; a FIFO
+/// without a writer never hangs.
+#[test]
+fn pipes_stdin_and_fifos_read_like_sha256sum() {
+    let env = Env::new();
+    let dir = env.dir.path();
+    let names = make_files(dir);
+    let list = tool_ok(dir, "sha256sum", dashdash(&names));
+    std::fs::write(dir.join("SUMS"), &list).unwrap();
+
+    // Process substitution hands over a pipe named /dev/fd/N. `$0` is the
+    // program: pkgsign checksum, or sha256sum.
+    let ours_prog = format!("{} checksum", bin().display());
+    for args_text in ["--check <(cat SUMS)", "<(printf 'through a pipe')"] {
+        let script = |prog: &str| format!("{prog} {args_text}");
+        let ours = tool(dir, "bash", ["-c", &script(&ours_prog)]);
+        let theirs = tool(dir, "bash", ["-c", &script("sha256sum")]);
+        assert_eq!(ours.code, 0, "{ours:#?}");
+        assert_eq!(theirs.code, 0, "{theirs:#?}");
+        assert!(!ours.stderr.contains("panicked"), "{ours:#?}");
+        assert_same_bytes(args_text, &ours.stdout, &theirs.stdout);
+    }
+
+    // The list on standard input.
+    let ours = pkgsign_t(
+        dir,
+        ["checksum", "--check", "-"],
+        Some(&list),
+        std::time::Duration::from_secs(30),
+    )
+    .code(0);
+    let expected: String = names
+        .iter()
+        .filter(|n| !n.to_string_lossy().contains(['\n', '\r', '\\']))
+        .map(|n| format!("{}: OK\n", n.to_string_lossy()))
+        .collect();
+    for line in expected.lines() {
+        assert!(ours.out().contains(line), "{line:?} in {}", ours.out());
+    }
+
+    // A named FIFO whose writer is already waiting: read, blocking for data.
+    let fifo = dir.join("fifo");
+    mkfifo(&fifo);
+    let writer = {
+        let (fifo, list) = (fifo.clone(), list.clone());
+        std::thread::spawn(move || std::fs::write(fifo, list).unwrap())
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let through_fifo = pkgsign(dir, ["checksum", "--check", "fifo"]).code(0);
+    writer.join().unwrap();
+    assert_same_bytes("list through a FIFO", &through_fifo.stdout, &ours.stdout);
+
+    // No writer: no hang; an empty list is a usage error, an empty stream
+    // has the digest of nothing.
+    let started = Instant::now();
+    let empty = pkgsign(dir, ["checksum", "--check", "fifo"]).code(2);
+    assert!(empty.stderr.contains("no properly formatted"), "{empty:#?}");
+    let nothing = pkgsign(dir, ["checksum", "fifo"]).code(0);
+    assert_eq!(
+        nothing.out(),
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  fifo\n"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+
+    // Directories and devices stay refused.
+    pkgsign(dir, ["checksum", "--check", "."]).code(2);
+    pkgsign(dir, ["checksum", "/dev/null"]).code(2);
+}
+
 /// Lists written by pkgsign, read by `sha256sum --check` and `b3sum --check`.
 #[test]
 fn real_tools_read_lists_written_by_pkgsign() {

@@ -154,6 +154,29 @@ impl Cache {
         }
     }
 
+    /// The digests of the opened regular `file` (known as `path`) for each
+    /// of `algs`, if all are cached for its present stat signature, taken
+    /// from the descriptor itself. Returns the size and the digests. Counts
+    /// one hit or one miss in [`Cache::stats`].
+    pub fn lookup(&self, file: &File, path: &Path, algs: &[HashAlg]) -> Option<(u64, Vec<Digest>)> {
+        let found = file.metadata().ok().filter(|m| m.is_file()).and_then(|m| {
+            let stat = StatSig::of(&m);
+            let digests = algs
+                .iter()
+                .map(|a| self.get(path, *a, &stat))
+                .collect::<Option<Vec<_>>>()?;
+            Some((stat.size, digests))
+        });
+        if let Ok(mut inner) = self.inner.lock() {
+            if found.is_some() {
+                inner.hits += 1;
+            } else {
+                inner.misses += 1;
+            }
+        }
+        found
+    }
+
     /// Remember `digest` for `file`, if the file did not change while it was
     /// hashed (`before` and `after` stat signatures equal) and is not too
     /// recently changed.
@@ -241,31 +264,6 @@ impl Cache {
         })
         .map_err(|e| Error::io(&self.path, "encoding cache", std::io::Error::other(e)))?;
         fsutil::write_atomic(&self.path, &text, 0o600, Replace::Allowed)
-    }
-}
-
-impl Cache {
-    /// The digests of the opened regular `file` (known as `path`) for each
-    /// of `algs`, if all are cached for its present stat signature, taken
-    /// from the descriptor itself. Returns the size and the digests. Counts
-    /// one hit or one miss in [`Cache::stats`].
-    pub fn lookup(&self, file: &File, path: &Path, algs: &[HashAlg]) -> Option<(u64, Vec<Digest>)> {
-        let found = file.metadata().ok().filter(|m| m.is_file()).and_then(|m| {
-            let stat = StatSig::of(&m);
-            let digests = algs
-                .iter()
-                .map(|a| self.get(path, *a, &stat))
-                .collect::<Option<Vec<_>>>()?;
-            Some((stat.size, digests))
-        });
-        if let Ok(mut inner) = self.inner.lock() {
-            if found.is_some() {
-                inner.hits += 1;
-            } else {
-                inner.misses += 1;
-            }
-        }
-        found
     }
 }
 

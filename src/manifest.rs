@@ -99,7 +99,20 @@ pub fn verify_manifest(
     }
     let base = fsutil::parent_dir(list);
     let base_real = std::fs::canonicalize(&base).map_err(|e| Error::io(&base, "resolving", e))?;
-    let files = check_all(&parsed.entries, &base, &base_real, opts);
+    // Every listed file is opened relative to this handle (O_PATH: search
+    // permission is enough).
+    let handle = rustix::fs::open(
+        &base_real,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| Error::io(&base, "opening", e.into()))?;
+    let dirs = Dirs {
+        base: &base,
+        real: &base_real,
+        handle: std::fs::File::from(handle),
+    };
+    let files = check_all(&parsed.entries, &dirs, opts);
     let failed = files.iter().filter(|f| !f.ok).count();
     Ok((
         verified,
@@ -111,17 +124,7 @@ pub fn verify_manifest(
     ))
 }
 
-fn check_all(
-    entries: &[checksum::Entry],
-    base: &Path,
-    base_real: &Path,
-    opts: &Options<'_>,
-) -> Vec<FileResult> {
-    let dirs = Dirs {
-        base,
-        real: base_real,
-        handle: std::fs::File::open(base_real).ok(),
-    };
+fn check_all(entries: &[checksum::Entry], dirs: &Dirs<'_>, opts: &Options<'_>) -> Vec<FileResult> {
     let done = std::sync::atomic::AtomicU64::new(0);
     let tick = || {
         let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
@@ -134,7 +137,7 @@ fn check_all(
     let mut results: Vec<Option<FileResult>> = entries
         .iter()
         .map(|e| {
-            let r = check_one(e, &dirs, opts.cache, Mode::NoHash);
+            let r = check_one(e, dirs, opts.cache, Mode::NoHash);
             if r.is_some() {
                 tick();
             }
@@ -148,7 +151,7 @@ fn check_all(
     let parallel = pending.len() > 1 && opts.jobs > 1;
     let hash = |i: &usize| {
         let mode = if parallel { Mode::HashHere } else { Mode::Hash };
-        let r = check_one(&entries[*i], &dirs, opts.cache, mode);
+        let r = check_one(&entries[*i], dirs, opts.cache, mode);
         tick();
         r
     };
@@ -207,7 +210,7 @@ pub fn safe_relative(name: &[u8]) -> Option<PathBuf> {
 struct Dirs<'a> {
     base: &'a Path,
     real: &'a Path,
-    handle: Option<std::fs::File>,
+    handle: std::fs::File,
 }
 
 /// How [`check_one`] may get a digest.
@@ -229,7 +232,7 @@ fn check_one(
     cache: Option<&Cache>,
     mode: Mode,
 ) -> Option<FileResult> {
-    let (base, base_real, base_dir) = (dirs.base, dirs.real, dirs.handle.as_ref());
+    let (base, base_real, base_dir) = (dirs.base, dirs.real, &dirs.handle);
     let name = String::from_utf8_lossy(&e.name).into_owned();
     let mut r = FileResult {
         name,
@@ -278,13 +281,13 @@ fn check_one(
     // Open beneath the list's directory: with openat2(RESOLVE_BENEATH) the
     // kernel refuses any way out, even a symlink swapped in after the check
     // above. The digest is computed from this very descriptor.
-    let file = match open_beneath(base_dir, &rel, &path) {
+    let file = match open_beneath(base_dir, &rel) {
         Ok(f) => f,
-        Err(err) if err.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()) => {
+        Err(err) if is_refusal(&err) => {
             return fail(
                 r,
                 "PATH_REFUSED",
-                "leads outside the list's directory; not read".into(),
+                "leads outside the list's directory, or through a symlink this kernel cannot follow safely (no openat2); not read".into(),
             );
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
@@ -338,35 +341,69 @@ fn check_one(
     }
 }
 
-/// Open `rel` for reading beneath the directory `dir` (opened once per
-/// list) with `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`; on a
-/// kernel without openat2 (before Linux 5.6), open `path` as checked above.
-/// Never blocks on a FIFO.
-fn open_beneath(
-    dir: Option<&std::fs::File>,
-    rel: &Path,
-    path: &Path,
-) -> std::io::Result<std::fs::File> {
-    use rustix::fs::{Mode, OFlags, ResolveFlags, openat2};
-    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
-    if let Some(d) = dir {
-        match openat2(
-            d,
-            rel,
-            flags,
-            Mode::empty(),
-            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
-        ) {
-            Ok(fd) => return Ok(std::fs::File::from(fd)),
-            Err(rustix::io::Errno::NOSYS) => {}
-            Err(e) => return Err(e.into()),
-        }
+/// Open `rel` (a [`safe_relative`] name) for reading beneath the directory
+/// `dir` (opened once per list), so that nothing, not even a symlink swapped
+/// in after the name was checked, leads outside. With
+/// `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)` the kernel does it and
+/// symlinks that stay inside are followed; on a kernel without openat2
+/// (before Linux 5.6) see [`open_no_follow`]. Never blocks on a FIFO.
+fn open_beneath(dir: &std::fs::File, rel: &Path) -> std::io::Result<std::fs::File> {
+    use rustix::fs::{Mode, ResolveFlags, openat2};
+    match openat2(
+        dir,
+        rel,
+        OPEN_FLAGS,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Ok(fd) => Ok(std::fs::File::from(fd)),
+        Err(rustix::io::Errno::NOSYS) => open_no_follow(dir, rel),
+        Err(e) => Err(e.into()),
     }
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(OFlags::NONBLOCK.bits() as i32)
-        .open(path)
+}
+
+/// How each listed file is opened: read-only, and never waiting on a FIFO
+/// (which is then refused as not a regular file).
+const OPEN_FLAGS: rustix::fs::OFlags = rustix::fs::OFlags::RDONLY
+    .union(rustix::fs::OFlags::CLOEXEC)
+    .union(rustix::fs::OFlags::NOCTTY)
+    .union(rustix::fs::OFlags::NONBLOCK);
+
+/// Without openat2: walk `rel` one component at a time from `dir`, each
+/// opened with `O_NOFOLLOW`, so a symlink anywhere on the way is refused
+/// (`ELOOP`, or `ENOTDIR` for a directory) rather than followed. Fails
+/// closed: symlinks inside a release are not followed on such kernels.
+fn open_no_follow(dir: &std::fs::File, rel: &Path) -> std::io::Result<std::fs::File> {
+    use rustix::fs::{Mode, OFlags, openat};
+    let parts: Vec<&OsStr> = rel
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    let Some((last, parents)) = parts.split_last() else {
+        return Err(std::io::ErrorKind::NotFound.into());
+    };
+    let mut here = rustix::io::dup(dir)?;
+    for part in parents {
+        here = openat(
+            &here,
+            *part,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+    }
+    let fd = openat(&here, *last, OPEN_FLAGS | OFlags::NOFOLLOW, Mode::empty())?;
+    Ok(std::fs::File::from(fd))
+}
+
+/// Whether an open error means "a way out, or a symlink, was refused".
+fn is_refusal(err: &std::io::Error) -> bool {
+    use rustix::io::Errno;
+    [Errno::XDEV, Errno::LOOP, Errno::NOTDIR]
+        .iter()
+        .any(|e| err.raw_os_error() == Some(e.raw_os_error()))
 }
 
 #[cfg(test)]
@@ -384,13 +421,43 @@ mod tests {
         std::fs::write(dir.path().join("ok"), b"y").unwrap();
         std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("link")).unwrap();
         let handle = std::fs::File::open(dir.path()).unwrap();
-        assert!(open_beneath(Some(&handle), Path::new("ok"), &dir.path().join("ok")).is_ok());
-        let err =
-            open_beneath(Some(&handle), Path::new("link"), &dir.path().join("link")).unwrap_err();
+        assert!(open_beneath(&handle, Path::new("ok")).is_ok());
+        let err = open_beneath(&handle, Path::new("link")).unwrap_err();
         assert_eq!(
             err.raw_os_error(),
             Some(rustix::io::Errno::XDEV.raw_os_error())
         );
+        assert!(is_refusal(&err));
+    }
+
+    /// The walk used where openat2 is missing never follows a symlink, in
+    /// the last component or on the way, and finds what is really there.
+    #[test]
+    fn open_no_follow_refuses_every_symlink() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir(outside.path().join("d")).unwrap();
+        std::fs::write(outside.path().join("d/secret"), b"x").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join("a/b/f"), b"inside").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("d/secret"), dir.path().join("a/l"))
+            .unwrap();
+        std::os::unix::fs::symlink(outside.path().join("d"), dir.path().join("a/dl")).unwrap();
+        std::os::unix::fs::symlink("b", dir.path().join("a/inner")).unwrap();
+        let handle = std::fs::File::open(dir.path()).unwrap();
+        let mut got = String::new();
+        std::io::Read::read_to_string(
+            &mut open_no_follow(&handle, Path::new("a/b/f")).unwrap(),
+            &mut got,
+        )
+        .unwrap();
+        assert_eq!(got, "inside");
+        for refused in ["a/l", "a/dl/secret", "a/inner/f"] {
+            let err = open_no_follow(&handle, Path::new(refused)).unwrap_err();
+            assert!(is_refusal(&err), "{refused}: {err}");
+        }
+        let err = open_no_follow(&handle, Path::new("a/missing")).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
     }
 
     #[test]

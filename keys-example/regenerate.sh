@@ -5,6 +5,7 @@
 #   example-package.tar.gz.sig                  pkgsign format, signed by both keys, with a comment
 #   example-package.tar.gz.raw.sig              raw format (RSA PKCS#1 v1.5 SHA-256, as openssl makes it)
 #   trusted/                                    a trusted-keys directory holding the two .pub files
+#   release/                                    a release: files, a sha256sum list, its signature
 #
 # Usage: keys-example/regenerate.sh [--keep-keys]
 #   --keep-keys   reuse the committed test keys instead of generating new ones.
@@ -74,6 +75,21 @@ pkg=$d/example-package.tar.gz
 "$pkgsign" sign-package --package "$pkg" --private-key "$d/test-rsa.pem" \
   --format raw --output "$d/example-package.tar.gz.raw.sig"
 
+# 3b. A release as a release engineer publishes one: sha256sum's list of the
+#     files, signed by both keys.
+rm -rf "$d/release"
+mkdir "$d/release"
+cp "$pkg" "$d/release/"
+printf '1.0.0\n' > "$d/release/VERSION"
+cat > "$d/release/NOTES.txt" <<'TXT'
+example-package 1.0.0: release notes. Signed with PUBLIC TEST KEYS.
+TXT
+(cd "$d/release" && sha256sum example-package.tar.gz NOTES.txt VERSION > SHA256SUMS)
+"$pkgsign" sign-package --package "$d/release/SHA256SUMS" \
+  --private-key "$d/test-ed25519.pem" --private-key "$d/test-rsa.pem" \
+  --comment "example-package 1.0.0 release list, PUBLIC TEST KEYS"
+chmod 644 "$d"/release/*
+
 # 4. The trusted-keys directory: public keys only.
 rm -rf "$d/trusted"
 mkdir "$d/trusted"
@@ -86,4 +102,6 @@ chmod 644 "$d"/*.pub "$d"/trusted/*.pub
   --trusted-keys "$d/trusted"
 base64 -d "$d/example-package.tar.gz.raw.sig" > "$work/raw.bin"
 openssl dgst -sha256 -verify "$d/test-rsa.pub" -signature "$work/raw.bin" "$pkg"
+"$pkgsign" verify-manifest "$d/release/SHA256SUMS" --trusted-keys "$d/trusted" --threshold 2
+(cd "$d/release" && sha256sum --check SHA256SUMS)
 sha256sum "$pkg"

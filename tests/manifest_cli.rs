@@ -620,3 +620,51 @@ fn special_files_never_hang() {
     run(with_cache).ok();
     assert!(!cache_watch.was_opened(), "the cache FIFO was opened");
 }
+
+/// The example release in keys-example/ verifies as its README says, and a
+/// changed copy of it names the changed file.
+#[test]
+fn the_example_release_verifies() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ok = pkgsign(
+        repo,
+        [
+            "verify-manifest",
+            "keys-example/release/SHA256SUMS",
+            "--trusted-keys",
+            "keys-example/trusted",
+            "--threshold",
+            "2",
+        ],
+    )
+    .code(0);
+    assert!(ok.out().contains("VERSION: OK\n"), "{ok:#?}");
+    assert!(ok.stderr.contains("3 of 3 files OK"), "{ok:#?}");
+
+    let env = Env::new();
+    let copy = env.dir.path().join("release");
+    std::fs::create_dir(&copy).unwrap();
+    for f in [
+        "SHA256SUMS",
+        "SHA256SUMS.sig",
+        "example-package.tar.gz",
+        "NOTES.txt",
+        "VERSION",
+    ] {
+        std::fs::copy(repo.join("keys-example/release").join(f), copy.join(f)).unwrap();
+    }
+    std::fs::write(copy.join("VERSION"), "1.0.1\n").unwrap();
+    let trusted = repo.join("keys-example/trusted");
+    let bad = pkgsign(
+        env.dir.path(),
+        [
+            OsString::from("verify-manifest"),
+            copy.join("SHA256SUMS").into(),
+            "--trusted-keys".into(),
+            trusted.into(),
+        ],
+    )
+    .code(1);
+    assert!(bad.out().contains("VERSION: FAILED"), "{bad:#?}");
+    assert!(bad.out().contains("NOTES.txt: OK"), "{bad:#?}");
+}

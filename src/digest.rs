@@ -358,7 +358,14 @@ pub fn hash_bytes(alg: HashAlg, data: &[u8]) -> Digest {
 /// it had when opened. Refuses non-regular files.
 pub fn stream_file(path: &Path, sink: impl FnMut(&[u8])) -> Result<u64> {
     let file = crate::fsutil::open_regular(path)?;
-    stream_from(file, path, sink, true)
+    let len = stated_len(&file);
+    stream_from(file, path, len, sink, true)
+}
+
+/// The size the opened file states, which only picks a reading strategy;
+/// if it cannot be read, assume large.
+fn stated_len(file: &std::fs::File) -> u64 {
+    file.metadata().map_or(u64::MAX, |m| m.len())
 }
 
 /// Several hashers fed the same bytes: one pass, every algorithm.
@@ -383,6 +390,16 @@ impl MultiHasher {
     }
 }
 
+/// The digest of a hash asked for with one algorithm (every `hash_*`
+/// function returns one digest per algorithm, in order).
+pub fn single(digests: Vec<Digest>, path: &Path) -> Result<Digest> {
+    digests.into_iter().next().ok_or_else(|| Error::Io {
+        path: path.to_path_buf(),
+        action: "hashing",
+        source: std::io::Error::other("no digest computed"),
+    })
+}
+
 /// Hash a file already opened by the caller with each of `algs` in a
 /// single pass; everything is read from this one descriptor. Returns the
 /// size and the digests in the order of `algs`. `path` is for messages only.
@@ -399,28 +416,29 @@ pub fn hash_open_file(
     progress: Option<&Progress>,
     allow_thread: bool,
 ) -> Result<(u64, Vec<Digest>)> {
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    if algs == [HashAlg::Blake3] && allow_thread && len >= THREAD_MIN_LEN {
+    let len = stated_len(&file);
+    if algs == [HashAlg::Blake3] && allow_thread && len != u64::MAX && len >= THREAD_MIN_LEN {
         return blake3_mapped(&file, path, progress);
     }
     let mut hashers = MultiHasher::new(algs);
     let size = stream_from(
         file,
         path,
+        len,
         Progress::wrap(progress, |chunk| hashers.update(chunk)),
         allow_thread,
     )?;
     Ok((size, hashers.finish()))
 }
 
+/// [`stream_file`] on an opened file that states `len` bytes.
 fn stream_from(
     mut file: std::fs::File,
     path: &Path,
+    len: u64,
     mut sink: impl FnMut(&[u8]),
     allow_thread: bool,
 ) -> Result<u64> {
-    // The size only picks the strategy; if it cannot be read, assume large.
-    let len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
     if len > BUF_SIZE as u64 {
         advise_sequential(&file);
     }

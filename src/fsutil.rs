@@ -13,23 +13,7 @@ use crate::error::{Error, Result};
 
 /// Open `path` for reading, refusing anything but a regular file.
 pub fn open_regular(path: &Path) -> Result<File> {
-    // Check before opening: opening a FIFO would block forever.
-    let before = std::fs::metadata(path).map_err(|e| Error::io(path, "opening", e))?;
-    if !before.is_file() {
-        return Err(Error::NotAFile {
-            path: path.to_path_buf(),
-        });
-    }
-    let file = File::open(path).map_err(|e| Error::io(path, "opening", e))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| Error::io(path, "reading metadata of", e))?;
-    if !meta.is_file() {
-        return Err(Error::NotAFile {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(file)
+    open_checked(path, false)
 }
 
 /// Open `path` for reading as a stream, as `sha256sum` reads its
@@ -38,10 +22,23 @@ pub fn open_regular(path: &Path) -> Result<File> {
 /// so one that has none reads as empty instead of hanging. Directories,
 /// devices and sockets are refused.
 pub fn open_stream(path: &Path) -> Result<File> {
+    open_checked(path, true)
+}
+
+/// Open a regular file, or with `fifo_ok` also a FIFO, for reading.
+///
+/// The type is checked before opening (so a device is never opened) and
+/// again on the opened descriptor. The open itself never waits for a
+/// FIFO's writer, even one swapped in between; reads block normally.
+fn open_checked(path: &Path, fifo_ok: bool) -> Result<File> {
     use std::os::unix::fs::FileTypeExt;
+    let allowed = |t: std::fs::FileType| t.is_file() || (fifo_ok && t.is_fifo());
+    let not_a_file = || Error::NotAFile {
+        path: path.to_path_buf(),
+    };
     let before = std::fs::metadata(path).map_err(|e| Error::io(path, "opening", e))?;
-    if !before.file_type().is_fifo() {
-        return open_regular(path);
+    if !allowed(before.file_type()) {
+        return Err(not_a_file());
     }
     let nonblock = rustix::fs::OFlags::NONBLOCK;
     let file = std::fs::OpenOptions::new()
@@ -49,14 +46,11 @@ pub fn open_stream(path: &Path) -> Result<File> {
         .custom_flags(nonblock.bits() as i32)
         .open(path)
         .map_err(|e| Error::io(path, "opening", e))?;
-    let kind = file
+    let meta = file
         .metadata()
-        .map_err(|e| Error::io(path, "reading metadata of", e))?
-        .file_type();
-    if !(kind.is_fifo() || kind.is_file()) {
-        return Err(Error::NotAFile {
-            path: path.to_path_buf(),
-        });
+        .map_err(|e| Error::io(path, "reading metadata of", e))?;
+    if !allowed(meta.file_type()) {
+        return Err(not_a_file());
     }
     // Reads block again from here on: they wait for data, not for a writer.
     let flags = rustix::fs::fcntl_getfl(&file).map_err(|e| Error::io(path, "opening", e.into()))?;

@@ -132,18 +132,22 @@ fn check_all(entries: &[checksum::Entry], dirs: &Dirs<'_>, opts: &Options<'_>) -
             (p.0)(n);
         }
     };
-    // First, on this thread, everything that needs no hashing: refusals,
-    // missing files and cache hits. A warm cache then starts no thread.
-    let mut results: Vec<Option<FileResult>> = entries
-        .iter()
-        .map(|e| {
-            let r = check_one(e, dirs, opts.cache, Mode::NoHash);
-            if r.is_some() {
-                tick();
-            }
-            r
-        })
-        .collect();
+    // With a cache, first, on this thread, everything that needs no
+    // hashing: refusals, missing files and cache hits, so that a warm cache
+    // starts no thread. Without one, each file is checked once, below.
+    let mut results: Vec<Option<FileResult>> = match opts.cache {
+        Some(_) => entries
+            .iter()
+            .map(|e| {
+                let r = check_one(e, dirs, opts.cache, Mode::NoHash);
+                if r.is_some() {
+                    tick();
+                }
+                r
+            })
+            .collect(),
+        None => vec![None; entries.len()],
+    };
     let pending: Vec<usize> = (0..entries.len())
         .filter(|i| results[*i].is_none())
         .collect();
@@ -300,6 +304,7 @@ fn check_one(
         Ok(_) => return fail(r, "NOT_A_FILE", "not a regular file".into()),
         Err(err) => return fail(r, "IO_ERROR", err.to_string()),
     }
+    // The file is open: from here on only reading can fail.
     let found = if mode == Mode::NoHash {
         match cache.and_then(|c| c.lookup(&file, &path, &[alg])) {
             Some((_, d)) => Ok((d, true)),
@@ -309,36 +314,25 @@ fn check_one(
         crate::cache::hash_and_remember(file, &path, &[alg], cache, None, mode == Mode::Hash)
             .map(|(_, d)| (d, false))
     };
-    match found.and_then(|(d, cached)| match d.into_iter().next() {
-        Some(d) => Ok((d, cached)),
-        None => Err(Error::Io {
-            path: path.clone(),
-            action: "hashing",
-            source: std::io::Error::other("no digest computed"),
-        }),
-    }) {
-        Ok((d, cached)) => {
-            r.cached = cached;
-            if d.ct_eq(&e.expected) {
-                r.ok = true;
-                r.detail = "OK".into();
-                Some(r)
-            } else {
-                fail(
-                    r,
-                    "CHECKSUM_MISMATCH",
-                    format!(
-                        "{alg} digest is {}, the list says {}",
-                        d.hex(),
-                        e.expected.hex()
-                    ),
-                )
-            }
-        }
-        Err(Error::FileNotFound { .. }) => fail(r, "FILE_NOT_FOUND", "missing".into()),
-        Err(Error::NotAFile { .. }) => fail(r, "NOT_A_FILE", "not a regular file".into()),
-        Err(err) => fail(r, "IO_ERROR", err.to_string()),
+    let (d, cached) = match found.and_then(|(d, cached)| Ok((digest::single(d, &path)?, cached))) {
+        Ok(found) => found,
+        Err(err) => return fail(r, "IO_ERROR", err.to_string()),
+    };
+    r.cached = cached;
+    if !d.ct_eq(&e.expected) {
+        return fail(
+            r,
+            "CHECKSUM_MISMATCH",
+            format!(
+                "{alg} digest is {}, the list says {}",
+                d.hex(),
+                e.expected.hex()
+            ),
+        );
     }
+    r.ok = true;
+    r.detail = "OK".into();
+    Some(r)
 }
 
 /// Open `rel` (a [`safe_relative`] name) for reading beneath the directory

@@ -149,10 +149,7 @@ fn sign_pkgsign(
     opts: &SignOptions,
 ) -> Result<(String, Signed)> {
     let (size, digests) = digest::hash_file_with(package, &[opts.hash], opts.progress.as_ref())?;
-    let digest = digests.into_iter().next().ok_or_else(|| Error::Crypto {
-        what: "hashing",
-        reason: "no digest computed".into(),
-    })?;
+    let digest = digest::single(digests, package)?;
     let signed_at = unix_secs(opts.now);
     let mut blocks = Vec::with_capacity(keys.len());
     for key in keys {
@@ -220,10 +217,7 @@ fn sign_raw(
         PublicKey::Rsa(_) => {
             let (size, d) =
                 digest::hash_file_with(package, &[HashAlg::Sha256], opts.progress.as_ref())?;
-            let d = d.into_iter().next().ok_or_else(|| Error::Crypto {
-                what: "hashing",
-                reason: "no digest computed".into(),
-            })?;
+            let d = digest::single(d, package)?;
             let sig = key.sign(SignRequest::RawRsaSha256Digest(d.as_bytes()))?;
             if !public.verify_raw_rsa_sha256(d.as_bytes(), &sig) {
                 return Err(Error::Crypto {

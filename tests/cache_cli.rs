@@ -182,25 +182,34 @@ fn a_second_run_hits_the_cache() {
 /// the same clock tick could go unnoticed).
 #[test]
 fn a_just_changed_file_is_not_cached() {
-    let s = setup(3);
-    wait_until_cacheable();
-    let written = Instant::now();
-    std::fs::write(s.rel.join("fresh"), b"fresh\n").unwrap();
-    let mut list = std::fs::read(s.rel.join("SHA256SUMS")).unwrap();
-    list.extend(tool_ok(&s.rel, "sha256sum", ["fresh"]));
-    std::fs::write(s.rel.join("SHA256SUMS"), list).unwrap();
-    sign(&s.rel.join("SHA256SUMS"), &[&s.a]);
-    s.manifest("SHA256SUMS", &s.key_a(), 0);
-    let j = s.manifest("SHA256SUMS", &s.key_a(), 0);
-    if written.elapsed() < Duration::from_millis(900) {
-        assert_eq!(cached_flags(&j), [true, true, true, false], "{j}");
+    // The check needs the two runs to end within 0.9 s of the write; on a
+    // machine too busy for that, start again (never skip).
+    let mut attempts = 0;
+    let s = loop {
+        attempts += 1;
+        let s = setup(3);
+        wait_until_cacheable();
+        let written = Instant::now();
+        std::fs::write(s.rel.join("fresh"), b"fresh\n").unwrap();
+        let mut list = std::fs::read(s.rel.join("SHA256SUMS")).unwrap();
+        list.extend(tool_ok(&s.rel, "sha256sum", ["fresh"]));
+        std::fs::write(s.rel.join("SHA256SUMS"), list).unwrap();
+        sign(&s.rel.join("SHA256SUMS"), &[&s.a]);
+        s.manifest("SHA256SUMS", &s.key_a(), 0);
+        let j = s.manifest("SHA256SUMS", &s.key_a(), 0);
+        if written.elapsed() < Duration::from_millis(900) {
+            assert_eq!(cached_flags(&j), [true, true, true, false], "{j}");
+            assert!(
+                !cached_paths(&s.cache).iter().any(|p| p.ends_with("/fresh")),
+                "a file changed less than a second ago was cached"
+            );
+            break s;
+        }
         assert!(
-            !cached_paths(&s.cache).iter().any(|p| p.ends_with("/fresh")),
-            "a file changed less than a second ago was cached"
+            attempts < 5,
+            "5 attempts each took over 0.9 s; the one-second rule could not be checked"
         );
-    } else {
-        eprintln!("machine too slow to check the one-second rule; skipped that part");
-    }
+    };
     // Once it is old enough, it is cached like the others.
     wait_until_cacheable();
     s.manifest("SHA256SUMS", &s.key_a(), 0);

@@ -503,11 +503,15 @@ fn keys_written_by_pkgsign_open_in_openssl() {
         let mut args = vec!["pkey", "-in", private.as_str(), "-pubout"];
         if encrypted {
             args.extend(["-passin", pass_arg.as_str()]);
-            // The wrong passphrase, or none, does not open it.
-            assert!(!openssl_ok(
-                &env,
-                &["pkey", "-in", &private, "-noout", "-passin", "pass:wrong"]
-            ));
+            // The wrong passphrase does not open it, and fails in decryption
+            // (not, say, because the file is unreadable).
+            let wrong = tool(
+                env.dir.path(),
+                "openssl",
+                ["pkey", "-in", &private, "-noout", "-passin", "pass:wrong"],
+            );
+            assert_ne!(wrong.code, 0, "{wrong:#?}");
+            assert!(wrong.stderr.contains("bad decrypt"), "{wrong:#?}");
         }
         // openssl derives from the private key exactly the public key file
         // pkgsign wrote.

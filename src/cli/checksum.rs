@@ -70,11 +70,7 @@ fn hash_path(path: &Path, alg: HashAlg) -> Result<Digest, Error> {
     }
     let file = pkgsign::fsutil::open_stream(path)?;
     let (_, d) = digest::hash_open_file(file, path, &[alg], None, true)?;
-    d.into_iter().next().ok_or_else(|| Error::Io {
-        path: path.to_path_buf(),
-        action: "hashing",
-        source: std::io::Error::other("no digest"),
-    })
+    digest::single(d, path)
 }
 
 fn pool(jobs: Option<usize>) -> Result<rayon::ThreadPool, Error> {

@@ -120,9 +120,10 @@ pub fn parse_private_key(
                 match outer_algorithm(doc.as_bytes()) {
                     // Well formed, but encrypted with a scheme the pkcs5
                     // crate does not even parse (PKCS#12 PBE, PBES1).
-                    Some(oid) if is_legacy_pbe(&oid) => {
-                        Error::key_unsupported(path, format!("{LEGACY_PBE} (algorithm {oid})"))
-                    }
+                    Some(oid) if is_legacy_pbe(&oid) => Error::key_unsupported(
+                        path,
+                        format!("{LEGACY_PBE} (algorithm {oid}); {RE_ENCRYPT}"),
+                    ),
                     Some(oid) if oid != PBES2_OID => Error::key_unsupported(
                         path,
                         format!("unknown key encryption scheme {oid}; {RE_ENCRYPT}"),
@@ -147,7 +148,7 @@ pub fn parse_private_key(
                     other => Error::key_unsupported(
                         path,
                         format!(
-                            "cannot decrypt this key ({other}); pkgsign reads PBES2 keys (scrypt or PBKDF2-HMAC-SHA2 with AES): re-encrypt with `openssl pkcs8 -topk8 -v2 aes-256-cbc`"
+                            "cannot decrypt this key ({other}); pkgsign reads PBES2 keys (scrypt or PBKDF2-HMAC-SHA2 with AES): {RE_ENCRYPT}"
                         ),
                     ),
                 })?;
@@ -227,13 +228,16 @@ fn check_kdf_cost(path: &Path, scheme: &pkcs8::pkcs5::EncryptionScheme) -> Resul
             }
             _ => Err(Error::key_unsupported(
                 path,
-                "unknown key-derivation function",
+                format!("unknown key-derivation function; {RE_ENCRYPT}"),
             )),
         },
-        EncryptionScheme::Pbes1(_) => Err(Error::key_unsupported(path, LEGACY_PBE)),
+        EncryptionScheme::Pbes1(_) => Err(Error::key_unsupported(
+            path,
+            format!("{LEGACY_PBE}; {RE_ENCRYPT}"),
+        )),
         _ => Err(Error::key_unsupported(
             path,
-            "unknown key encryption scheme",
+            format!("unknown key encryption scheme; {RE_ENCRYPT}"),
         )),
     }
 }
@@ -335,10 +339,14 @@ fn printable(s: &str) -> String {
 const RE_ENCRYPT: &str = "re-encrypt it with `openssl pkcs8 -topk8 -v2 aes-256-cbc`";
 
 /// Why a PBES1 or PKCS#12-PBE key is refused.
-const LEGACY_PBE: &str = "PBES1 / PKCS#12 PBE key encryption (DES, RC2, 3DES with MD5 or SHA-1) is weak and not supported; re-encrypt it with `openssl pkcs8 -topk8 -v2 aes-256-cbc`";
+const LEGACY_PBE: &str = "PBES1 / PKCS#12 PBE key encryption (DES, RC2, 3DES with MD5 or SHA-1) is weak and not supported";
 
 /// PBES2 (PKCS#5 v2), the one scheme pkgsign reads.
 const PBES2_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.5.13");
+/// The PKCS#5 arc: PBES1 schemes are its arcs 1 to 11.
+const PKCS5_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.5");
+/// The PKCS#12 password-based encryption arc.
+const PKCS12_PBE_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.12.1");
 
 /// The encryption algorithm named by an EncryptedPrivateKeyInfo, read
 /// without interpreting its parameters.
@@ -360,10 +368,8 @@ fn outer_algorithm(der: &[u8]) -> Option<ObjectIdentifier> {
 /// PKCS#5 v1.5 PBES1 (`1.2.840.113549.1.5.1..11`, below PBES2's 13) and
 /// PKCS#12 PBE (`1.2.840.113549.1.12.1.*`) schemes.
 fn is_legacy_pbe(oid: &ObjectIdentifier) -> bool {
-    let pkcs5: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.5");
-    let pkcs12_pbe: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.12.1");
-    (oid.parent() == Some(pkcs5) && oid.arcs().last().is_some_and(|a| a <= 11))
-        || oid.parent() == Some(pkcs12_pbe)
+    (oid.parent() == Some(PKCS5_OID) && oid.arcs().last().is_some_and(|a| a <= 11))
+        || oid.parent() == Some(PKCS12_PBE_OID)
 }
 
 /// Encode a private key as PKCS#8 v1 PEM, encrypted (PBES2: scrypt +

@@ -5,8 +5,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -58,55 +57,62 @@ pub fn os(b: &[u8]) -> OsString {
     OsStr::from_bytes(b).to_os_string()
 }
 
-/// Detects whether anyone opens a FIFO for reading: a thread blocks opening
-/// it for writing, which returns only once a reader has opened it.
+/// Detects whether anyone opens a FIFO, with an inotify watch for
+/// `IN_OPEN`: no thread, no blocked writer, and no window in which an open
+/// could go unseen (pkgsign never waits for a FIFO's writer).
 pub struct FifoWatch {
-    path: PathBuf,
-    opened: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    inotify: rustix::fd::OwnedFd,
+    seen: AtomicBool,
 }
 
 impl FifoWatch {
-    /// Create the FIFO at `path` and start watching it.
+    /// Create the FIFO at `path` and start watching it. Checks first that
+    /// the watch sees an open (its own), so that `was_opened` can fail.
     pub fn new(path: &Path) -> Self {
+        use rustix::fs::inotify;
         mkfifo(path);
-        let opened = Arc::new(AtomicBool::new(false));
-        let flag = opened.clone();
-        let p = path.to_path_buf();
-        let thread = std::thread::spawn(move || {
-            if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&p) {
-                flag.store(true, Ordering::SeqCst);
-                drop(f);
-            }
-        });
-        FifoWatch {
-            path: path.to_path_buf(),
-            opened,
-            thread: Some(thread),
-        }
-    }
-
-    /// Whether a reader has opened the FIFO so far.
-    pub fn was_opened(&self) -> bool {
-        // Give a reader that just opened it a moment to be seen.
-        std::thread::sleep(Duration::from_millis(50));
-        self.opened.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for FifoWatch {
-    fn drop(&mut self) {
-        // Release the blocked writer by opening the FIFO for reading ourselves
-        // (O_NONBLOCK: never waits).
+        let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
+            .expect("inotify_init1");
+        inotify::add_watch(&fd, path, inotify::WatchFlags::OPEN).expect("inotify_add_watch");
+        let watch = FifoWatch {
+            inotify: fd,
+            seen: AtomicBool::new(false),
+        };
+        // O_NONBLOCK: opening for reading never waits for a writer.
         use std::os::unix::fs::OpenOptionsExt;
-        const O_NONBLOCK: i32 = 0o4000;
-        let _r = std::fs::OpenOptions::new()
+        let own = std::fs::OpenOptions::new()
             .read(true)
-            .custom_flags(O_NONBLOCK)
-            .open(&self.path);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(path)
+            .expect("opening the FIFO to test the watch");
+        drop(own);
+        assert!(
+            watch.drain(),
+            "the inotify watch on {} saw no open",
+            path.display()
+        );
+        watch
+    }
+
+    /// Read every pending event; whether there was any.
+    fn drain(&self) -> bool {
+        let mut buf = [0u8; 4096];
+        let mut any = false;
+        loop {
+            match rustix::io::read(&self.inotify, &mut buf) {
+                Ok(n) if n > 0 => any = true,
+                Ok(_) | Err(rustix::io::Errno::AGAIN) => return any,
+                Err(e) => panic!("reading inotify events: {e}"),
+            }
         }
+    }
+
+    /// Whether anyone has opened the FIFO since the watch was set up.
+    pub fn was_opened(&self) -> bool {
+        if self.drain() {
+            self.seen.store(true, Ordering::SeqCst);
+        }
+        self.seen.load(Ordering::SeqCst)
     }
 }
 

@@ -562,6 +562,15 @@ pub fn chmod(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
+/// [`leftovers`] of a directory that may not exist yet (none then).
+pub fn leftovers_if_exists(dir: &Path) -> Vec<String> {
+    if dir.exists() {
+        leftovers(dir)
+    } else {
+        Vec::new()
+    }
+}
+
 /// Make a FIFO with the real `mkfifo`.
 #[track_caller]
 pub fn mkfifo(path: &Path) {
@@ -584,15 +593,12 @@ pub fn set_mtime(path: &Path, secs: i64, nanos: u32) {
 }
 
 /// What pkgsign's atomic writes and rotations leave behind when they do not
-/// finish or fail to clean up, in `dir` (not recursive; none when `dir` does
-/// not exist): `.pkgsign-*` and `*.tmp` files, the rotation journal and the
-/// staged key. Sorted, as `dir/name`.
+/// finish or fail to clean up, in `dir` (not recursive; `dir` must exist, so
+/// that a mistyped path cannot pass as "nothing left"): `.pkgsign-*` and
+/// `*.tmp` files, the rotation journal and the staged key. Sorted, as
+/// `dir/name`.
 pub fn leftovers(dir: &Path) -> Vec<String> {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
-        Err(e) => panic!("{}: {e}", dir.display()),
-    };
+    let rd = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     let mut v: Vec<String> = rd
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| {

@@ -158,15 +158,19 @@ pub fn fp_of_pub(path: &Path) -> Fingerprint {
         .fingerprint()
 }
 
-/// Files in `dir` whose name ends with `ext`, sorted.
+/// Files in `dir` whose name ends with `ext`, sorted (none when `dir` does
+/// not exist; any other error fails the test).
 pub fn files_with(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(rd) => rd
-            .flatten()
-            .map(|e| e.path())
+            .map(|e| {
+                e.unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+                    .path()
+            })
             .filter(|p| p.to_string_lossy().ends_with(ext))
             .collect(),
-        Err(_) => Vec::new(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => panic!("{}: {e}", dir.display()),
     };
     v.sort();
     v

@@ -167,6 +167,22 @@ pub enum Error {
     )]
     StatementsRefused(usize),
 
+    /// A key statement in the format of pkgsign 0.1 (no sequence number).
+    #[error("{}: key statement format v1 (written by pkgsign 0.1) has no sequence number and is no longer applied; on the coordinator run `pkgsign key-rotate` to publish a statement in the current format, or trust the current key by hand with `pkgsign trust add TDIR KEY.pub` (see docs/rotation.md)", .path.display())]
+    StatementOutdated {
+        /// The statement file.
+        path: PathBuf,
+    },
+
+    /// A directory holds more key statements than one run reads.
+    #[error("{}: more than {limit} key statements; move the ones every worker has applied elsewhere, or apply them in parts", .dir.display())]
+    TooManyStatements {
+        /// The directory.
+        dir: PathBuf,
+        /// The cap.
+        limit: usize,
+    },
+
     /// Some items of a command over many files failed; each was reported
     /// on its own line.
     #[error("{failed} of {total} {what} failed; see the lines above")]
@@ -224,6 +240,8 @@ impl Error {
             Error::Refused(report) => report.code(),
             Error::NoKeys(_) => "NO_KEYS",
             Error::StatementsRefused(_) => "STATEMENT_REFUSED",
+            Error::StatementOutdated { .. } => "STATEMENT_OUTDATED",
+            Error::TooManyStatements { .. } => "TOO_MANY_STATEMENTS",
             Error::ItemsFailed { code, .. } => code,
             Error::Crypto { .. } => "CRYPTO_ERROR",
         }
@@ -238,7 +256,8 @@ impl Error {
             | Error::SignatureVersionUnsupported { .. }
             | Error::ChecksumMismatch { .. }
             | Error::Refused(_)
-            | Error::StatementsRefused(_) => 1,
+            | Error::StatementsRefused(_)
+            | Error::StatementOutdated { .. } => 1,
             _ => 2,
         }
     }

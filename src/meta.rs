@@ -20,6 +20,8 @@ pub const TRUST_FILE: &str = "trust.toml";
 pub const KEYS_FILE: &str = "keys.toml";
 /// Largest metadata file accepted (about 1 MiB: thousands of keys).
 pub const META_LIMIT: u64 = 4 * 1024 * 1024;
+/// The newest metadata format version (2 adds lineage fields and the threshold).
+const VERSION: u32 = 2;
 /// Longest name or reason.
 const TEXT_MAX: usize = 256;
 
@@ -47,12 +49,28 @@ pub struct Entry {
     /// Why it was revoked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_reason: Option<String>,
+    /// The first key of the lineage this key belongs to (absent: the key is
+    /// its own principal). Set by `trust update` and `key-rotate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
+    /// The key this key endorsed as its successor: once set, the key has no
+    /// more say over keys (it is no longer the head of its lineage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successor: Option<String>,
+    /// The sequence number of the last key statement of this key's lineage
+    /// applied here: the statement that introduced the key, or the last one
+    /// it signed. Its next statement must carry this number plus one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileForm {
     version: u32,
+    /// Principals whose signatures a package needs (trusted-keys directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    threshold: Option<u32>,
     #[serde(default, rename = "key")]
     keys: Vec<Entry>,
 }
@@ -72,6 +90,12 @@ pub struct KeyState {
     pub not_after: Option<u64>,
     /// Revocation time and reason.
     pub revoked: Option<(u64, String)>,
+    /// The first key of its lineage (None: the key is its own principal).
+    pub principal: Option<Fingerprint>,
+    /// The successor it endorsed (None: it is the head of its lineage).
+    pub successor: Option<Fingerprint>,
+    /// The last statement sequence number of its lineage applied here.
+    pub sequence: Option<u64>,
 }
 
 impl KeyState {
@@ -89,7 +113,15 @@ impl KeyState {
             not_after: self.not_after.map(format_time),
             revoked_at: self.revoked.as_ref().map(|(t, _)| format_time(*t)),
             revoked_reason: self.revoked.as_ref().map(|(_, r)| r.clone()),
+            principal: self.principal.as_ref().map(|f| f.to_string()),
+            successor: self.successor.as_ref().map(|f| f.to_string()),
+            sequence: self.sequence,
         }
+    }
+
+    /// Whether this entry uses a field of format version 2.
+    fn needs_v2(&self) -> bool {
+        self.principal.is_some() || self.successor.is_some() || self.sequence.is_some()
     }
 
     /// Whether the window contains `t`.
@@ -103,6 +135,7 @@ impl KeyState {
 pub struct Metadata {
     path: PathBuf,
     keys: Vec<KeyState>,
+    threshold: Option<u32>,
 }
 
 fn text_ok(s: &str) -> bool {
@@ -120,6 +153,7 @@ impl Metadata {
                 return Ok(Metadata {
                     path,
                     keys: Vec::new(),
+                    threshold: None,
                 });
             }
             Err(e) => return Err(e),
@@ -130,11 +164,14 @@ impl Metadata {
         };
         let text = std::str::from_utf8(&data).map_err(|_| bad("not UTF-8 text".into()))?;
         let form: FileForm = toml::from_str(text).map_err(|e| bad(one_line(&e.to_string())))?;
-        if form.version != 1 {
+        if !(1..=VERSION).contains(&form.version) {
             return Err(bad(format!(
-                "version {} is not supported (this pkgsign reads version 1); upgrade pkgsign",
+                "version {} is not supported (this pkgsign reads versions 1 to {VERSION}); upgrade pkgsign",
                 form.version
             )));
+        }
+        if form.threshold == Some(0) {
+            return Err(bad("threshold must be at least 1".into()));
         }
         let mut keys: Vec<KeyState> = Vec::with_capacity(form.keys.len());
         let mut seen = std::collections::HashSet::with_capacity(form.keys.len());
@@ -167,6 +204,14 @@ impl Metadata {
                 }
             }
             let revoked_at = time(&e.revoked_at, "revoked_at")?;
+            let key_ref = |v: &Option<String>, field: &str| -> Result<Option<Fingerprint>> {
+                v.as_deref()
+                    .map(|s| {
+                        s.parse::<Fingerprint>()
+                            .map_err(|m| at(&format!("{field}: {m}")))
+                    })
+                    .transpose()
+            };
             if e.revoked_reason.is_some() && revoked_at.is_none() {
                 return Err(at("revoked_reason without revoked_at"));
             }
@@ -177,14 +222,32 @@ impl Metadata {
                 not_before: time(&e.not_before, "not_before")?,
                 not_after: time(&e.not_after, "not_after")?,
                 revoked: revoked_at.map(|t| (t, e.revoked_reason.clone().unwrap_or_default())),
+                principal: key_ref(&e.principal, "principal")?,
+                successor: key_ref(&e.successor, "successor")?,
+                sequence: e.sequence,
             });
         }
-        Ok(Metadata { path, keys })
+        Ok(Metadata {
+            path,
+            keys,
+            threshold: form.threshold,
+        })
     }
 
     /// The file this metadata lives in.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Principals whose valid signatures a package needs, as set by
+    /// `trust threshold` (None: 1).
+    pub fn threshold(&self) -> Option<u32> {
+        self.threshold
+    }
+
+    /// Set (or with None clear) the directory's threshold.
+    pub fn set_threshold(&mut self, t: Option<u32>) {
+        self.threshold = t;
     }
 
     /// All entries.
@@ -225,8 +288,13 @@ impl Metadata {
 
     /// The text written to disk.
     pub fn to_text(&self) -> Result<String> {
+        // Version 1 unless a field of version 2 is used, so that a
+        // directory that uses none stays readable by older pkgsign; one that
+        // does is refused by them (they would ignore the new rules).
+        let v2 = self.threshold.is_some() || self.keys.iter().any(KeyState::needs_v2);
         let form = FileForm {
-            version: 1,
+            version: if v2 { VERSION } else { 1 },
+            threshold: self.threshold,
             keys: self.keys.iter().map(KeyState::to_entry).collect(),
         };
         let body = toml::to_string(&form).map_err(|e| Error::Metadata {
@@ -270,6 +338,17 @@ mod tests {
         m.save().unwrap();
         let back = Metadata::load(dir.path(), TRUST_FILE).unwrap();
         assert_eq!(back.keys(), m.keys());
+        assert!(m.to_text().unwrap().contains("version = 1"));
+        // Lineage fields and a threshold need version 2.
+        m.entry(&fp(1)).successor = Some(fp(3));
+        m.entry(&fp(3)).principal = Some(fp(1));
+        m.entry(&fp(3)).sequence = Some(4);
+        m.set_threshold(Some(2));
+        m.save().unwrap();
+        assert!(m.to_text().unwrap().contains("version = 2"));
+        let back = Metadata::load(dir.path(), TRUST_FILE).unwrap();
+        assert_eq!(back.keys(), m.keys());
+        assert_eq!(back.threshold(), Some(2));
     }
 
     #[test]
@@ -277,7 +356,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join(TRUST_FILE);
         for bad in [
-            "version = 2\n",
+            "version = 3\n",
+            "version = 2\nthreshold = 0\n",
+            "version = 2\n[[key]]\nfingerprint = \"SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU\"\nsuccessor = \"nope\"\n",
             "garbage",
             "version = 1\n[[key]]\nfingerprint = \"nope\"\n",
             "version = 1\n[[key]]\nfingerprint = \"SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU\"\nunknown = 1\n",

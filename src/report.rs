@@ -62,6 +62,9 @@ pub struct SignatureResult {
     pub key: Option<Fingerprint>,
     /// The trusted key's name, when known.
     pub key_name: Option<String>,
+    /// The principal the key signs for (the first key of its lineage), when
+    /// the key is trusted.
+    pub principal: Option<Fingerprint>,
     /// Signature scheme (`ed25519`, `rsa-pss-sha256`, `raw-ed25519`, `raw-rsa-pkcs1v15-sha256`).
     pub algorithm: String,
     /// Signed time (pkgsign format only), RFC 3339.
@@ -92,7 +95,10 @@ pub struct Report {
     pub signatures: Vec<SignatureResult>,
     /// Distinct trusted keys with a valid signature.
     pub valid_keys: usize,
-    /// How many were required.
+    /// Distinct principals with a valid signature: a key and the keys it
+    /// endorsed count once. The threshold counts these.
+    pub valid_principals: usize,
+    /// How many principals were required.
     pub threshold: usize,
 }
 
@@ -104,6 +110,7 @@ impl Report {
             package_hash: None,
             signatures: Vec::new(),
             valid_keys: 0,
+            valid_principals: 0,
             threshold,
         }
     }
@@ -115,7 +122,7 @@ impl Report {
 
     /// Whether the threshold is met.
     pub fn accepted(&self) -> bool {
-        self.valid_keys >= self.threshold
+        self.valid_principals >= self.threshold
     }
 
     /// The code to report for a refused verification.
@@ -168,10 +175,15 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let pkg = self.package.display();
         if self.valid_keys > 0 {
+            let lineage = if self.valid_keys > self.valid_principals {
+                " (keys of one lineage, a key and the keys it endorsed, count once)"
+            } else {
+                ""
+            };
             return write!(
                 f,
-                "{pkg}: only {} of the {} required trusted keys signed it validly ({}); get the package signed by more trusted keys or lower --threshold",
-                self.valid_keys,
+                "{pkg}: only {} of the {} required independent signers signed it validly{lineage} ({}); get the package signed by more trusted keys of other lineages",
+                self.valid_principals,
                 self.threshold,
                 self.signers_line()
             );

@@ -31,7 +31,7 @@ use crate::keys::{
     self, Fingerprint, KeyAlgorithm, KeySource, KeySpec, LocalKey, Passphrase, encoding,
 };
 use crate::lineage::Statement;
-use crate::meta::{KEYS_FILE, Metadata};
+use crate::meta::{KEYS_FILE, Metadata, TRUST_FILE};
 use crate::sigfile::format_time;
 use crate::trustdir::TrustDir;
 
@@ -116,6 +116,9 @@ struct Journal {
     new_pub_pem: String,
     publish_dir: PathBuf,
     statements: Vec<(String, String)>,
+    /// The sequence number of the statement (absent in journals of pkgsign 0.1).
+    #[serde(default)]
+    sequence: Option<u64>,
 }
 
 fn sha256_hex(data: &[u8]) -> String {
@@ -211,20 +214,29 @@ pub fn rotate(dir: &Path, tdir: &Path, opts: &Options<'_>) -> Result<Outcome> {
         .clone()
         .unwrap_or_else(|| tdir.join("lineage"));
     let mut statements = Vec::new();
+    let mut sequence = None;
     let (old_fp, old_sha, retired) = match &current {
         Some(old) => {
             let old_fp = old.public_key().fingerprint();
+            // The next statement of the old key's lineage, as the
+            // trusted-keys directory records it.
+            let seq = Metadata::load(&tdir, TRUST_FILE)?
+                .get(&old_fp)
+                .and_then(|s| s.sequence)
+                .unwrap_or(0)
+                .saturating_add(1);
+            sequence = Some(seq);
             let st = if opts.emergency {
                 // The old key is compromised: it may only revoke itself.
-                Statement::revoke(old, &old_fp, opts.now, &reason, opts.now)?
+                Statement::revoke(old, &old_fp, opts.now, &reason, opts.now, seq)?
             } else {
                 Statement::endorse(
                     old,
                     &new_key,
                     &opts.name,
+                    (opts.now, Some(grace_end)),
                     opts.now,
-                    Some(grace_end),
-                    opts.now,
+                    seq,
                 )?
             };
             statements.push((st.file_name(), st.to_text()));
@@ -260,6 +272,7 @@ pub fn rotate(dir: &Path, tdir: &Path, opts: &Options<'_>) -> Result<Outcome> {
         new_pub_pem,
         publish_dir: publish_dir.clone(),
         statements,
+        sequence,
     };
     let text = serde_json::to_string_pretty(&journal).map_err(|e| Error::Crypto {
         what: "writing the rotation journal",
@@ -351,15 +364,24 @@ fn apply(dir: &Path, j: &Journal) -> Result<Vec<PathBuf>> {
     // a. Trusted keys first: the new key is trusted before it is used.
     {
         let mut t = TrustDir::open(&j.tdir)?;
-        t.add(&new_pub, &j.name, Some(j.now), None)?;
-        crash_point(3);
+        t.stage_key(&new_pub, &j.name, Some(j.now), None)?;
         if let Some(o) = &old_fp {
             if j.emergency {
-                t.revoke(o, j.now, &j.reason)?;
+                let e = t.meta_mut().entry(o);
+                e.revoked.get_or_insert_with(|| (j.now, j.reason.clone()));
+                if let Some(seq) = j.sequence {
+                    e.sequence = Some(e.sequence.map_or(seq, |s| s.max(seq)));
+                }
             } else {
-                t.retire(o, j.grace_end)?;
+                if let Some(seq) = j.sequence {
+                    t.link_successor(o, &new_fp, seq);
+                }
+                let e = t.meta_mut().entry(o);
+                e.not_after = Some(e.not_after.map_or(j.grace_end, |na| na.min(j.grace_end)));
             }
         }
+        t.commit()?;
+        crash_point(3);
     }
     crash_point(4);
 
@@ -547,7 +569,7 @@ mod tests {
         let cur = dir.join(format!("{NAME}.pem"));
         let old = encoding::load_private_key(&cur, None).unwrap();
         let new = LocalKey::new(keys::generate(KeySpec::Ed25519).unwrap(), cur.clone());
-        let st = Statement::endorse(&old, &new, NAME, now, Some(now + 100), now).unwrap();
+        let st = Statement::endorse(&old, &new, NAME, (now, Some(now + 100)), now, 1).unwrap();
         let bytes = std::fs::read(&cur).unwrap();
         let retired = retired
             .unwrap_or_else(|| retired_name(dir, NAME, &old.public_key().fingerprint(), now));
@@ -575,6 +597,7 @@ mod tests {
             new_pub_pem: encoding::public_key_to_pem(new.public_key()).unwrap(),
             publish_dir: tdir.join("lineage"),
             statements: vec![(st.file_name(), st.to_text())],
+            sequence: Some(1),
         };
         std::fs::write(dir.join(JOURNAL), serde_json::to_vec(&j).unwrap()).unwrap();
         j

@@ -309,7 +309,9 @@ pub fn verify_package(
     if opts.threshold == 0 {
         return Err(Error::Usage("--threshold must be at least 1".into()));
     }
-    let mut report = Report::new(package, opts.threshold);
+    // The trusted-keys directory's own threshold is a floor: a caller's
+    // `--threshold` may only raise it.
+    let mut report = Report::new(package, opts.threshold.max(trust.threshold()));
     let now = unix_secs(opts.now);
     // Make sure the package can be read before judging signatures, so a
     // missing package is "could not run" rather than a refusal.
@@ -361,8 +363,15 @@ fn check_checksum(package: &Path, expected: &Digest, digests: &[Digest]) -> Resu
 }
 
 fn finish(mut report: Report) -> Result<Verified> {
-    let distinct: HashSet<&Fingerprint> = report.valid().filter_map(|s| s.key.as_ref()).collect();
-    report.valid_keys = distinct.len();
+    let distinct = |f: fn(&SignatureResult) -> Option<&Fingerprint>| {
+        report.valid().filter_map(f).collect::<HashSet<_>>().len()
+    };
+    let (keys, principals) = (
+        distinct(|s| s.key.as_ref()),
+        distinct(|s| s.principal.as_ref()),
+    );
+    report.valid_keys = keys;
+    report.valid_principals = principals;
     if report.accepted() {
         Ok(Verified::new(report))
     } else {
@@ -386,6 +395,7 @@ fn verify_blocks(
             index: i + 1,
             key: Some(st.key.clone()),
             key_name: None,
+            principal: None,
             algorithm: st.scheme.to_string(),
             signed_at: Some(time_text(st.signed_at)),
             comment: st.comment.clone(),
@@ -399,6 +409,7 @@ fn verify_blocks(
             }
             Decision::Accepted(key, why) => {
                 result.key_name = Some(key.name.clone());
+                result.principal = Some(key.principal().clone());
                 if key.public.statement_scheme() != st.scheme {
                     result.refusal = Some(Refusal::SignatureInvalid);
                     result.reason = format!(
@@ -512,9 +523,13 @@ fn verify_raw(
     algs.sort();
     algs.dedup();
     let mut hashers = MultiHasher::new(&algs);
+    // The package's first bytes, for the domain rule below.
+    let mut head: Vec<u8> = Vec::with_capacity(RESERVED_PREFIX.len());
     digest::stream_file(
         package,
         Progress::wrap(opts.progress.as_ref(), |chunk| {
+            let want = RESERVED_PREFIX.len().saturating_sub(head.len());
+            head.extend(chunk.iter().take(want));
             hashers.update(chunk);
             for (_, v) in ed_verifiers.iter_mut() {
                 v.update(chunk);
@@ -527,6 +542,15 @@ fn verify_raw(
     }
     if let Some(d) = digests.first() {
         report.set_hash(d);
+    }
+    // Pure Ed25519 signs the bytes as they are, so a raw signature over
+    // bytes that begin like pkgsign's own signed messages (a package
+    // statement, a key statement) may be such a message's signature,
+    // replayed as a package signature. pkgsign never makes one (see
+    // `sign_raw`) and never accepts one.
+    let reserved = sig.len() == 64 && head == RESERVED_PREFIX;
+    if reserved {
+        ed_verifiers.clear();
     }
     let mut signer: Option<&TrustedKey> = None;
     if let Some(sha256) = digests.iter().find(|d| d.alg() == HashAlg::Sha256) {
@@ -543,6 +567,7 @@ fn verify_raw(
         index: 1,
         key: None,
         key_name: None,
+        principal: None,
         algorithm: algorithm.to_string(),
         signed_at: None,
         comment: None,
@@ -554,12 +579,22 @@ fn verify_raw(
             result.key = Some(k.fingerprint.clone());
             result.key_name = Some(k.name.clone());
             match trust.decide(&k.fingerprint, now, None) {
-                Decision::Accepted(_, why) => result.reason = why,
+                Decision::Accepted(_, why) => {
+                    result.principal = Some(k.principal().clone());
+                    result.reason = why;
+                }
                 Decision::Refused(code, why) => {
                     result.refusal = Some(code);
                     result.reason = why;
                 }
             }
+        }
+        None if reserved => {
+            result.refusal = Some(Refusal::SignatureInvalid);
+            result.reason = format!(
+                "the package starts with {:?}, the prefix reserved for pkgsign's own signed statements: a raw Ed25519 signature over it is never accepted, since it could be a statement's signature replayed as a package signature",
+                String::from_utf8_lossy(RESERVED_PREFIX)
+            );
         }
         None => {
             result.refusal = Some(Refusal::SignatureInvalid);

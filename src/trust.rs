@@ -43,6 +43,12 @@ impl TrustedKey {
     pub fn describe_state(&self, now: u64) -> String {
         describe_state(&self.state, now)
     }
+
+    /// The principal this key signs for: the first key of its lineage. A
+    /// key and the keys it endorsed are one signer for a threshold.
+    pub fn principal(&self) -> &Fingerprint {
+        self.state.principal.as_ref().unwrap_or(&self.fingerprint)
+    }
 }
 
 /// A key state in words (see [`TrustedKey::describe_state`]).
@@ -81,6 +87,8 @@ pub struct TrustStore {
     lazy: HashMap<Fingerprint, Slot>,
     /// Metadata of the trusted-keys directories loaded (windows, revocations).
     meta: HashMap<Fingerprint, KeyState>,
+    /// The highest threshold set by a directory loaded (0: none set).
+    dir_threshold: usize,
     /// Problems found while loading (unparseable `.pub` files), by name.
     pub warnings: Vec<String>,
 }
@@ -171,6 +179,13 @@ impl TrustStore {
         }
     }
 
+    /// Principals whose valid signatures a package needs at least, as the
+    /// directories loaded require (`trust threshold`); 1 when none is set.
+    /// A caller's own threshold may only raise it.
+    pub fn threshold(&self) -> usize {
+        self.dir_threshold.max(1)
+    }
+
     /// Metadata known for `fp`, including revoked keys whose file is gone.
     pub fn state_of(&self, fp: &Fingerprint) -> Option<&KeyState> {
         self.meta.get(fp)
@@ -202,6 +217,9 @@ impl TrustStore {
             .collect();
         paths.sort();
         let meta = Metadata::load(dir, TRUST_FILE)?;
+        if let Some(t) = meta.threshold() {
+            self.dir_threshold = self.dir_threshold.max(t as usize);
+        }
         let mut described: HashMap<&str, &Fingerprint> = HashMap::new();
         for st in meta.keys() {
             let Some(fp) = &st.fingerprint else { continue };

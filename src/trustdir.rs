@@ -15,6 +15,9 @@ use crate::trust::{TrustStore, describe_state};
 pub struct TrustDir {
     dir: PathBuf,
     meta: Metadata,
+    /// `.pub` files to write at the next [`TrustDir::commit`] (after the
+    /// metadata, so that a key is never trusted without its entry).
+    staged: Vec<(PathBuf, String)>,
     _lock: DirLock,
 }
 
@@ -66,6 +69,7 @@ impl TrustDir {
         Ok(TrustDir {
             dir: dir.to_path_buf(),
             meta,
+            staged: Vec::new(),
             _lock: lock,
         })
     }
@@ -95,6 +99,20 @@ impl TrustDir {
         not_before: Option<u64>,
         not_after: Option<u64>,
     ) -> Result<PathBuf> {
+        let path = self.stage_key(public, name, not_before, not_after)?;
+        self.commit()?;
+        Ok(path)
+    }
+
+    /// [`TrustDir::add`] in memory: the entry is changed and the `.pub` is
+    /// written by the next [`TrustDir::commit`].
+    pub fn stage_key(
+        &mut self,
+        public: &PublicKey,
+        name: &str,
+        not_before: Option<u64>,
+        not_after: Option<u64>,
+    ) -> Result<PathBuf> {
         crate::keys::generate::check_name(name)?;
         let fp = public.fingerprint();
         if let Some((t, reason)) = self.meta.get(&fp).and_then(|s| s.revoked.clone()) {
@@ -111,16 +129,69 @@ impl TrustDir {
         let file = self.file_for(&fp, name)?;
         let path = self.dir.join(&file);
         let pem = encoding::public_key_to_pem(public)?;
-        // Metadata first: an entry whose file is not there yet trusts nothing.
         let e = self.meta.entry(&fp);
         e.name = Some(name.to_string());
         e.file = Some(file);
         e.not_before = not_before;
         e.not_after = not_after;
-        self.meta.save()?;
-        fsutil::write_atomic(&path, pem.as_bytes(), 0o644, Replace::Allowed)?;
-        fsutil::sync_dir(&self.dir)?;
+        self.staged.retain(|(p, _)| p != &path);
+        self.staged.push((path.clone(), pem));
         Ok(path)
+    }
+
+    /// Write what was changed in memory: the metadata first (an entry
+    /// whose file is not there yet trusts nothing), then the staged `.pub`
+    /// files, each atomically.
+    pub fn commit(&mut self) -> Result<()> {
+        self.meta.save()?;
+        for (path, pem) in std::mem::take(&mut self.staged) {
+            fsutil::write_atomic(&path, pem.as_bytes(), 0o644, Replace::Allowed)?;
+        }
+        fsutil::sync_dir(&self.dir)
+    }
+
+    /// The metadata, to change in memory; [`TrustDir::commit`] writes it.
+    pub fn meta_mut(&mut self) -> &mut Metadata {
+        &mut self.meta
+    }
+
+    /// Record that `old` endorsed `new` in statement `sequence`: `new` joins
+    /// `old`'s lineage (principal), and `old` is no longer its head.
+    /// Written by the next [`TrustDir::commit`].
+    pub fn link_successor(&mut self, old: &Fingerprint, new: &Fingerprint, sequence: u64) {
+        let principal = self.principal_of(old);
+        let o = self.meta.entry(old);
+        o.successor = Some(new.clone());
+        o.sequence = Some(sequence);
+        let n = self.meta.entry(new);
+        n.principal = Some(principal);
+        n.sequence = Some(sequence);
+    }
+
+    /// The principal of `fp`: the first key of its lineage.
+    pub fn principal_of(&self, fp: &Fingerprint) -> Fingerprint {
+        self.meta
+            .get(fp)
+            .and_then(|s| s.principal.clone())
+            .unwrap_or_else(|| fp.clone())
+    }
+
+    /// The sequence number the next statement signed by `fp` carries.
+    pub fn next_sequence(&self, fp: &Fingerprint) -> u64 {
+        self.meta
+            .get(fp)
+            .and_then(|s| s.sequence)
+            .unwrap_or(0)
+            .saturating_add(1)
+    }
+
+    /// Set the directory's threshold: how many principals a package needs.
+    pub fn set_threshold(&mut self, n: u32) -> Result<()> {
+        if n == 0 {
+            return Err(Error::Usage("the threshold must be at least 1".into()));
+        }
+        self.meta.set_threshold((n > 1).then_some(n));
+        self.meta.save()
     }
 
     /// Shorten (never lengthen) a key's window end.
@@ -139,6 +210,13 @@ impl TrustDir {
         }
         let plain = format!("{name}.pub");
         let p = self.dir.join(&plain);
+        // Taken by another key's entry, or by a file staged in this run.
+        let claimed = self.meta.keys().iter().any(|k| {
+            k.file.as_deref() == Some(plain.as_str()) && k.fingerprint.as_ref() != Some(fp)
+        }) || self.staged.iter().any(|(sp, _)| sp == &p);
+        if claimed {
+            return Ok(format!("{name}-{}.pub", fp.short_hex()));
+        }
         match encoding::load_public_key(&p) {
             Err(Error::FileNotFound { .. }) => Ok(plain),
             Ok(k) if &k.fingerprint() == fp => Ok(plain),

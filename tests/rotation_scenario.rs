@@ -136,7 +136,11 @@ fn library_rotation_inside_and_after_the_window() {
         reason.contains(&rfc(grace_end)),
         "A's acceptance should say until when it is trusted: {reason}"
     );
-    lib_verify(&tdir, &pkg_ab, &sig_ab, inside, 2).expect("A+B meets threshold 2 inside");
+    // A and the key it endorsed are one principal: two signatures by one
+    // lineage never meet a threshold of 2.
+    let rep = refused(lib_verify(&tdir, &pkg_ab, &sig_ab, inside, 2));
+    assert_eq!(rep.code(), "THRESHOLD_NOT_MET");
+    assert_eq!((rep.valid_keys, rep.valid_principals), (2, 1));
 
     // After the window: A alone is refused as expired, naming the date.
     let after = grace_end + 1;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use pkgsign::Error;
 use pkgsign::audit::Event;
-use pkgsign::keys::{Fingerprint, encoding};
+use pkgsign::keys::{Fingerprint, KeySource, encoding};
 use pkgsign::lineage::{self, Statement};
 use pkgsign::trustdir::TrustDir;
 use serde_json::json;
@@ -79,6 +79,25 @@ enum Command {
         #[arg(value_parser = parse_fingerprint)]
         fingerprint: Fingerprint,
     },
+    /// Show, or set, how many independent principals a package (and a
+    /// change of keys through `update`) needs in this directory.
+    Threshold {
+        /// The trusted-keys directory.
+        tdir: PathBuf,
+        /// The new threshold (at least 1); omit to show the current one.
+        n: Option<u32>,
+    },
+    /// Add your cosignature to a key statement, as the head of another
+    /// lineage, so that directories with a threshold above 1 apply it.
+    Cosign {
+        /// The statement file (*.stmt); rewritten in place, atomically.
+        statement: PathBuf,
+        /// Your current private key.
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
     /// Follow rotations and revocations: apply the signed statements in DIR
     /// that chain from a key already trusted.
     Update {
@@ -150,30 +169,21 @@ pub fn run(args: Args) -> Result<(), Error> {
             audit: audit_args,
         } => {
             let t_now = now();
+            let mut t = TrustDir::open(&tdir)?;
             let stmt = match &sign_with {
                 Some(k) => {
                     let key = encoding::load_private_key(k, passphrase.get()?.as_ref())?;
-                    Some(Statement::revoke(
-                        &key,
-                        &fingerprint,
-                        t_now,
-                        &reason,
-                        t_now,
-                    )?)
+                    let signer = key.public_key().fingerprint();
+                    check_statement_signer(&t, &signer, &fingerprint, t_now)?;
+                    let seq = t.next_sequence(&signer);
+                    let st = Statement::revoke(&key, &fingerprint, t_now, &reason, t_now, seq)?;
+                    t.meta_mut().entry(&signer).sequence = Some(seq);
+                    Some(st)
                 }
                 None => None,
             };
-            let mut t = TrustDir::open(&tdir)?;
-            if let Some(st) = &stmt
-                && t.store()?.get(&st.signer).is_none()
-            {
-                return Err(Error::Usage(format!(
-                    "--sign-with key {} is not trusted in {}; workers would refuse its statement",
-                    st.signer,
-                    shown(&tdir)
-                )));
-            }
             let changed = t.revoke(&fingerprint, t_now, &reason)?;
+            t.commit()?; // the signer's sequence, even when nothing else changed
             let published = match stmt {
                 Some(st) => Some(st.publish(&publish_dir.unwrap_or_else(|| tdir.join("lineage")))?),
                 None => None,
@@ -218,6 +228,44 @@ pub fn run(args: Args) -> Result<(), Error> {
                 );
             }
         }
+        Command::Threshold { tdir, n } => {
+            let mut t = TrustDir::open(&tdir)?;
+            if let Some(n) = n {
+                t.set_threshold(n)?;
+            }
+            let current = t.meta().threshold().unwrap_or(1);
+            if json {
+                print_json(&json!({"ok": true, "threshold": current}));
+            } else {
+                println!(
+                    "{}: a package needs valid signatures of {current} independent principal{}",
+                    shown(&tdir),
+                    if current == 1 { "" } else { "s" }
+                );
+            }
+        }
+        Command::Cosign {
+            statement,
+            key,
+            passphrase,
+        } => {
+            let key = encoding::load_private_key(&key, passphrase.get()?.as_ref())?;
+            let mut st = Statement::read(&statement)?;
+            st.cosign(&key)?;
+            pkgsign::fsutil::write_atomic(
+                &statement,
+                st.to_text().as_bytes(),
+                0o644,
+                pkgsign::fsutil::Replace::Allowed,
+            )?;
+            let fp = key.public_key().fingerprint();
+            if json {
+                print_json(&json!({"ok": true, "statement": shown(&statement),
+                    "cosigner": fp.to_string(), "cosignatures": st.cosignatures.len()}));
+            } else {
+                println!("cosigned {} with {fp}: {}", shown(&statement), st.summary());
+            }
+        }
         Command::Update { tdir, from } => {
             let mut t = TrustDir::open(&tdir)?;
             let results = lineage::update(&mut t, &from, now())?;
@@ -242,6 +290,35 @@ pub fn run(args: Args) -> Result<(), Error> {
                 return Err(Error::StatementsRefused(refused));
             }
         }
+    }
+    Ok(())
+}
+
+/// Refuse to sign a statement that workers would refuse: the signer must be
+/// trusted here, current, and (unless it revokes itself) the head of its lineage.
+fn check_statement_signer(
+    t: &TrustDir,
+    signer: &Fingerprint,
+    subject: &Fingerprint,
+    at: u64,
+) -> Result<(), Error> {
+    let refuse = |why: String| {
+        Err(Error::Usage(format!(
+            "--sign-with key {signer} {why} in {}; workers would refuse its statement",
+            shown(t.path())
+        )))
+    };
+    let store = t.store()?;
+    let Some(k) = store.get(signer) else {
+        return refuse("is not trusted".into());
+    };
+    if !k.state.in_window(at) || k.state.revoked.is_some() {
+        return refuse(format!("is {}", k.describe_state(at)));
+    }
+    if let Some(s) = k.state.successor.as_ref().filter(|_| signer != subject) {
+        return refuse(format!(
+            "already endorsed {s}: only the current key of a lineage may sign for it"
+        ));
     }
     Ok(())
 }

@@ -54,9 +54,16 @@ pub fn hermetic(cmd: &mut Command) -> &mut Command {
     cmd.env("TZ", "UTC").env("LC_ALL", "C")
 }
 
-/// The pkgsign binary cargo built for these tests.
+/// The pkgsign binary cargo built for these tests, or the one named by
+/// `PKGSIGN_TEST_BIN`: run an attack test against an older build to see it
+/// fail there (`PKGSIGN_TEST_BIN=/old/pkgsign cargo test --test lineage_attacks`).
 pub fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_pkgsign"))
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var_os("PKGSIGN_TEST_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_pkgsign")))
+    })
 }
 
 /// `pkgsign ARGS`, with a scrubbed environment (in the caller's directory).

@@ -42,6 +42,11 @@ pub struct Listed {
     pub detail: String,
     /// Revocation reason.
     pub revoked_reason: Option<String>,
+    /// The first key of its lineage, when it joined one through `trust update`
+    /// or `key-rotate` (keys of one lineage count once for a threshold).
+    pub principal: Option<Fingerprint>,
+    /// The key it endorsed, if any: it is then no longer its lineage's head.
+    pub successor: Option<Fingerprint>,
 }
 
 fn state_word(st: &KeyState, now: u64) -> &'static str {
@@ -298,6 +303,8 @@ impl TrustDir {
                 state: state_word(&k.state, now),
                 detail: describe_state(&k.state, now),
                 revoked_reason: k.state.revoked.as_ref().map(|(_, r)| r.clone()),
+                principal: k.state.principal.clone(),
+                successor: k.state.successor.clone(),
             })
             .collect();
         for st in self.meta.keys() {
@@ -313,6 +320,8 @@ impl TrustDir {
                     state: "revoked",
                     detail: describe_state(st, now),
                     revoked_reason: st.revoked.as_ref().map(|(_, r)| r.clone()),
+                    principal: st.principal.clone(),
+                    successor: st.successor.clone(),
                 });
             }
         }

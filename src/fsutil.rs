@@ -187,6 +187,46 @@ pub fn write_atomic(dest: &Path, contents: &[u8], mode: u32, replace: Replace) -
     sync_dir(&dir)
 }
 
+/// [`write_atomic`] for many files of one directory at once (replacing
+/// any that exist): every temp file is written, one `syncfs` makes them all
+/// durable, then each is renamed into place and the directory is synced
+/// once. Thousands of files cost two flushes instead of two each.
+pub fn write_atomic_batch(dir: &Path, files: &[(PathBuf, String)], mode: u32) -> Result<()> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let mut temps = Vec::with_capacity(files.len());
+    for (dest, contents) in files {
+        if parent_dir(dest) != dir {
+            return Err(Error::Usage(format!(
+                "{}: not in {}",
+                dest.display(),
+                dir.display()
+            )));
+        }
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".pkgsign-")
+            .suffix(".tmp")
+            .permissions(std::fs::Permissions::from_mode(mode))
+            .tempfile_in(dir)
+            .map_err(|e| Error::io(dir, "creating a temporary file in", e))?;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io(tmp.path(), "setting permissions of", e))?;
+        tmp.write_all(contents.as_bytes())
+            .map_err(|e| Error::io(tmp.path(), "writing", e))?;
+        temps.push((tmp, dest));
+    }
+    let d = File::open(dir).map_err(|e| Error::io(dir, "opening directory", e))?;
+    rustix::fs::syncfs(&d).map_err(|e| Error::io(dir, "syncing the file system of", e.into()))?;
+    for (tmp, dest) in temps {
+        tmp.persist(dest)
+            .map_err(|e| Error::io(dest, "renaming into place", e.error))?;
+    }
+    d.sync_all()
+        .map_err(|e| Error::io(dir, "syncing directory", e))
+}
+
 /// Refuse early if `dest` exists (or is a dangling symlink).
 pub fn ensure_absent(dest: &Path) -> Result<()> {
     match std::fs::symlink_metadata(dest) {

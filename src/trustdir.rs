@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::fsutil::{self, DirLock, Replace};
+use crate::fsutil::{self, DirLock};
 use crate::keys::{Fingerprint, PublicKey, encoding};
 use crate::meta::{KeyState, Metadata, TRUST_FILE};
 use crate::trust::{TrustStore, describe_state};
@@ -149,9 +149,8 @@ impl TrustDir {
     /// files, each atomically.
     pub fn commit(&mut self) -> Result<()> {
         self.meta.save()?;
-        for (path, pem) in std::mem::take(&mut self.staged) {
-            fsutil::write_atomic(&path, pem.as_bytes(), 0o644, Replace::Allowed)?;
-        }
+        let staged = std::mem::take(&mut self.staged);
+        fsutil::write_atomic_batch(&self.dir, &staged, 0o644)?;
         fsutil::sync_dir(&self.dir)
     }
 

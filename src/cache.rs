@@ -8,6 +8,13 @@
 //! A file whose ctime is less than [`RACY_SECS`] old is not cached: a second
 //! write within the same clock tick could otherwise go unnoticed.
 //!
+//! Only files that nobody but the verifying user (or root) can write are
+//! looked up or remembered ([`cacheable`]): a process that can write a file
+//! can change its bytes without changing any stat field (a write through a
+//! shared memory mapping to pages already dirty updates neither mtime nor
+//! ctime), so a stat-keyed cache can vouch only for files whose writers
+//! the caller already trusts as much as itself.
+//!
 //! The file is JSON, written atomically and merged under a lock when several
 //! processes share it, bounded to [`MAX_ENTRIES`] entries (least recently
 //! used dropped). A missing, corrupt, oversized or foreign-version cache is
@@ -93,6 +100,38 @@ struct Inner {
     fresh: HashMap<Key, (StatSig, Digest, u64)>,
     hits: u64,
     misses: u64,
+    skipped: u64,
+}
+
+/// Why a file's digest is neither taken from the cache nor put into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// Someone other than the caller and root can write the file: it is
+    /// owned by another user, or group or others have write permission.
+    WritableByOthers,
+}
+
+impl Skip {
+    /// How `--json` says it: `skipped: writable by others`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Skip::WritableByOthers => "skipped: writable by others",
+        }
+    }
+}
+
+/// Whether the cache may vouch for the file whose metadata is `m`: owned by
+/// the caller (effective uid) or by root, with no group or other write bit.
+/// A rename over the file needs no write permission on it, but gives
+/// another inode and ctime, so it misses anyway.
+pub fn cacheable(m: &Metadata) -> std::result::Result<(), Skip> {
+    let owner = m.uid();
+    let caller = rustix::process::geteuid().as_raw();
+    if (owner == caller || owner == 0) && m.mode() & 0o022 == 0 {
+        Ok(())
+    } else {
+        Err(Skip::WritableByOthers)
+    }
 }
 
 fn now_secs() -> u64 {
@@ -159,7 +198,16 @@ impl Cache {
     /// from the descriptor itself. Returns the size and the digests. Counts
     /// one hit or one miss in [`Cache::stats`].
     pub fn lookup(&self, file: &File, path: &Path, algs: &[HashAlg]) -> Option<(u64, Vec<Digest>)> {
-        let found = file.metadata().ok().filter(|m| m.is_file()).and_then(|m| {
+        let meta = file.metadata().ok().filter(|m| m.is_file());
+        if let Some(m) = &meta
+            && cacheable(m).is_err()
+        {
+            if let Ok(mut inner) = self.inner.lock() {
+                inner.skipped += 1;
+            }
+            return None;
+        }
+        let found = meta.and_then(|m| {
             let stat = StatSig::of(&m);
             let digests = algs
                 .iter()
@@ -209,6 +257,12 @@ impl Cache {
             .unwrap_or((0, 0))
     }
 
+    /// Files looked up so far that the cache was not used for (see
+    /// [`cacheable`]).
+    pub fn skipped(&self) -> u64 {
+        self.inner.lock().map(|i| i.skipped).unwrap_or(0)
+    }
+
     /// Write the cache back: under a lock on `FILE.lock`, re-read the file,
     /// merge this run's new entries into it, keep the most recently used
     /// [`MAX_ENTRIES`], and replace the file atomically.
@@ -226,12 +280,7 @@ impl Cache {
             s.push(".lock");
             PathBuf::from(s)
         };
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::io(&lock_path, "opening cache lock", e))?;
+        let lock = fsutil::open_lock_file(&lock_path)?;
         lock.lock()
             .map_err(|e| Error::io(&lock_path, "locking cache", e))?;
         let mut merged = load_entries(&self.path);
@@ -280,7 +329,10 @@ pub fn hash_and_remember(
     progress: Option<&Progress>,
     allow_thread: bool,
 ) -> Result<(u64, Vec<Digest>)> {
-    let before = file.metadata().map(|m| StatSig::of(&m));
+    let before = file
+        .metadata()
+        .map_err(|_| ())
+        .and_then(|m| cacheable(&m).map_err(|_| ()).map(|()| StatSig::of(&m)));
     let again = cache.and_then(|_| file.try_clone().ok());
     let (size, digests) = crate::digest::hash_open_file(file, path, algs, progress, allow_thread)?;
     if let (Some(c), Some(f), Ok(before)) = (cache, again, before)

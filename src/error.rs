@@ -203,6 +203,15 @@ pub enum Error {
     #[error("{0}")]
     NoKeys(String),
 
+    /// The system clock is set before 1970: a signing time cannot be written.
+    #[error(
+        "the system clock says {seconds_before_1970} seconds before 1970-01-01T00:00:00Z; set the clock right (for example with NTP) and sign again"
+    )]
+    ClockWrong {
+        /// How far before the Unix epoch the clock is.
+        seconds_before_1970: u64,
+    },
+
     /// A cryptographic operation failed unexpectedly.
     #[error("{what} failed: {reason}")]
     Crypto {
@@ -244,6 +253,7 @@ impl Error {
             Error::TooManyStatements { .. } => "TOO_MANY_STATEMENTS",
             Error::ItemsFailed { code, .. } => code,
             Error::Crypto { .. } => "CRYPTO_ERROR",
+            Error::ClockWrong { .. } => "CLOCK_WRONG",
         }
     }
 

@@ -12,8 +12,20 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 
 /// Open `path` for reading, refusing anything but a regular file.
+///
+/// A symlink as the last component is followed, as `sha256sum` and
+/// `openssl` follow it: users name packages through links such as
+/// `current.tar.gz -> app-1.2.tar.gz`. Files that pkgsign itself manages
+/// are opened with [`open_regular_nofollow`] instead.
 pub fn open_regular(path: &Path) -> Result<File> {
-    open_checked(path, false)
+    open_checked(path, Kind::Regular, Follow::Yes)
+}
+
+/// [`open_regular`] for a file pkgsign manages itself (lock files, files
+/// inside a trusted-keys or keys directory): a symlink as the last
+/// component is refused, never followed.
+pub fn open_regular_nofollow(path: &Path) -> Result<File> {
+    open_checked(path, Kind::Regular, Follow::No)
 }
 
 /// Open `path` for reading as a stream, as `sha256sum` reads its
@@ -22,41 +34,98 @@ pub fn open_regular(path: &Path) -> Result<File> {
 /// so one that has none reads as empty instead of hanging. Directories,
 /// devices and sockets are refused.
 pub fn open_stream(path: &Path) -> Result<File> {
-    open_checked(path, true)
+    open_checked(path, Kind::RegularOrFifo, Follow::Yes)
 }
 
-/// Open a regular file, or with `fifo_ok` also a FIFO, for reading.
+/// What [`open_checked`] accepts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Regular,
+    RegularOrFifo,
+}
+
+/// Whether [`open_checked`] follows a symlink as the last component.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Follow {
+    Yes,
+    No,
+}
+
+/// Open a regular file (or with [`Kind::RegularOrFifo`] also a FIFO) for
+/// reading, judged by `fstat` on a descriptor, never by a `stat(path)` that
+/// a swap could make stale before the open.
 ///
-/// The type is checked before opening (so a device is never opened) and
-/// again on the opened descriptor. The open itself never waits for a
-/// FIFO's writer, even one swapped in between; reads block normally.
-fn open_checked(path: &Path, fifo_ok: bool) -> Result<File> {
-    use std::os::unix::fs::FileTypeExt;
-    let allowed = |t: std::fs::FileType| t.is_file() || (fifo_ok && t.is_fifo());
+/// The name is resolved once, with `O_PATH`: that opens nothing (no
+/// device's open routine runs, no FIFO is opened). Its `fstat` decides;
+/// only then is that very inode opened for reading, through
+/// `/proc/self/fd/N`, which leads to the inode and not back to the name, so
+/// nothing swapped in meanwhile is opened. That open is non-blocking
+/// (`O_NONBLOCK`, so a FIFO never waits for a writer) and takes no
+/// controlling terminal (`O_NOCTTY`); reads block normally afterwards.
+/// Without `/proc` the name is opened again the same non-blocking way and
+/// must be the inode judged (device and inode numbers compared).
+fn open_checked(path: &Path, kind: Kind, follow: Follow) -> Result<File> {
+    use rustix::fs::{FileType, Mode, OFlags};
+    use std::os::fd::AsRawFd;
+    let io = |e: rustix::io::Errno| Error::io(path, "opening", e.into());
     let not_a_file = || Error::NotAFile {
         path: path.to_path_buf(),
     };
-    let before = std::fs::metadata(path).map_err(|e| Error::io(path, "opening", e))?;
-    if !allowed(before.file_type()) {
-        return Err(not_a_file());
+    let mut flags = OFlags::PATH | OFlags::CLOEXEC;
+    if follow == Follow::No {
+        flags |= OFlags::NOFOLLOW;
     }
-    let nonblock = rustix::fs::OFlags::NONBLOCK;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nonblock.bits() as i32)
-        .open(path)
-        .map_err(|e| Error::io(path, "opening", e))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| Error::io(path, "reading metadata of", e))?;
-    if !allowed(meta.file_type()) {
-        return Err(not_a_file());
+    let handle = rustix::fs::open(path, flags, Mode::empty()).map_err(io)?;
+    let judged = rustix::fs::fstat(&handle).map_err(io)?;
+    match FileType::from_raw_mode(judged.st_mode) {
+        FileType::RegularFile => {}
+        FileType::Fifo if kind == Kind::RegularOrFifo => {}
+        FileType::Symlink => return Err(symlink_refused(path)),
+        _ => return Err(not_a_file()),
+    }
+    let read = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let fd = match rustix::fs::open(
+        format!("/proc/self/fd/{}", handle.as_raw_fd()).as_str(),
+        read,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        // No /proc: open the name again; the inode check below catches a swap.
+        Err(rustix::io::Errno::NOENT) => rustix::fs::open(
+            path,
+            if follow == Follow::No {
+                read | OFlags::NOFOLLOW
+            } else {
+                read
+            },
+            Mode::empty(),
+        )
+        .map_err(io)?,
+        Err(e) => return Err(io(e)),
+    };
+    let opened = rustix::fs::fstat(&fd).map_err(io)?;
+    if (opened.st_dev, opened.st_ino) != (judged.st_dev, judged.st_ino) {
+        return Err(Error::io(
+            path,
+            "opening",
+            std::io::Error::other("the file was replaced while it was being opened; try again"),
+        ));
     }
     // Reads block again from here on: they wait for data, not for a writer.
-    let flags = rustix::fs::fcntl_getfl(&file).map_err(|e| Error::io(path, "opening", e.into()))?;
-    rustix::fs::fcntl_setfl(&file, flags - nonblock)
-        .map_err(|e| Error::io(path, "opening", e.into()))?;
-    Ok(file)
+    let now = rustix::fs::fcntl_getfl(&fd).map_err(io)?;
+    rustix::fs::fcntl_setfl(&fd, now - OFlags::NONBLOCK).map_err(io)?;
+    Ok(File::from(fd))
+}
+
+/// The error for a symlink where pkgsign never follows one.
+fn symlink_refused(path: &Path) -> Error {
+    Error::io(
+        path,
+        "opening",
+        std::io::Error::other(
+            "it is a symlink, and pkgsign never follows a symlink at a file it manages; remove the link",
+        ),
+    )
 }
 
 /// Run `f` over the whole contents of the opened `file` (named `path` in
@@ -274,14 +343,7 @@ pub struct DirLock {
 /// `exclusive`: for changing the directory; shared: for reading it.
 pub fn lock_dir(dir: &Path, exclusive: bool) -> Result<DirLock> {
     let path = dir.join(LOCK_FILE);
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| Error::io(&path, "opening lock file", e))?;
+    let file = open_lock_file(&path)?;
     let res = if exclusive {
         file.lock()
     } else {
@@ -289,6 +351,35 @@ pub fn lock_dir(dir: &Path, exclusive: bool) -> Result<DirLock> {
     };
     res.map_err(|e| Error::io(&path, "locking", e))?;
     Ok(DirLock { _file: file })
+}
+
+/// Open (creating it, mode 0600, if missing) the lock file `path`, never
+/// through a symlink: `O_NOFOLLOW` applies to the creation too, so a link
+/// planted at the lock's name (dangling or not) is refused, and its target
+/// is neither created nor truncated. Anything but a regular file is refused.
+pub fn open_lock_file(path: &Path) -> Result<File> {
+    use rustix::fs::OFlags;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY).bits() as i32)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(code) if code == rustix::io::Errno::LOOP.raw_os_error() => symlink_refused(path),
+            _ => Error::io(path, "opening lock file", e),
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(path, "reading metadata of", e))?;
+    if !meta.is_file() {
+        return Err(Error::NotAFile {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(file)
 }
 
 #[cfg(test)]
@@ -325,6 +416,47 @@ mod tests {
         std::fs::write(dir.path().join("f"), b"x").unwrap();
         assert!(open_stream(&dir.path().join("f")).is_ok());
         assert!(matches!(open_regular(&fifo), Err(Error::NotAFile { .. })));
+    }
+
+    #[test]
+    fn managed_files_are_never_opened_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::write(&target, b"x").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        // A user's path through a symlink is followed; a managed one is not.
+        assert!(open_regular(&link).is_ok());
+        let err = open_regular_nofollow(&link).unwrap_err();
+        assert!(err.to_string().contains("symlink"), "{err}");
+        assert!(open_regular_nofollow(&target).is_ok());
+        // A dangling link at a lock file: refused, and nothing is created.
+        let lock = dir.path().join(LOCK_FILE);
+        let victim = dir.path().join("victim");
+        std::os::unix::fs::symlink(&victim, &lock).unwrap();
+        let err = lock_dir(dir.path(), true).unwrap_err();
+        assert!(err.to_string().contains("symlink"), "{err}");
+        assert!(std::fs::symlink_metadata(&victim).is_err());
+        // Without the link, the lock file is made, mode 0600.
+        std::fs::remove_file(&lock).unwrap();
+        drop(lock_dir(dir.path(), false).unwrap());
+        assert_eq!(
+            std::fs::symlink_metadata(&lock)
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+    }
+
+    #[test]
+    fn devices_are_refused_by_type() {
+        for dev in ["/dev/null", "/dev/zero"] {
+            let dev = Path::new(dev);
+            assert!(matches!(open_regular(dev), Err(Error::NotAFile { .. })));
+            assert!(matches!(open_stream(dev), Err(Error::NotAFile { .. })));
+        }
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub struct FileResult {
     pub detail: String,
     /// Whether the digest came from the cache.
     pub cached: bool,
+    /// With a cache: `hit`, `miss`, or why it was not used for this file
+    /// (`skipped: writable by others`, see [`crate::cache::cacheable`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<&'static str>,
 }
 
 /// Everything `verify-manifest` found.
@@ -187,6 +191,7 @@ fn check_all(entries: &[checksum::Entry], dirs: &Dirs<'_>, opts: &Options<'_>) -
                 code: Some("IO_ERROR"),
                 detail: "not checked".into(),
                 cached: false,
+                cache: None,
             })
         })
         .collect()
@@ -245,6 +250,7 @@ fn check_one(
         code: None,
         detail: String::new(),
         cached: false,
+        cache: None,
     };
     let fail = |mut r: FileResult, code: &'static str, detail: String| {
         r.code = Some(code);
@@ -300,7 +306,14 @@ fn check_one(
         Err(err) => return fail(r, "IO_ERROR", err.to_string()),
     };
     match file.metadata() {
-        Ok(m) if m.is_file() => {}
+        Ok(m) if m.is_file() => {
+            if cache.is_some() {
+                r.cache = Some(match crate::cache::cacheable(&m) {
+                    Ok(()) => "miss",
+                    Err(skip) => skip.as_str(),
+                });
+            }
+        }
         Ok(_) => return fail(r, "NOT_A_FILE", "not a regular file".into()),
         Err(err) => return fail(r, "IO_ERROR", err.to_string()),
     }
@@ -319,6 +332,9 @@ fn check_one(
         Err(err) => return fail(r, "IO_ERROR", err.to_string()),
     };
     r.cached = cached;
+    if cached {
+        r.cache = Some("hit");
+    }
     if !d.ct_eq(&e.expected) {
         return fail(
             r,

@@ -66,6 +66,18 @@ pub struct Signed {
     pub keys: Vec<Fingerprint>,
 }
 
+/// The signing time in whole seconds since the Unix epoch. A clock before
+/// 1970 is refused: the format cannot write such a time, and writing
+/// 1970-01-01T00:00:00Z instead would sign a time that is plainly false.
+fn signing_secs(t: SystemTime) -> Result<u64> {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => Ok(d.as_secs()),
+        Err(e) => Err(Error::ClockWrong {
+            seconds_before_1970: e.duration().as_secs().max(1),
+        }),
+    }
+}
+
 fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -148,9 +160,10 @@ fn sign_pkgsign(
     keys: &[&dyn KeySource],
     opts: &SignOptions,
 ) -> Result<(String, Signed)> {
+    // The clock first: a wrong one stops the run before the package is read.
+    let signed_at = signing_secs(opts.now)?;
     let (size, digests) = digest::hash_file_with(package, &[opts.hash], opts.progress.as_ref())?;
     let digest = digest::single(digests, package)?;
-    let signed_at = unix_secs(opts.now);
     let mut blocks = Vec::with_capacity(keys.len());
     for key in keys {
         let public = key.public_key();

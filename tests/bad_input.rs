@@ -793,3 +793,364 @@ fn output_naming_the_package_is_refused() {
     run.assert_one_error_line();
     assert_eq!(std::fs::read(&pkg).unwrap(), before);
 }
+
+/// A FIFO renamed in and out over the package path (an atomic exchange with
+/// a regular file, in a loop) while verify-package runs many times: every
+/// run ends quickly, either verified (it got the file) or refused as not a
+/// regular file. Before the open was made non-blocking and judged on the
+/// descriptor, about 1 run in 400 opened the FIFO and waited for a writer
+/// that never came.
+#[test]
+fn package_swapped_with_a_fifo_never_hangs_verification() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+    let env = Env::new();
+    let key = env.keygen("k", Alg::Ed25519);
+    let pkg = env.package("pkg");
+    env.sign(&pkg, &[&key], &[]).ok();
+    let fifo = env.path("swap");
+    mkfifo(&fifo);
+    let stop = Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let (stop, dir) = (stop.clone(), env.dir.path().to_path_buf());
+        std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                rustix::fs::renameat_with(
+                    rustix::fs::CWD,
+                    dir.join("pkg"),
+                    rustix::fs::CWD,
+                    dir.join("swap"),
+                    rustix::fs::RenameFlags::EXCHANGE,
+                )
+                .expect("renameat2(RENAME_EXCHANGE)");
+                swaps += 1;
+            }
+            swaps
+        })
+    };
+    let (mut verified, mut refused) = (0, 0);
+    for _ in 0..300 {
+        let mut argv = common::args(["verify-package", "--json", "--package"]);
+        argv.push(pkg.clone().into());
+        argv.extend(common::args(["--signature"]));
+        argv.push(env.path("pkg.sig").into());
+        argv.extend(common::args(["--public-key"]));
+        argv.push(key.public.clone().into());
+        // A hang is a test failure: capture kills and panics after 10 s.
+        let run = common::pkgsign_t(env.dir.path(), argv, None, Duration::from_secs(10));
+        match run.code {
+            0 => verified += 1,
+            2 => {
+                assert_eq!(run.json()["code"], "NOT_A_FILE", "{run:#?}");
+                refused += 1;
+            }
+            _ => panic!("unexpected outcome: {run:#?}"),
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let swaps = swapper.join().unwrap();
+    assert!(swaps > 300, "the swap loop barely ran ({swaps} swaps)");
+    assert!(
+        verified > 0 && refused > 0,
+        "{verified} verified, {refused} refused"
+    );
+}
+
+/// Users name packages through symlinks (`current.tar.gz ->
+/// app-1.2.tar.gz`), as they do with sha256sum and openssl: followed.
+#[test]
+fn package_named_through_a_symlink_still_verifies() {
+    let env = Env::new();
+    let key = env.keygen("k", Alg::Ed25519);
+    let pkg = env.package("app-1.2.tar.gz");
+    symlink("app-1.2.tar.gz", env.path("current.tar.gz")).unwrap();
+    env.sign(&env.path("current.tar.gz"), &[&key], &[]).ok();
+    env.verify(&env.path("current.tar.gz"), &[&key], &[])
+        .verified();
+    let sig = env.path("current.tar.gz.sig");
+    env.verify_sig(&pkg, &sig, &[&key]).verified();
+}
+
+/// A dangling symlink planted at a directory's lock file would make
+/// pkgsign (often run as root) create its target: any file anywhere. The
+/// lock is opened with O_NOFOLLOW: refused (exit 2, a clear message), and
+/// the target is never created.
+#[test]
+fn dangling_symlink_at_the_lock_file_is_refused_and_its_target_not_created() {
+    let env = Env::new();
+    let key = env.keygen("k", Alg::Ed25519);
+    let tdir = env.path("trusted");
+    std::fs::create_dir(&tdir).unwrap();
+    chmod(&tdir, 0o755);
+    let victim = env.path("victim-created-by-pkgsign");
+    symlink(&victim, tdir.join(".pkgsign.lock")).unwrap();
+    let mut argv = common::args(["trust", "add"]);
+    argv.push(tdir.clone().into());
+    argv.push(key.public.clone().into());
+    argv.push("--json".into());
+    let run = env.run(argv).fails_with(2, "IO_ERROR");
+    assert!(run.stderr.contains("symlink"), "{run:#?}");
+    assert!(
+        std::fs::symlink_metadata(&victim).is_err(),
+        "pkgsign created the symlink's target"
+    );
+    assert!(
+        std::fs::symlink_metadata(tdir.join(".pkgsign.lock"))
+            .unwrap()
+            .is_symlink()
+    );
+}
+
+/// `--private-key KEY.pub` is a mix-up of the two files, not a permissions
+/// problem: say so and name KEY.pem, instead of asking for `chmod 600` on a
+/// public key.
+#[test]
+fn public_key_given_as_private_key_is_named_as_such() {
+    let env = Env::new();
+    let ed = env.keygen("ed", Alg::Ed25519);
+    let pkg = env.package("p");
+    let swapped = Key {
+        private: ed.public.clone(),
+        ..ed.clone()
+    };
+    assert_eq!(mode(&ed.public), 0o644);
+    let run = env
+        .sign(&pkg, &[&swapped], &["--json"])
+        .fails_with(2, "KEY_MALFORMED");
+    assert!(run.stderr.contains("holds a public key"), "{run:#?}");
+    assert!(run.stderr.contains("ed.pem"), "{run:#?}");
+    assert!(!run.stderr.contains("chmod"), "{run:#?}");
+    // PKCS#1 RSA public keys and OpenSSH public key lines too.
+    let dir = env.dir.path();
+    tool_ok(
+        dir,
+        "openssl",
+        [
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "r.pem",
+        ],
+    );
+    tool_ok(
+        dir,
+        "openssl",
+        ["rsa", "-in", "r.pem", "-RSAPublicKey_out", "-out", "r.pub"],
+    );
+    chmod(&env.path("r.pub"), 0o644);
+    env.write("s.pub", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMh9d9jm0qbKQXUvJnm6EUmS2Ur2cTf5FbpXQyqv2XfK user@host\n");
+    for name in ["r.pub", "s.pub"] {
+        let k = Key {
+            private: env.path(name),
+            ..ed.clone()
+        };
+        let run = env.sign(&pkg, &[&k], &[]).code(2);
+        assert!(
+            run.stderr.contains("holds a public key"),
+            "{name}: {run:#?}"
+        );
+    }
+    assert!(!env.path("p.sig").exists());
+}
+
+/// Comments are shown to whoever verifies: every character must display.
+/// Invisible and blank ones (tags, soft hyphen, Hangul fillers, zero-width
+/// and bidirectional controls, BOM, variation selectors, odd spaces,
+/// private use, unassigned) could make two different comments look alike.
+/// Refused when signing (exit 2) and when reading a signature file
+/// (SIGNATURE_MALFORMED, exit 1, before any signature is checked).
+#[test]
+fn invisible_characters_in_comments_are_refused() {
+    let env = Env::new();
+    let key = env.keygen("k", Alg::Ed25519);
+    let pkg = env.package("p");
+    env.sign(&pkg, &[&key], &["--comment", "release X 1.0"])
+        .ok();
+    let signed = std::fs::read_to_string(env.path("p.sig")).unwrap();
+    let invisible = [
+        '\u{E0041}',
+        '\u{E0001}',
+        '\u{E007F}',
+        '\u{00AD}',
+        '\u{3164}',
+        '\u{115F}',
+        '\u{1160}',
+        '\u{FFA0}',
+        '\u{2800}',
+        '\u{200B}',
+        '\u{200C}',
+        '\u{200D}',
+        '\u{200E}',
+        '\u{200F}',
+        '\u{202A}',
+        '\u{202E}',
+        '\u{2066}',
+        '\u{2069}',
+        '\u{FEFF}',
+        '\u{FE0F}',
+        '\u{E0100}',
+        '\u{034F}',
+        '\u{180E}',
+        '\u{2060}',
+        '\u{00A0}',
+        '\u{2003}',
+        '\u{3000}',
+        '\u{2028}',
+        '\u{2029}',
+        '\u{E000}',
+        '\u{F0000}',
+        '\u{0378}',
+        '\u{1D173}',
+    ];
+    for c in invisible {
+        let comment = format!("release {c} 1.0");
+        let run = env.sign(
+            &pkg,
+            &[&key],
+            &["--json", "--comment", &comment, "--output", "bad.sig"],
+        );
+        let run = run.fails_with(2, "USAGE");
+        assert!(
+            run.stderr.contains("does not display"),
+            "U+{:04X}: {run:#?}",
+            c as u32
+        );
+        assert!(!env.path("bad.sig").exists());
+        // The same character in a signature file someone else wrote.
+        let forged = signed.replace("release X 1.0", &comment);
+        let sig = env.write("forged.sig", forged);
+        env.verify_sig(&pkg, &sig, &[&key])
+            .refused("SIGNATURE_MALFORMED");
+    }
+    // A combining mark with nothing to combine with is refused; after a
+    // letter, it is text (e + U+0301 is é).
+    env.sign(&pkg, &[&key], &["--comment", "\u{0301}x"]).code(2);
+    env.sign(&pkg, &[&key], &["--comment", "a \u{0301}x"])
+        .code(2);
+    for ok in [
+        "cafe\u{0301} 1.0",
+        "版本 1.0 — ünïcode ✓",
+        "Ελληνικά, עברית, हिन्दी",
+    ] {
+        env.sign(&pkg, &[&key], &["--comment", ok]).ok();
+        env.verify(&pkg, &[&key], &[]).verified();
+    }
+}
+
+/// RSA keys outside 2048..=8192 bits are KEY_TOO_WEAK, as the docs promise,
+/// in every encoding (PKCS#8 and PKCS#1 private, SPKI and PKCS#1 public),
+/// also when the rsa crate's own decoder would refuse them first (512 bits,
+/// and more than 8192 bits), which used to say KEY_MALFORMED.
+#[test]
+fn rsa_keys_of_512_and_over_8192_bits_are_too_weak_in_every_encoding() {
+    use base64::Engine as _;
+    let env = Env::new();
+    let dir = env.dir.path();
+    let good = env.keygen("good", Alg::Ed25519);
+    let pkg = env.package("p");
+    env.sign(&pkg, &[&good], &[]).ok();
+    tool_ok(
+        dir,
+        "openssl",
+        [
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:512",
+            "-out",
+            "w8.pem",
+        ],
+    );
+    tool_ok(
+        dir,
+        "openssl",
+        ["rsa", "-in", "w8.pem", "-traditional", "-out", "w1.pem"],
+    );
+    tool_ok(
+        dir,
+        "openssl",
+        ["pkey", "-in", "w8.pem", "-pubout", "-out", "w8.pub"],
+    );
+    tool_ok(
+        dir,
+        "openssl",
+        [
+            "rsa",
+            "-in",
+            "w8.pem",
+            "-RSAPublicKey_out",
+            "-out",
+            "w1.pub",
+        ],
+    );
+    // A 8200-bit public key (SPKI and PKCS#1) and a PKCS#1 private key of
+    // that size, built from made-up numbers: the size alone must refuse them.
+    let n = format!("0x{}", "F".repeat(2050));
+    env.write(
+        "big-spki.cnf",
+        format!("asn1=SEQUENCE:spki\n[spki]\nalg=SEQUENCE:alg\nkey=BITWRAP,SEQUENCE:rsakey\n[alg]\noid=OID:rsaEncryption\nnull=NULL\n[rsakey]\nn=INTEGER:{n}\ne=INTEGER:65537\n"),
+    );
+    env.write(
+        "big-pkcs1.cnf",
+        format!("asn1=SEQUENCE:rsakey\n[rsakey]\nn=INTEGER:{n}\ne=INTEGER:65537\n"),
+    );
+    env.write(
+        "big-private.cnf",
+        format!("asn1=SEQUENCE:k\n[k]\nv=INTEGER:0\nn=INTEGER:{n}\ne=INTEGER:65537\nd=INTEGER:{n}\np=INTEGER:{n}\nq=INTEGER:{n}\ndp=INTEGER:{n}\ndq=INTEGER:{n}\nqi=INTEGER:{n}\n"),
+    );
+    for (cnf, label, out) in [
+        ("big-spki.cnf", "PUBLIC KEY", "big8.pub"),
+        ("big-pkcs1.cnf", "RSA PUBLIC KEY", "big1.pub"),
+        ("big-private.cnf", "RSA PRIVATE KEY", "big1.pem"),
+    ] {
+        tool_ok(
+            dir,
+            "openssl",
+            ["asn1parse", "-genconf", cnf, "-noout", "-out", "key.der"],
+        );
+        let der = std::fs::read(env.path("key.der")).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        env.write(
+            out,
+            format!(
+                "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+                lines.join("\n")
+            ),
+        );
+    }
+    for (private, bits) in [("w8.pem", "512"), ("w1.pem", "512"), ("big1.pem", "8200")] {
+        chmod(&env.path(private), 0o600);
+        let k = Key {
+            private: env.path(private),
+            ..good.clone()
+        };
+        let run = env
+            .sign(&pkg, &[&k], &["--json", "--output", "x.sig"])
+            .fails_with(2, "KEY_TOO_WEAK");
+        assert!(run.stderr.contains(bits), "{private}: {run:#?}");
+    }
+    for (public, bits) in [
+        ("w8.pub", "512"),
+        ("w1.pub", "512"),
+        ("big8.pub", "8200"),
+        ("big1.pub", "8200"),
+    ] {
+        let k = Key {
+            public: env.path(public),
+            ..good.clone()
+        };
+        let run = env.verify(&pkg, &[&k], &[]).fails_with(2, "KEY_TOO_WEAK");
+        assert!(run.stderr.contains(bits), "{public}: {run:#?}");
+    }
+}

@@ -548,3 +548,89 @@ fn trust_is_checked_afresh_with_a_warm_cache() {
     let j = s.package(&trusted2, &[], 1);
     assert_eq!(j["code"], "KEY_NOT_TRUSTED", "{j}");
 }
+
+/// A process that can write a file can change its bytes without changing
+/// any stat field (a write through a shared mapping to pages already dirty
+/// updates neither mtime nor ctime), so the stat-keyed cache must not vouch
+/// for files that anyone but the caller or root can write: group- or
+/// world-writable files, and files owned by another user, are hashed every
+/// time, never remembered, and `--json` says why.
+#[test]
+fn cache_is_not_used_for_files_others_can_write() {
+    let s = setup(3);
+    let pkg = s.root.join("pkg.tar");
+    chmod(&pkg, 0o666);
+    chmod(&s.rel.join("file1.bin"), 0o620);
+    wait_until_cacheable();
+    for _ in 0..2 {
+        let j = s.package(&s.key_a(), &[], 0);
+        assert_eq!(cache_stats(&j), (0, 0), "{j}");
+        assert_eq!(j["cache"]["skipped"], 1, "{j}");
+        assert_eq!(j["cache"]["status"], "skipped: writable by others", "{j}");
+        assert_eq!(j["verified"], true);
+    }
+    let pkg_abs = std::fs::canonicalize(&pkg).unwrap();
+    let cached = if s.cache.exists() {
+        cached_paths(&s.cache)
+    } else {
+        vec![]
+    };
+    assert!(
+        !cached.iter().any(|p| Path::new(p) == pkg_abs),
+        "{cached:?}"
+    );
+    // verify-manifest: per file.
+    for round in 0..2 {
+        let j = s.manifest("SHA256SUMS", &s.key_a(), 0);
+        let files = j["files"].as_array().unwrap();
+        for f in files {
+            let name = f["name"].as_str().unwrap();
+            if name == "file1.bin" {
+                assert_eq!(f["cache"], "skipped: writable by others", "{j}");
+                assert_eq!(f["cached"], false, "{j}");
+            } else if round == 0 {
+                assert_eq!(f["cache"], "miss", "{j}");
+            } else {
+                assert_eq!(f["cache"], "hit", "{j}");
+            }
+        }
+        assert_eq!(j["cache"]["skipped"], 1, "{j}");
+    }
+    // The package made private again: cached from then on.
+    chmod(&pkg, 0o644);
+    wait_until_cacheable();
+    s.package(&s.key_a(), &[], 0);
+    let j = s.package(&s.key_a(), &[], 0);
+    assert_eq!(cache_stats(&j), (1, 0), "{j}");
+    assert_eq!(j["cache"]["status"], "hit", "{j}");
+    // Owned by another user (as root, the tests can give it away): skipped
+    // even with no group or other write bit, since that user can write it.
+    if rustix::process::geteuid().is_root() {
+        rustix::fs::chown(&pkg, Some(rustix::fs::Uid::from_raw(65534)), None).unwrap();
+        wait_until_cacheable();
+        let j = s.package(&s.key_a(), &[], 0);
+        assert_eq!(j["cache"]["status"], "skipped: writable by others", "{j}");
+    }
+}
+
+/// The cache's `FILE.lock` is opened with O_NOFOLLOW: a dangling symlink
+/// planted there is not followed, so its target is never created. Saving
+/// the cache is then skipped with a warning; the verification stands.
+#[test]
+fn dangling_symlink_at_the_cache_lock_is_not_followed() {
+    let s = setup(0);
+    let victim = s.root.join("victim-created-by-pkgsign");
+    std::os::unix::fs::symlink(&victim, s.root.join("cache.json.lock")).unwrap();
+    wait_until_cacheable();
+    let mut a: Vec<OsString> = args(["verify-package", "--package", "pkg.tar"]);
+    a.extend(s.key_a());
+    a.push("--cache".into());
+    a.push(s.cache.clone().into());
+    let run = pkgsign(&s.root, a).ok();
+    assert!(run.stderr.contains("could not save the cache"), "{run:#?}");
+    assert!(run.stderr.contains("symlink"), "{run:#?}");
+    assert!(
+        std::fs::symlink_metadata(&victim).is_err(),
+        "the link's target was created"
+    );
+}

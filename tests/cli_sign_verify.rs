@@ -518,3 +518,125 @@ fn usage_errors_are_one_line_with_exit_2() {
         assert!(run.out().contains("Usage"), "{run:#?}");
     }
 }
+
+/// A signer whose clock is before 1970 used to write `signed-at:
+/// 1970-01-01T00:00:00Z`, a false signed time. Refused: exit 2,
+/// CLOCK_WRONG, a message about the clock, and no `.sig`.
+#[test]
+fn signing_with_a_clock_before_1970_is_refused() {
+    let env = Env::new();
+    let key = env.keygen("k", Alg::Ed25519);
+    let pkg = env.package("p");
+    let mut cmd = common::tool_cmd(env.dir.path(), "faketime", ["1969-12-31 00:00:00"]);
+    cmd.arg(common::bin());
+    cmd.args(common::sign_args(&pkg, &[&key.private], &["--json"]));
+    let run = common::run(cmd).fails_with(2, "CLOCK_WRONG");
+    assert!(run.stderr.contains("clock"), "{run:#?}");
+    assert!(!env.path("p.sig").exists());
+    // The same command with a sane fake clock signs (faketime works here).
+    let mut cmd = common::tool_cmd(env.dir.path(), "faketime", ["2030-01-01 00:00:00"]);
+    cmd.arg(common::bin());
+    cmd.args(common::sign_args(&pkg, &[&key.private], &[]));
+    common::run(cmd).ok();
+    assert!(read(&env.path("p.sig")).contains("signed-at: 2030-01-01T00:00:"));
+}
+
+/// `docs/signature-format.md`, the section a second implementation is
+/// written from.
+fn format_doc() -> String {
+    read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/signature-format.md"))
+}
+
+/// The rows `| `NAME` | ... | HEX-DIGITS |` of the digest table (§1.5).
+fn doc_digest_rows(doc: &str) -> Vec<(String, usize)> {
+    let start = doc
+        .find("### 1.5 Digest algorithms")
+        .expect("the doc has a section 1.5 Digest algorithms");
+    let section = &doc[start..];
+    let end = section[4..].find("\n#").map_or(section.len(), |e| e + 4);
+    section[..end]
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let name = cells[0].trim_end_matches('`').to_string();
+            let hex: usize = cells
+                .iter()
+                .rev()
+                .find(|c| !c.is_empty())
+                .and_then(|c| c.parse().ok())
+                .expect("the last column gives the hex digits");
+            (name, hex)
+        })
+        .collect()
+}
+
+/// A second implementation written from the spec must accept every
+/// signature pkgsign writes: the digest algorithms the doc lists are exactly
+/// those the code accepts for signatures, and for each one the binary
+/// writes `digest: NAME:HEX` with the documented number of hex digits and
+/// verifies it.
+#[test]
+fn signature_format_doc_lists_exactly_the_digests_pkgsign_signs_with() {
+    use pkgsign::digest::HashAlg;
+    let rows = doc_digest_rows(&format_doc());
+    let mut documented: Vec<&str> = rows.iter().map(|(n, _)| n.as_str()).collect();
+    documented.sort();
+    let mut accepted: Vec<&str> = HashAlg::ALL
+        .iter()
+        .filter(|a| a.fit_for_signatures())
+        .map(|a| a.name())
+        .collect();
+    accepted.sort();
+    assert_eq!(
+        documented, accepted,
+        "docs/signature-format.md §1.5 vs the code"
+    );
+    let env = Env::new();
+    let key = env.keygen("k", Alg::Ed25519);
+    let pkg = env.package("p");
+    for (name, hex_len) in &rows {
+        env.sign(&pkg, &[&key], &["--hash", name]).ok();
+        let text = read(&env.path("p.sig"));
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("digest: "))
+            .expect("a digest line");
+        let hex = line
+            .strip_prefix(&format!("{name}:"))
+            .unwrap_or_else(|| panic!("--hash {name} wrote {line}"));
+        assert_eq!(hex.len(), *hex_len, "{name}: {line}");
+        assert!(
+            hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+            "{line}"
+        );
+        env.verify(&pkg, &[&key], &[]).verified();
+    }
+    // The insecure ones stay out of signatures.
+    for name in ["md5", "sha1"] {
+        env.sign(&pkg, &[&key], &["--hash", name]).code(2);
+    }
+}
+
+/// The worked example of the doc (§7) is the committed signature, byte for
+/// byte, and it verifies with the example's trusted keys.
+#[test]
+fn signature_format_doc_worked_example_verifies() {
+    let doc = format_doc();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let marker = "This is the committed `keys-example/example-package.tar.gz.sig`, verbatim";
+    let after = &doc[doc.find(marker).expect("the worked example")..];
+    let block = after.split("```\n").nth(1).expect("a code block after it");
+    assert_eq!(
+        block,
+        read(&root.join("keys-example/example-package.tar.gz.sig")),
+        "the doc's example is not the committed signature"
+    );
+    let env = Env::new();
+    let mut argv = common::args(["verify-package", "--json", "--package"]);
+    argv.push(root.join("keys-example/example-package.tar.gz").into());
+    argv.push("--trusted-keys".into());
+    argv.push(root.join("keys-example/trusted").into());
+    let run = env.run(argv).verified();
+    assert_eq!(run.json()["valid_keys"], 2, "{run:#?}");
+}

@@ -531,3 +531,52 @@ fn signing_while_rotating_always_verifies() {
         "signing while rotating: {n} signatures ({overlapped} during rotations), all verified"
     );
 }
+
+/// The crash hook is for tests only: the `test-crash-points` feature is off
+/// by default and reaches only test builds (through the crate's own
+/// dev-dependency on itself), so `cargo build --release` gives a binary that
+/// ignores PKGSIGN_TEST_CRASH_AT. Checked here on the manifest (a release
+/// build cannot be made from inside a test in reasonable time; see
+/// SECURITY.md for the `strings` check by hand).
+#[test]
+fn crash_points_are_compiled_into_test_builds_only() {
+    // This test build has them (else the crash tests above prove nothing).
+    const { assert!(pkgsign::rotate::CRASH_POINTS) };
+    let manifest: toml::Table =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+            .unwrap()
+            .parse()
+            .unwrap();
+    let features = manifest["features"].as_table().expect("[features]");
+    assert!(features.contains_key("test-crash-points"), "{features:?}");
+    let default = features
+        .get("default")
+        .and_then(|d| d.as_array())
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        !default
+            .iter()
+            .any(|f| f.as_str() == Some("test-crash-points")),
+        "test-crash-points must never be a default feature"
+    );
+    // Only the dev-dependency turns it on; no normal dependency or binary does.
+    let dev = &manifest["dev-dependencies"]["pkgsign"];
+    assert_eq!(dev["path"].as_str(), Some("."), "{dev:?}");
+    assert!(
+        dev["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f.as_str() == Some("test-crash-points"))
+    );
+    assert!(manifest["dependencies"].get("pkgsign").is_none());
+    for bin in manifest
+        .get("bin")
+        .and_then(|b| b.as_array())
+        .into_iter()
+        .flatten()
+    {
+        assert!(bin.get("required-features").is_none(), "{bin:?}");
+    }
+}

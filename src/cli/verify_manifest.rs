@@ -147,7 +147,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         }
         if let Some(c) = &cache {
             let (hits, misses) = c.stats();
-            v["cache"] = json!({"hits": hits, "misses": misses});
+            v["cache"] = json!({"hits": hits, "misses": misses, "skipped": c.skipped()});
         }
         print_json(&v);
     } else {

@@ -146,7 +146,17 @@ pub fn run(args: Args) -> Result<(), Error> {
     // With --json and --cache, say how many digests came from the cache.
     let cache_stats = cache.as_ref().map(|c| {
         let (hits, misses) = c.stats();
-        json!({"hits": hits, "misses": misses})
+        let skipped = c.skipped();
+        let mut stats = json!({"hits": hits, "misses": misses, "skipped": skipped});
+        // One package: say whether the cache was used for it, and if not, why.
+        if !several {
+            stats["status"] = json!(match (hits, skipped) {
+                (1.., _) => "hit",
+                (_, 1..) => pkgsign::cache::Skip::WritableByOthers.as_str(),
+                _ => "miss",
+            });
+        }
+        stats
     });
     if !several {
         let Some(result) = results.into_iter().next() else {

@@ -78,9 +78,46 @@ impl std::fmt::Debug for Passphrase {
 pub fn load_private_key(path: &Path, passphrase: Option<&Passphrase>) -> Result<LocalKey> {
     // Read first, so that a directory is "not a file", not a permissions problem.
     let data = fsutil::read_bounded(path, KEY_FILE_LIMIT, "key file")?;
+    // A public key given where the private key belongs is world-readable
+    // by design: say what it is rather than ask for `chmod 600` on it.
+    if holds_public_key(&data) {
+        return Err(public_key_given(path));
+    }
     fsutil::check_private_permissions(path)?;
     let private = parse_private_key(path, &data, passphrase)?;
     Ok(LocalKey::new(private, path.to_path_buf()))
+}
+
+/// Whether `data` is a public key file pkgsign or OpenSSH writes: PEM
+/// `PUBLIC KEY` (SubjectPublicKeyInfo) or `RSA PUBLIC KEY` (PKCS#1), or an
+/// OpenSSH public key line.
+fn holds_public_key(data: &[u8]) -> bool {
+    if let Ok(label) = pkcs8::der::pem::decode_label(data) {
+        return matches!(label, "PUBLIC KEY" | "RSA PUBLIC KEY");
+    }
+    let start = data.trim_ascii_start();
+    [
+        &b"ssh-ed25519 "[..],
+        b"ssh-rsa ",
+        b"ecdsa-sha2-",
+        b"sk-ssh-ed25519@",
+    ]
+    .iter()
+    .any(|p| start.starts_with(p))
+}
+
+/// The error for a public key where a private key is needed, naming the
+/// private key file keygen writes beside it (`KEY.pub` -> `KEY.pem`).
+fn public_key_given(path: &Path) -> Error {
+    let private = if path.extension().is_some_and(|e| e == "pub") {
+        path.with_extension("pem").display().to_string()
+    } else {
+        "the .pem file written by keygen".into()
+    };
+    Error::key_malformed(
+        path,
+        format!("it holds a public key; signing needs the private key ({private})"),
+    )
 }
 
 fn pem_label<'a>(path: &Path, data: &'a [u8]) -> Result<&'a str> {
@@ -159,15 +196,13 @@ pub fn parse_private_key(
         }
         "RSA PRIVATE KEY" => {
             let doc = secret_pem(path, text)?;
-            let key = rsa::RsaPrivateKey::from_pkcs1_der(doc.as_bytes()).map_err(|e| {
+            check_rsa_size(path, rsa_private_bits(doc.as_bytes()))?;
+            let key = rsa::PrivateKey::from_pkcs1_der(doc.as_bytes()).map_err(|e| {
                 Error::key_malformed(path, format!("bad PKCS#1 RSA private key: {e}"))
             })?;
             rsa_private(path, key)
         }
-        "PUBLIC KEY" | "RSA PUBLIC KEY" => Err(Error::key_malformed(
-            path,
-            "this is a public key; signing needs the private key (the .pem file written by keygen)",
-        )),
+        "PUBLIC KEY" | "RSA PUBLIC KEY" => Err(public_key_given(path)),
         "OPENSSH PRIVATE KEY" => Err(Error::key_unsupported(
             path,
             "OpenSSH private key format; convert it with `ssh-keygen -p -m PKCS8 -f KEY`",
@@ -251,7 +286,8 @@ fn from_pkcs8_der(path: &Path, der: &[u8]) -> Result<PrivateKey> {
             .map_err(|e| Error::key_malformed(path, format!("bad Ed25519 private key: {e}")))?;
         Ok(PrivateKey::Ed25519(key))
     } else if oid == OID_RSA {
-        let key = rsa::RsaPrivateKey::try_from(info)
+        check_rsa_size(path, rsa_private_bits(info.private_key.as_bytes()))?;
+        let key = rsa::PrivateKey::try_from(info)
             .map_err(|e| Error::key_malformed(path, format!("bad RSA private key: {e}")))?;
         rsa_private(path, key)
     } else {
@@ -262,7 +298,7 @@ fn from_pkcs8_der(path: &Path, der: &[u8]) -> Result<PrivateKey> {
     }
 }
 
-fn rsa_private(path: &Path, key: rsa::RsaPrivateKey) -> Result<PrivateKey> {
+fn rsa_private(path: &Path, key: rsa::PrivateKey) -> Result<PrivateKey> {
     // Size check through the public half.
     PublicKey::rsa(key.to_public_key(), path)?;
     key.validate()
@@ -284,7 +320,8 @@ pub fn parse_public_key(path: &Path, data: &[u8]) -> Result<PublicKey> {
     match label {
         "PUBLIC KEY" => public_key_from_spki_der(path, parsed.contents()),
         "RSA PUBLIC KEY" => {
-            let key = rsa::RsaPublicKey::from_pkcs1_der(parsed.contents()).map_err(|e| {
+            check_rsa_size(path, rsa_public_bits(parsed.contents()))?;
+            let key = rsa::PublicKey::from_pkcs1_der(parsed.contents()).map_err(|e| {
                 Error::key_malformed(path, format!("bad PKCS#1 RSA public key: {e}"))
             })?;
             PublicKey::rsa(key, path)
@@ -320,7 +357,8 @@ pub fn public_key_from_spki_der(path: &Path, der: &[u8]) -> Result<PublicKey> {
         }
         Ok(PublicKey::Ed25519(key))
     } else if oid == OID_RSA {
-        let key = rsa::RsaPublicKey::try_from(spki)
+        check_rsa_size(path, rsa_public_bits(spki.subject_public_key.raw_bytes()))?;
+        let key = rsa::PublicKey::try_from(spki)
             .map_err(|e| Error::key_malformed(path, format!("bad RSA public key: {e}")))?;
         PublicKey::rsa(key, path)
     } else {
@@ -328,6 +366,46 @@ pub fn public_key_from_spki_der(path: &Path, der: &[u8]) -> Result<PublicKey> {
             path,
             format!("key algorithm {oid} is not supported; use Ed25519 or RSA"),
         ))
+    }
+}
+
+/// Refuse an RSA key whose modulus has `bits` outside 2048..=8192 with
+/// [`Error::KeyTooWeak`], before the rsa crate decodes it: its decoder
+/// refuses keys outside its own limits (1024..=8192) as merely "malformed",
+/// which would hide why. `None` (the structure does not even parse) is left
+/// to the decoder's own error.
+fn check_rsa_size(path: &Path, bits: Option<usize>) -> Result<()> {
+    match bits {
+        Some(bits) if !(super::RSA_MIN_BITS..=super::RSA_MAX_BITS).contains(&bits) => {
+            Err(Error::KeyTooWeak {
+                path: path.to_path_buf(),
+                bits,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The modulus size of a PKCS#1 `RSAPublicKey` DER (SPKI's key bits).
+fn rsa_public_bits(der: &[u8]) -> Option<usize> {
+    rsa::pkcs1::RsaPublicKeyRef::try_from(der)
+        .ok()
+        .map(|k| uint_bits(k.modulus.as_bytes()))
+}
+
+/// The modulus size of a PKCS#1 `RSAPrivateKey` DER (PKCS#8's key bytes).
+fn rsa_private_bits(der: &[u8]) -> Option<usize> {
+    rsa::pkcs1::RsaPrivateKeyRef::try_from(der)
+        .ok()
+        .map(|k| uint_bits(k.modulus.as_bytes()))
+}
+
+/// Bit length of a big-endian unsigned integer.
+fn uint_bits(bytes: &[u8]) -> usize {
+    let bytes = &bytes[bytes.iter().take_while(|b| **b == 0).count()..];
+    match bytes.first() {
+        Some(first) => (bytes.len() - 1) * 8 + (8 - first.leading_zeros() as usize),
+        None => 0,
     }
 }
 

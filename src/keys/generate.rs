@@ -34,7 +34,7 @@ pub fn generate(spec: KeySpec) -> Result<PrivateKey> {
                     "--bits {bits}: pkgsign generates RSA keys of 2048, 3072 or 4096 bits"
                 )));
             }
-            let key = rsa::RsaPrivateKey::new(&mut rng, bits).map_err(|e| Error::Crypto {
+            let key = rsa::PrivateKey::new(&mut rng, bits).map_err(|e| Error::Crypto {
                 what: "RSA key generation",
                 reason: e.to_string(),
             })?;

@@ -118,7 +118,7 @@ pub enum PublicKey {
     /// Ed25519.
     Ed25519(ed25519_dalek::VerifyingKey),
     /// RSA (2048..=8192 bits, checked on construction).
-    Rsa(Box<rsa::RsaPublicKey>),
+    Rsa(Box<rsa::PublicKey>),
 }
 
 impl fmt::Debug for PublicKey {
@@ -129,8 +129,8 @@ impl fmt::Debug for PublicKey {
 
 impl PublicKey {
     /// Check an RSA public key's size and wrap it.
-    pub fn rsa(key: rsa::RsaPublicKey, path: &Path) -> Result<Self> {
-        let bits = key.n().bits_vartime() as usize;
+    pub fn rsa(key: rsa::PublicKey, path: &Path) -> Result<Self> {
+        let bits = key.n().bit_width_vartime() as usize;
         if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
             return Err(Error::KeyTooWeak {
                 path: path.to_path_buf(),
@@ -145,7 +145,7 @@ impl PublicKey {
         match self {
             PublicKey::Ed25519(_) => KeyAlgorithm::Ed25519,
             PublicKey::Rsa(k) => KeyAlgorithm::Rsa {
-                bits: k.n().bits_vartime() as usize,
+                bits: k.n().bit_width_vartime() as usize,
             },
         }
     }
@@ -242,7 +242,7 @@ pub enum PrivateKey {
     /// Ed25519.
     Ed25519(ed25519_dalek::SigningKey),
     /// RSA.
-    Rsa(Box<rsa::RsaPrivateKey>),
+    Rsa(Box<rsa::PrivateKey>),
 }
 
 impl fmt::Debug for PrivateKey {

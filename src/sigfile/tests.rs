@@ -348,6 +348,83 @@ fn comments() {
     }
 }
 
+/// Only characters that display: by general category, with the blank
+/// letters and symbols, variation selectors and stray marks refused too.
+#[test]
+fn comments_hold_only_characters_that_display() {
+    for ok in [
+        "Ünïcode ✓ 版本 1.0 — ok",
+        "cafe\u{0301}",
+        "\u{0928}\u{093F}",  // Devanagari letter + spacing mark
+        "x\u{0301}\u{0302}", // stacked marks on one base
+        "emoji 🎉 ok",
+        "a: b: c",
+    ] {
+        assert!(check_comment(ok).is_ok(), "{ok:?}");
+    }
+    for c in [
+        '\u{00AD}',
+        '\u{E0001}',
+        '\u{E0041}',
+        '\u{E007F}',
+        '\u{3164}',
+        '\u{115F}',
+        '\u{1160}',
+        '\u{FFA0}',
+        '\u{2800}',
+        '\u{200B}',
+        '\u{200F}',
+        '\u{202A}',
+        '\u{202E}',
+        '\u{2066}',
+        '\u{2069}',
+        '\u{FEFF}',
+        '\u{FE00}',
+        '\u{FE0F}',
+        '\u{E0100}',
+        '\u{E01EF}',
+        '\u{034F}',
+        '\u{17B4}',
+        '\u{180B}',
+        '\u{180E}',
+        '\u{061C}',
+        '\u{2060}',
+        '\u{2064}',
+        '\u{00A0}',
+        '\u{2000}',
+        '\u{200A}',
+        '\u{202F}',
+        '\u{205F}',
+        '\u{3000}',
+        '\u{1680}',
+        '\u{2028}',
+        '\u{2029}',
+        '\u{E000}',
+        '\u{F8FF}',
+        '\u{F0000}',
+        '\u{10FFFD}',
+        '\u{0378}',
+        '\u{FFFF}',
+        '\u{1D173}',
+        '\u{FFF9}',
+        '\u{0085}',
+        '\u{0009}',
+    ] {
+        assert!(!is_displayable(c), "U+{:04X}", c as u32);
+        assert!(
+            check_comment(&format!("a{c}b")).is_err(),
+            "U+{:04X}",
+            c as u32
+        );
+        // The parser refuses it too (it calls the same check).
+        let text = to_pkgsign_text(&[ed_block(Some("aXb"))]).replace("aXb", &format!("a{c}b"));
+        assert!(parse(p(), text.as_bytes()).is_err(), "U+{:04X}", c as u32);
+    }
+    // A combining mark needs a base before it.
+    assert!(check_comment("\u{0301}x").is_err());
+    assert!(check_comment("a \u{0301}x").is_err());
+}
+
 #[test]
 fn times() {
     for (secs, text) in [

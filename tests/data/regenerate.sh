@@ -27,8 +27,8 @@ sign() {
     TZ=UTC faketime '2026-01-01 00:00:00' \
         "$PKGSIGN" sign-package --private-key "$tmp/key.pem" "$@" >/dev/null
 }
-printf 'pkgsign test package\nversion 1.0\n' >package.txt
-printf 'pkgsign test package\nversion 1.1\n' >other-package.txt
+printf 'test package for pkgsign\nversion 1.0\n' >package.txt
+printf 'test package for pkgsign\nversion 1.1\n' >other-package.txt
 sign --package package.txt --output sig-valid --comment "release 1.0"
 sign --package other-package.txt --output sig-other-package --comment "release 1.0"
 sign --package package.txt --output raw-valid --format raw

@@ -39,6 +39,7 @@ fn opts(now: u64) -> Options<'static> {
         passphrase: None,
         publish_dir: None,
         now,
+        init: true,
     }
 }
 
@@ -224,7 +225,7 @@ fn keys_toml_file(env: &Env, fp: &Fingerprint) -> Option<String> {
 #[test]
 fn cli_rotation_inside_and_after_the_window_with_faketime() {
     let env = Env::new();
-    let created = env.rotate(&[]);
+    let created = env.rotate(&["--init"]);
     assert_eq!(created["action"], "created");
     let a: Fingerprint = created["current_key"].as_str().unwrap().parse().unwrap();
 
@@ -311,7 +312,7 @@ fn cli_rotation_inside_and_after_the_window_with_faketime() {
 #[test]
 fn if_older_than_rotates_only_when_due() {
     let env = Env::new();
-    env.rotate(&[]);
+    env.rotate(&["--init"]);
     let before = std::fs::read(env.current()).unwrap();
     let fp0 = fp_of_pem(&env.current(), None);
 
@@ -366,7 +367,7 @@ fn if_older_than_rotates_only_when_due() {
 #[test]
 fn retired_private_key_is_deleted_after_the_window_never_the_current_one() {
     let env = Env::new();
-    env.rotate(&[]);
+    env.rotate(&["--init"]);
     let a = fp_of_pem(&env.current(), None);
     let out = env.rotate(&["--grace-period", "30d"]);
     let grace_end =
@@ -421,7 +422,7 @@ fn retired_private_key_is_deleted_after_the_window_never_the_current_one() {
 #[test]
 fn emergency_rotation_revokes_at_once() {
     let env = Env::new();
-    env.rotate(&[]);
+    env.rotate(&["--init"]);
     let a = fp_of_pem(&env.current(), None);
     // A worker that pinned A.
     let worker = env.path("worker");
@@ -560,7 +561,7 @@ fn new_worker(env: &Env, name: &str, first_pub: &Path) -> PathBuf {
 #[test]
 fn lineage_follows_three_rotations_and_refuses_forgeries() {
     let env = Env::new();
-    env.rotate(&[]);
+    env.rotate(&["--init"]);
     let first_pub = env.path("first.pub");
     std::fs::copy(env.keys().join(format!("{NAME}.pub")), &first_pub).unwrap();
     for _ in 0..3 {
@@ -588,7 +589,7 @@ fn lineage_follows_three_rotations_and_refuses_forgeries() {
     // A forged endorsement: an untrusted key X endorses its successor Y (a
     // perfectly well-formed statement, from X's own rotation).
     let evil = Env::new();
-    evil.rotate(&[]);
+    evil.rotate(&["--init"]);
     evil.rotate(&[]);
     let y = fp_of_pem(&evil.current(), None);
     let forged = files_with(&evil.trusted().join("lineage"), ".stmt");

@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::rotation::*;
@@ -280,26 +280,6 @@ fn audit_refused(r: Run, log: &Path) -> Run {
     r
 }
 
-/// Every file of `dirs` (recursively), with its contents.
-fn snapshot(dirs: &[PathBuf]) -> BTreeMap<PathBuf, Vec<u8>> {
-    fn walk(d: &Path, m: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        let Ok(rd) = std::fs::read_dir(d) else { return };
-        for e in rd {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p, m);
-            } else {
-                m.insert(p.clone(), std::fs::read(&p).unwrap_or_default());
-            }
-        }
-    }
-    let mut m = BTreeMap::new();
-    for d in dirs {
-        walk(d, &mut m);
-    }
-    m
-}
-
 #[test]
 fn unwritable_audit_log_stops_signing_before_it_signs() {
     let env = Env::new();
@@ -365,7 +345,7 @@ fn unwritable_audit_log_stops_verification_rotation_and_trust_changes() {
     assert_eq!(r.json()["verified"], false, "{r:#?}");
 
     // Rotation and trust changes: refused before they touch anything.
-    let before = snapshot(&[env.keys(), env.trusted()]);
+    let before = tree(&[env.keys(), env.trusted()]);
     audit_refused(run(ps(with_log(env.rotate_args(&[])))), &missing);
     let other = common::keygen(&env.path("other"), "other", Alg::Ed25519);
     let t = env.trusted().display().to_string();
@@ -383,7 +363,7 @@ fn unwritable_audit_log_stops_verification_rotation_and_trust_changes() {
         audit_refused(run(ps(with_log(v))), &missing);
     }
     assert_eq!(
-        snapshot(&[env.keys(), env.trusted()]),
+        tree(&[env.keys(), env.trusted()]),
         before,
         "a refused command changed the key directories"
     );

@@ -680,3 +680,46 @@ fn lineage_follows_three_rotations_and_refuses_forgeries() {
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
+
+// ---------------------------------------------------------------------------
+// Refusals: a typo in --name, a grace period too short.
+
+#[test]
+fn key_rotate_with_a_mistyped_name_creates_and_trusts_nothing() {
+    let env = Env::new();
+    // Nothing yet: without --init, nothing is created, not even the directories.
+    let r = run(ps(env.rotate_args(&[]))).fails_with(2, "KEY_NOT_FOUND");
+    assert!(r.stderr.contains("--init"), "{r:#?}");
+    assert!(!env.keys().exists() && !env.trusted().exists());
+
+    env.rotate(&["--init"]);
+    let before = tree(&[env.keys(), env.trusted()]);
+    let r = run(ps(env.rotate_args(&["--name", "signing-kye"]))).fails_with(2, "KEY_NOT_FOUND");
+    assert!(
+        r.stderr.contains("signing-kye") && r.stderr.contains(&format!("keys here: {NAME}")),
+        "the error names the keys that exist: {r:#?}"
+    );
+    assert_eq!(tree(&[env.keys(), env.trusted()]), before);
+
+    // A rotation keeps working without --init; --init on an existing key
+    // rotates as usual but says it should go.
+    assert_eq!(env.rotate(&[])["action"], "rotated");
+    let r = run(ps(env.rotate_args(&["--init"]))).ok();
+    assert_eq!(r.json()["action"], "rotated");
+    assert!(r.stderr.starts_with("warning: --init"), "{r:#?}");
+}
+
+#[test]
+fn grace_period_below_the_floor_is_refused_unless_emergency() {
+    let env = Env::new();
+    env.rotate(&["--init"]);
+    let before = tree(&[env.keys(), env.trusted()]);
+    for g in ["0s", "59m"] {
+        let r = run(ps(env.rotate_args(&["--grace-period", g]))).fails_with(2, "USAGE");
+        assert!(r.stderr.contains("floor of 1h"), "{r:#?}");
+    }
+    assert_eq!(tree(&[env.keys(), env.trusted()]), before);
+    assert_eq!(env.rotate(&["--grace-period", "1h"])["action"], "rotated");
+    let out = env.rotate(&["--grace-period", "0s", "--emergency"]);
+    assert_eq!(out["revoked"], true);
+}

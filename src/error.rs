@@ -205,14 +205,16 @@ pub enum Error {
     /// A key directory or a key or metadata file in it can be written by
     /// group or others: anyone who can write it can choose which keys are
     /// trusted or used (ssh's StrictModes refuses the same).
-    #[error("{}: {what} is writable by group or others (mode {mode:04o}), so another user could choose the keys pkgsign trusts or signs with; run `chmod go-w {}` (or pass --insecure-permissions to accept the risk)", .path.display(), .path.display())]
+    #[error("{}: {what} is writable by group or others (mode {mode:04o}){}, so another user could choose the keys pkgsign trusts or signs with; run `chmod go-w {}` (or pass --insecure-permissions to accept the risk)", .path.display(), others_suffix(.all.len()), shell_words(.all))]
     InsecurePermissions {
-        /// The directory or file.
+        /// The first offending directory or file.
         path: PathBuf,
         /// What it is ("trusted-keys directory", "public key file", ...).
         what: &'static str,
         /// Its permission bits.
         mode: u32,
+        /// Every offending path (`path` first), for the one `chmod` to run.
+        all: Vec<PathBuf>,
     },
 
     /// A key file of a key directory is a symlink that leads out of the
@@ -247,6 +249,33 @@ pub enum Error {
         /// The library's message.
         reason: String,
     },
+}
+
+fn others_suffix(n: usize) -> String {
+    match n {
+        0 | 1 => String::new(),
+        2 => " and so is 1 other path".into(),
+        n => format!(" and so are {} other paths", n - 1),
+    }
+}
+
+/// Paths as shell words: single-quoted unless plainly safe.
+fn shell_words(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| {
+            let s = p.display().to_string();
+            let plain = !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/._-+:@,=".contains(&b));
+            if plain {
+                s
+            } else {
+                format!("'{}'", s.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn names_or_none(names: &[String]) -> String {

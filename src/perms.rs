@@ -81,15 +81,29 @@ fn writable_by_others(mode: u32) -> bool {
     mode & 0o022 != 0
 }
 
-fn check_mode(path: &Path, what: &'static str, mode: u32, policy: Permissions) -> Result<()> {
-    if policy == Permissions::Strict && writable_by_others(mode) {
-        return Err(Error::InsecurePermissions {
-            path: path.to_path_buf(),
-            what,
-            mode: mode & 0o7777,
-        });
+/// The paths found writable by group or others, first one first.
+#[derive(Default)]
+struct Offenders(Vec<(PathBuf, &'static str, u32)>);
+
+impl Offenders {
+    fn check(&mut self, path: &Path, what: &'static str, mode: u32, policy: Permissions) {
+        if policy == Permissions::Strict && writable_by_others(mode) {
+            self.0.push((path.to_path_buf(), what, mode & 0o7777));
+        }
     }
-    Ok(())
+
+    fn into_result(self) -> Result<()> {
+        let all: Vec<PathBuf> = self.0.iter().map(|(p, _, _)| p.clone()).collect();
+        match self.0.into_iter().next() {
+            None => Ok(()),
+            Some((path, what, mode)) => Err(Error::InsecurePermissions {
+                path,
+                what,
+                mode,
+                all,
+            }),
+        }
+    }
 }
 
 /// Check `dir` (an existing directory) and the key and metadata files in
@@ -100,27 +114,35 @@ pub fn check_dir(dir: &Path, kind: KeyDir) -> Result<()> {
 
 /// [`check_dir`] with an explicit policy.
 pub fn check_dir_with(dir: &Path, kind: KeyDir, policy: Permissions) -> Result<()> {
+    let mut bad = Offenders::default();
     let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, "reading", e))?;
-    check_mode(dir, kind.what(), meta.permissions().mode(), policy)?;
+    bad.check(dir, kind.what(), meta.permissions().mode(), policy);
     let canon_dir = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, "resolving", e))?;
     let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, "listing", e))?;
+    let mut entries = Vec::new();
     for entry in rd {
         let entry = entry.map_err(|e| Error::io(dir, "listing", e))?;
-        let name = entry.file_name();
-        let Some(what) = name.to_str().and_then(|n| kind.file_kind(n)) else {
+        entries.push(entry.path());
+    }
+    entries.sort();
+    for path in entries {
+        let Some(what) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| kind.file_kind(n))
+        else {
             continue;
         };
-        let path = entry.path();
         let lmeta = std::fs::symlink_metadata(&path).map_err(|e| Error::io(&path, "reading", e))?;
         if lmeta.file_type().is_symlink() {
-            let target = resolve_inside(&path, dir, &canon_dir, policy)?;
+            let target = resolve_inside(&path, dir, &canon_dir, policy, &mut bad)?;
             let tmeta = std::fs::metadata(&target).map_err(|e| Error::io(&target, "reading", e))?;
-            check_mode(&target, what, tmeta.permissions().mode(), policy)?;
+            bad.check(&target, what, tmeta.permissions().mode(), policy);
         } else {
-            check_mode(&path, what, lmeta.permissions().mode(), policy)?;
+            bad.check(&path, what, lmeta.permissions().mode(), policy);
         }
     }
-    Ok(())
+    bad.into_result()
 }
 
 /// Where the symlink `link` (in `dir`) leads, if that is a file inside
@@ -130,6 +152,7 @@ fn resolve_inside(
     dir: &Path,
     canon_dir: &Path,
     policy: Permissions,
+    bad: &mut Offenders,
 ) -> Result<PathBuf> {
     let outside = |target: String| Error::KeyOutsideDir {
         path: link.to_path_buf(),
@@ -154,12 +177,12 @@ fn resolve_inside(
     for part in parts.iter().take(parts.len().saturating_sub(1)) {
         sub.push(part);
         let m = std::fs::metadata(&sub).map_err(|e| Error::io(&sub, "reading", e))?;
-        check_mode(
+        bad.check(
             &sub,
             "directory of a key file",
             m.permissions().mode(),
             policy,
-        )?;
+        );
     }
     Ok(target)
 }
@@ -190,6 +213,16 @@ mod tests {
             check_dir_with(dir, KeyDir::Trusted, Permissions::InsecureAllowed).unwrap();
             chmod(&p, if p == dir { 0o755 } else { 0o644 });
         }
+        // Several at once: one command fixes them all.
+        chmod(dir, 0o775);
+        chmod(&dir.join("a.pub"), 0o664);
+        let e = check_dir_with(dir, KeyDir::Trusted, Permissions::Strict).unwrap_err();
+        let want = format!(
+            "chmod go-w {} {}",
+            dir.display(),
+            dir.join("a.pub").display()
+        );
+        assert!(e.to_string().contains(&want), "{e}");
     }
 
     #[test]

@@ -1,11 +1,16 @@
 //! The audit log: one JSON object per line, appended with a single `write`
 //! on an `O_APPEND` file so that concurrent processes never interleave or
 //! lose lines. Never holds a secret.
+//!
+//! The log is opened once, up front ([`AuditLog::open`]), so that a log that
+//! cannot be written stops a command before it acts: created if missing
+//! (mode 0640), never through a symlink, and only a regular file.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde_json::{Map, Value, json};
@@ -15,11 +20,12 @@ use crate::error::{Error, Result};
 /// Environment variable naming the audit log when `--audit-log` is absent.
 pub const ENV: &str = "PKGSIGN_AUDIT_LOG";
 
-/// An audit log file.
+/// An audit log file, open for appending.
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     path: PathBuf,
     host: String,
+    file: Arc<File>,
 }
 
 /// One event: its name and the fields that apply.
@@ -56,16 +62,54 @@ fn host_name() -> String {
 }
 
 impl AuditLog {
-    /// The log at `path`, or at `$PKGSIGN_AUDIT_LOG`, or none.
-    pub fn from_arg_or_env(path: Option<&Path>) -> Option<Self> {
-        let path = path.map(Path::to_path_buf).or_else(|| {
+    /// The log path given, or `$PKGSIGN_AUDIT_LOG`, or none.
+    pub fn path_from_arg_or_env(path: Option<&Path>) -> Option<PathBuf> {
+        path.map(Path::to_path_buf).or_else(|| {
             std::env::var_os(ENV)
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
-        })?;
-        Some(AuditLog {
-            path,
+        })
+    }
+
+    /// Open the log at `path`, or at `$PKGSIGN_AUDIT_LOG`; `None` when
+    /// neither is set. See [`AuditLog::open`].
+    pub fn from_arg_or_env(path: Option<&Path>) -> Result<Option<Self>> {
+        Self::path_from_arg_or_env(path)
+            .map(|p| Self::open(&p))
+            .transpose()
+    }
+
+    /// Open (creating it, mode 0640) the log at `path` for appending. A
+    /// symlink, a directory, a FIFO or a device is refused, and so is a
+    /// path whose directory does not exist: [`Error::AuditLogUnwritable`].
+    pub fn open(path: &Path) -> Result<Self> {
+        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+        let unwritable = |action: &'static str, source: std::io::Error| Error::AuditLogUnwritable {
+            path: path.to_path_buf(),
+            action,
+            source,
+            done: "nothing was done".into(),
+        };
+        let file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o640)
+            // O_NOFOLLOW: a symlink planted at the log's name is not
+            // followed; O_NONBLOCK: a FIFO there cannot hang the open.
+            .custom_flags(flags.bits() as i32)
+            .open(path)
+            .map_err(|e| unwritable("opening", e))?;
+        let meta = file.metadata().map_err(|e| unwritable("opening", e))?;
+        if !meta.is_file() {
+            return Err(unwritable(
+                "opening",
+                std::io::Error::other("not a regular file"),
+            ));
+        }
+        Ok(AuditLog {
+            path: path.to_path_buf(),
             host: host_name(),
+            file: Arc::new(file),
         })
     }
 
@@ -74,7 +118,9 @@ impl AuditLog {
         &self.path
     }
 
-    /// Append one event as one line with one `write` call.
+    /// Append one event as one line with one `write` call. A failure is
+    /// [`Error::AuditLogUnwritable`] with `done` "nothing was logged"; the
+    /// caller says what it had done (see [`Error::audit_done`]).
     pub fn record(&self, event: Event) -> Result<()> {
         let mut obj = Map::new();
         obj.insert(
@@ -86,22 +132,16 @@ impl AuditLog {
         obj.insert("pid".into(), json!(std::process::id()));
         let mut line = Value::Object(obj).to_string();
         line.push('\n');
-        let mut f = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o640)
-            .open(&self.path)
-            .map_err(|e| Error::io(&self.path, "opening audit log", e))?;
+        let failed = |source: std::io::Error| Error::AuditLogUnwritable {
+            path: self.path.clone(),
+            action: "appending",
+            source,
+            done: "the event was not logged".into(),
+        };
         // One write on an O_APPEND file: the kernel appends it whole.
-        let n = f
-            .write(line.as_bytes())
-            .map_err(|e| Error::io(&self.path, "appending to audit log", e))?;
+        let n = (&*self.file).write(line.as_bytes()).map_err(failed)?;
         if n != line.len() {
-            return Err(Error::io(
-                &self.path,
-                "appending to audit log",
-                std::io::Error::other("short write"),
-            ));
+            return Err(failed(std::io::Error::other("short write")));
         }
         Ok(())
     }
@@ -114,7 +154,7 @@ mod tests {
     #[test]
     fn lines_from_threads_are_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let log = AuditLog::from_arg_or_env(Some(&dir.path().join("audit.log"))).unwrap();
+        let log = AuditLog::open(&dir.path().join("audit.log")).unwrap();
         std::thread::scope(|s| {
             for t in 0..8 {
                 let log = log.clone();
@@ -134,5 +174,23 @@ mod tests {
             assert_eq!(v["event"], "package_signed");
             assert!(v["timestamp"].is_string() && v["host"].is_string());
         }
+    }
+
+    #[test]
+    fn a_log_that_is_a_symlink_a_directory_or_in_no_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, "").unwrap();
+        let link = dir.path().join("audit.log");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        for p in [
+            link,
+            dir.path().to_path_buf(),
+            dir.path().join("no/such.log"),
+        ] {
+            let e = AuditLog::open(&p).unwrap_err();
+            assert_eq!(e.code(), "AUDIT_LOG_UNWRITABLE", "{p:?}: {e}");
+        }
+        assert_eq!(std::fs::read(&target).unwrap(), b"");
     }
 }

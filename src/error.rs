@@ -212,6 +212,60 @@ pub enum Error {
         seconds_before_1970: u64,
     },
 
+    /// The audit log that was asked for cannot be opened or written. Before
+    /// the command acted, nothing was done; after, `done` says what was.
+    #[error("{}: cannot write the audit log ({action}: {source}); {done}; fix the path or its permissions (the log must be a regular file, not a symlink, in an existing directory), or run without --audit-log and PKGSIGN_AUDIT_LOG", .path.display())]
+    AuditLogUnwritable {
+        /// The audit log file.
+        path: PathBuf,
+        /// What was being done ("opening", "appending to").
+        action: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+        /// What the command had done when the log failed ("nothing was done", ...).
+        done: String,
+    },
+
+    /// A key directory or a key or metadata file in it can be written by
+    /// group or others: anyone who can write it can choose which keys are
+    /// trusted or used (ssh's StrictModes refuses the same).
+    #[error("{}: {what} is writable by group or others (mode {mode:04o}){}, so another user could choose the keys pkgsign trusts or signs with; run `chmod go-w {}` (or pass --insecure-permissions to accept the risk)", .path.display(), others_suffix(.all.len()), shell_words(.all))]
+    InsecurePermissions {
+        /// The first offending directory or file.
+        path: PathBuf,
+        /// What it is ("trusted-keys directory", "public key file", ...).
+        what: &'static str,
+        /// Its permission bits.
+        mode: u32,
+        /// Every offending path (`path` first), for the one `chmod` to run.
+        all: Vec<PathBuf>,
+    },
+
+    /// A key file of a key directory is a symlink that leads out of the
+    /// directory (or nowhere): the directory's permissions would not protect it.
+    #[error("{}: symlink that leads out of {} ({}); a key file must lie in the directory itself: replace the link by a copy of the key, or remove it", .path.display(), .dir.display(), .target)]
+    KeyOutsideDir {
+        /// The symlink.
+        path: PathBuf,
+        /// The directory it is in.
+        dir: PathBuf,
+        /// Where it leads, in words.
+        target: String,
+    },
+
+    /// `key-rotate` found no current key of that name, and creating the
+    /// first one was not asked for.
+    #[error("{}: no current key named {name:?} (keys here: {}); check --name for a typo, or pass --init to create the first key of {name:?}", .dir.display(), names_or_none(.existing))]
+    NoCurrentKey {
+        /// The signing-keys directory.
+        dir: PathBuf,
+        /// The name asked for.
+        name: String,
+        /// The names of the current keys the directory holds.
+        existing: Vec<String>,
+    },
+
     /// A cryptographic operation failed unexpectedly.
     #[error("{what} failed: {reason}")]
     Crypto {
@@ -220,6 +274,41 @@ pub enum Error {
         /// The library's message.
         reason: String,
     },
+}
+
+fn others_suffix(n: usize) -> String {
+    match n {
+        0 | 1 => String::new(),
+        2 => " and so is 1 other path".into(),
+        n => format!(" and so are {} other paths", n - 1),
+    }
+}
+
+/// Paths as shell words: single-quoted unless plainly safe.
+fn shell_words(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| {
+            let s = p.display().to_string();
+            let plain = !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/._-+:@,=".contains(&b));
+            if plain {
+                s
+            } else {
+                format!("'{}'", s.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn names_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
 }
 
 fn line_suffix(line: Option<usize>) -> String {
@@ -254,6 +343,10 @@ impl Error {
             Error::ItemsFailed { code, .. } => code,
             Error::Crypto { .. } => "CRYPTO_ERROR",
             Error::ClockWrong { .. } => "CLOCK_WRONG",
+            Error::AuditLogUnwritable { .. } => "AUDIT_LOG_UNWRITABLE",
+            Error::InsecurePermissions { .. } => "KEY_PERMISSIONS",
+            Error::KeyOutsideDir { .. } => "KEY_OUTSIDE_DIR",
+            Error::NoCurrentKey { .. } => "KEY_NOT_FOUND",
         }
     }
 
@@ -285,6 +378,15 @@ impl Error {
                 source,
             }
         }
+    }
+
+    /// Say what the command had done when its audit log failed (an
+    /// [`Error::AuditLogUnwritable`]); other errors are returned as they are.
+    pub fn audit_done(mut self, what: impl Into<String>) -> Self {
+        if let Error::AuditLogUnwritable { done, .. } = &mut self {
+            *done = what.into();
+        }
+        self
     }
 
     /// Shorthand for [`Error::KeyMalformed`].

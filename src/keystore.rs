@@ -58,6 +58,8 @@ pub fn active_keys(
             )),
         });
     }
+    // StrictModes: refuse a directory (or key file) others may write.
+    crate::perms::check_dir(dir, crate::perms::KeyDir::Signing)?;
     // A read-only keys directory (a CI secret mount) cannot be mid-rotation
     // by this host; sign without the lock then.
     let _lock = match fsutil::lock_dir(dir, true) {
@@ -108,7 +110,7 @@ pub fn active_keys(
     }
     if keys.is_empty() {
         return Err(Error::NoKeys(format!(
-            "{}: no private key inside its validity window; create one with `pkgsign keygen --output-dir {}` or `pkgsign key-rotate`",
+            "{}: no private key inside its validity window; create one with `pkgsign keygen --output-dir {}` or `pkgsign key-rotate --init`",
             dir.display(),
             dir.display()
         )));

@@ -13,6 +13,7 @@
 //! - [`error`]: the error type, its stable codes and exit codes;
 //! - [`fsutil`]: bounded reads, atomic writes and directory locks;
 //! - [`meta`]: the key metadata files (`trust.toml`, `keys.toml`);
+//! - [`perms`]: StrictModes checks of key directories;
 //! - [`trustdir`]: changing a trusted-keys directory (add, revoke, remove, list);
 //! - [`keystore`]: a coordinator's signing-keys directory;
 //! - [`rotate`]: crash-safe key rotation;
@@ -53,6 +54,7 @@ pub mod keystore;
 pub mod lineage;
 pub mod manifest;
 pub mod meta;
+pub mod perms;
 pub mod report;
 pub mod rotate;
 pub mod sigfile;

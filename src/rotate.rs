@@ -81,6 +81,10 @@ pub struct Options<'a> {
     pub publish_dir: Option<PathBuf>,
     /// The clock.
     pub now: u64,
+    /// Create the first key of `name` if the directory has none. Without
+    /// it, a missing current key is [`Error::NoCurrentKey`], so a mistyped
+    /// name never creates (and trusts) a new key.
+    pub init: bool,
 }
 
 /// What a rotation did.
@@ -145,6 +149,9 @@ fn fp(s: &str, path: &Path) -> Result<Fingerprint> {
 /// trusted-keys directory's.
 pub fn rotate(dir: &Path, tdir: &Path, opts: &Options<'_>) -> Result<Outcome> {
     keys::generate::check_name(&opts.name)?;
+    if !opts.init {
+        require_current(dir, &opts.name)?;
+    }
     if !dir.is_dir() {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
@@ -299,6 +306,31 @@ pub fn rotate(dir: &Path, tdir: &Path, opts: &Options<'_>) -> Result<Outcome> {
         (!opts.emergency && old_fp.is_some()).then(|| format_time(grace_end));
     outcome.statements = written.iter().map(|p| p.display().to_string()).collect();
     Ok(outcome)
+}
+
+/// Refuse to go on when `dir` holds no current key `name` (and no
+/// interrupted rotation that would make one): [`Error::NoCurrentKey`],
+/// naming the keys it does hold.
+fn require_current(dir: &Path, name: &str) -> Result<()> {
+    let cur = dir.join(format!("{name}.pem"));
+    if std::fs::symlink_metadata(&cur).is_ok() || dir.join(JOURNAL).exists() {
+        return Ok(());
+    }
+    let mut existing: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                .filter_map(|n| n.strip_suffix(".pem").map(str::to_owned))
+                .filter(|n| !n.contains(".retired-"))
+                .collect()
+        })
+        .unwrap_or_default();
+    existing.sort();
+    Err(Error::NoCurrentKey {
+        dir: dir.to_path_buf(),
+        name: name.to_string(),
+        existing,
+    })
 }
 
 /// The name the current key is kept under through its grace window:
@@ -528,6 +560,7 @@ mod tests {
             passphrase: None,
             publish_dir: None,
             now,
+            init: true,
         }
     }
 

@@ -201,7 +201,10 @@ impl TrustStore {
     /// Add every `*.pub` in `dir` and apply the directory's metadata
     /// (`trust.toml`): windows, names, revocations. A metadata file that does
     /// not parse is an error; a `.pub` that does not parse is skipped and
-    /// reported by name in [`TrustStore::warnings`].
+    /// reported by name in [`TrustStore::warnings`]. A directory or key file
+    /// group or others may write is refused ([`Error::InsecurePermissions`],
+    /// unless [`crate::perms::allow_insecure_permissions_for_this_process`]),
+    /// and so is a `.pub` symlink that leads out of it ([`Error::KeyOutsideDir`]).
     pub fn add_dir(&mut self, dir: &Path) -> Result<()> {
         let st = std::fs::metadata(dir).map_err(|e| Error::io(dir, "reading", e))?;
         if !st.is_dir() {
@@ -210,6 +213,9 @@ impl TrustStore {
                 dir.display()
             )));
         }
+        // StrictModes: refuse a directory (or key file) others may write,
+        // and a .pub symlink that leads out of it.
+        crate::perms::check_dir(dir, crate::perms::KeyDir::Trusted)?;
         let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| Error::io(dir, "listing", e))?
             .filter_map(|e| e.ok().map(|e| e.path()))

@@ -79,9 +79,11 @@ fn concurrent_processes_write_whole_lines_with_the_contract_fields() {
     };
 
     // Create A, rotate to B (both encrypted with the passphrase).
+    let mut init = env.rotate_args(&["--audit-log", &log_s, "--init"]);
+    init.retain(|x| x != "--json");
+    run(with_pass(ps(&init))).ok();
     let mut a = env.rotate_args(&["--audit-log", &log_s]);
     a.retain(|x| x != "--json");
-    run(with_pass(ps(&a))).ok();
     run(with_pass(ps(&a))).ok();
     let (_, lines) = read_log(&log);
     assert_eq!(events(&lines, "key_generated").len(), 2);
@@ -266,17 +268,219 @@ fn concurrent_processes_write_whole_lines_with_the_contract_fields() {
     assert!(!text.contains("PRIVATE KEY") && !text.contains("-----BEGIN"));
 }
 
+/// Assert an `AUDIT_LOG_UNWRITABLE` failure (exit 2, one `error:` line
+/// naming `log`, the JSON code) of a run with `--json`.
+#[track_caller]
+fn audit_refused(r: Run, log: &Path) -> Run {
+    let r = r.fails_with(2, "AUDIT_LOG_UNWRITABLE");
+    assert!(
+        r.stderr.contains(log.to_str().unwrap()),
+        "the error names the log: {r:#?}"
+    );
+    r
+}
+
 #[test]
-fn unwritable_audit_log_warns_but_does_not_fail_the_operation() {
+fn unwritable_audit_log_stops_signing_before_it_signs() {
     let env = Env::new();
-    env.rotate(&[]);
+    env.rotate(&["--init"]);
     let pkg = env.package("app.tar");
+    let sig = env.path("app.tar.sig");
+    let missing = env.path("no/such/dir/audit.log");
+    // Through the flag and through the environment.
     let mut args = env.sign_dir_args(&pkg, None);
-    args.extend([
-        "--audit-log".into(),
-        env.path("no/such/dir/audit.log").display().to_string(),
-    ]);
-    let r = run(ps(&args)).ok();
-    assert!(r.stderr.contains("warning"), "{r:#?}");
+    args.extend(["--audit-log".into(), missing.display().to_string()]);
+    audit_refused(run(ps(&args)), &missing);
+    assert!(
+        !sig.exists(),
+        "nothing is signed when the log cannot be written"
+    );
+    let mut c = ps(env.sign_dir_args(&pkg, None));
+    c.env("PKGSIGN_AUDIT_LOG", &missing);
+    audit_refused(run(c), &missing);
+    assert!(!sig.exists());
+    // A symlink planted at the log's name is not followed; a directory is
+    // not a log.
+    let target = env.write("elsewhere.txt", "precious\n");
+    let link = env.path("audit.log");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    for bad in [&link, &env.keys()] {
+        let mut args = env.sign_dir_args(&pkg, None);
+        args.extend(["--audit-log".into(), bad.display().to_string()]);
+        audit_refused(run(ps(&args)), bad);
+    }
+    assert!(!sig.exists());
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n");
+}
+
+#[test]
+fn unwritable_audit_log_stops_verification_rotation_and_trust_changes() {
+    let env = Env::new();
+    env.rotate(&["--init"]);
+    let pkg = env.package("app.tar");
+    run(ps(env.sign_dir_args(&pkg, None))).ok();
+    let missing = env.path("no/such/dir/audit.log");
+    let m = missing.display().to_string();
+    let with_log = |mut v: Vec<String>| {
+        v.extend(["--audit-log".into(), m.clone()]);
+        v
+    };
+
+    // A verification that would pass does not pass unlogged.
+    let r = audit_refused(run(ps(with_log(env.verify_args(&pkg, None)))), &missing);
+    assert_eq!(r.json()["verified"], false, "{r:#?}");
+    // Same for verify-manifest.
+    let list = env.write("SHA256SUMS", format!("{}  app.tar\n", sha256_of(&pkg)));
+    run(ps(env.sign_dir_args(&list, None))).ok();
+    let r = audit_refused(
+        run(ps(with_log(vec![
+            "verify-manifest".into(),
+            list.display().to_string(),
+            "--trusted-keys".into(),
+            env.trusted().display().to_string(),
+            "--json".into(),
+        ]))),
+        &missing,
+    );
+    assert_eq!(r.json()["verified"], false, "{r:#?}");
+
+    // Rotation and trust changes: refused before they touch anything.
+    let before = tree(&[env.keys(), env.trusted()]);
+    audit_refused(run(ps(with_log(env.rotate_args(&[])))), &missing);
+    let other = common::keygen(&env.path("other"), "other", Alg::Ed25519);
+    let t = env.trusted().display().to_string();
+    let cur = fp_of_pem(&env.current(), None).to_string();
+    let lineage = env.trusted().join("lineage").display().to_string();
+    for argv in [
+        vec!["add", &t, other.public.to_str().unwrap()],
+        vec!["revoke", &t, &cur],
+        vec!["remove", &t, &cur],
+        vec!["update", &t, "--from", &lineage],
+    ] {
+        let mut v = vec!["trust".to_string()];
+        v.extend(argv.iter().map(|s| s.to_string()));
+        v.push("--json".into());
+        audit_refused(run(ps(with_log(v))), &missing);
+    }
+    assert_eq!(
+        tree(&[env.keys(), env.trusted()]),
+        before,
+        "a refused command changed the key directories"
+    );
+}
+
+fn sha256_of(p: &Path) -> String {
+    let out = tool_ok(Path::new("/"), "sha256sum", [p]);
+    String::from_utf8(out).unwrap()[..64].to_string()
+}
+
+/// `bash -c 'ulimit -f 4; trap "" XFSZ; exec pkgsign ARGS'`: pkgsign may
+/// write files of up to 4 KiB, and a write beyond that fails with EFBIG
+/// (the ignored SIGXFSZ is inherited through exec). An audit log already
+/// larger than that opens fine and then cannot be appended to.
+fn with_file_size_limit(args: &[String]) -> std::process::Command {
+    let mut argv = vec![
+        "-c".to_string(),
+        "ulimit -f 4 && trap '' XFSZ && exec \"$0\" \"$@\"".to_string(),
+        bin().display().to_string(),
+    ];
+    argv.extend(args.iter().cloned());
+    tool_cmd(Path::new("/"), "bash", argv)
+}
+
+#[test]
+fn audit_log_that_fails_after_the_act_still_fails_the_command() {
+    let env = Env::new();
+    env.rotate(&["--init"]);
+    let pkg = env.package("app.tar");
+    let sig = env.path("app.tar.sig");
+    let log = env.path("audit.jsonl");
+    let padding = format!(
+        "{{\"event\":\"padding\",\"pad\":\"{}\"}}\n",
+        "x".repeat(8000)
+    );
+    std::fs::write(&log, &padding).unwrap();
+    let log_s = log.display().to_string();
+
+    // Signing: the signature is made and stays, but the command fails and says so.
+    let mut args = env.sign_dir_args(&pkg, None);
+    args.extend(["--audit-log".into(), log_s.clone()]);
+    let r = audit_refused(run(with_file_size_limit(&args)), &log);
+    assert!(r.stderr.contains("was written and stays"), "{r:#?}");
+    assert!(sig.exists());
     run(ps(env.verify_args(&pkg, None))).verified();
+
+    // A verification that passed but could not be logged is not exit 0.
+    let mut args = env.verify_args(&pkg, None);
+    args.extend(["--audit-log".into(), log_s.clone()]);
+    let r = audit_refused(run(with_file_size_limit(&args)), &log);
+    assert_eq!(r.json()["verified"], false, "{r:#?}");
+    assert!(r.stderr.contains("does not count"), "{r:#?}");
+
+    // A rotation that was done but not logged says so.
+    let r = audit_refused(
+        run(with_file_size_limit(
+            &env.rotate_args(&["--audit-log", &log_s]),
+        )),
+        &log,
+    );
+    assert!(r.stderr.contains("the rotation was done"), "{r:#?}");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), padding);
+}
+
+#[test]
+fn trust_changes_are_audited() {
+    let env = Env::new();
+    let log = env.path("audit.jsonl");
+    let l = log.display().to_string();
+    env.rotate(&["--init"]);
+    let first_pub = env.path("first.pub");
+    std::fs::copy(env.keys().join(format!("{NAME}.pub")), &first_pub).unwrap();
+    env.rotate(&[]);
+    let lineage = env.trusted().join("lineage");
+    // A forged statement: another coordinator's own rotation.
+    let evil = Env::new();
+    evil.rotate(&["--init"]);
+    evil.rotate(&[]);
+    for f in files_with(&evil.trusted().join("lineage"), ".stmt") {
+        std::fs::copy(&f, lineage.join(f.file_name().unwrap())).unwrap();
+    }
+    let worker = env.path("worker");
+    let w = worker.display().to_string();
+    let first_fp = fp_of_pub(&first_pub).to_string();
+    let t = |argv: &[&str]| {
+        let mut v = vec!["trust"];
+        v.extend_from_slice(argv);
+        v.extend(["--audit-log", &l]);
+        run(ps(v))
+    };
+    t(&["add", &w, first_pub.to_str().unwrap()]).ok();
+    t(&["update", &w, "--from", lineage.to_str().unwrap()]).code(1);
+    let other = common::keygen(&env.path("other"), "other", Alg::Ed25519);
+    t(&["add", &w, other.public.to_str().unwrap()]).ok();
+    t(&["remove", &w, &other.fingerprint]).ok();
+    t(&["revoke", &w, &first_fp]).ok();
+
+    let (_, lines) = read_log(&log);
+    let names: Vec<&str> = lines.iter().map(|v| v["event"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "key_trusted",
+            "lineage_applied",
+            "unauthorized_update_attempt",
+            "key_trusted",
+            "key_removed",
+            "key_revoked",
+        ],
+        "{lines:#?}"
+    );
+    assert_eq!(lines[0]["key"], first_fp.as_str());
+    assert_eq!(lines[3]["key"], other.fingerprint.as_str());
+    assert_eq!(lines[4]["key"], other.fingerprint.as_str());
+    assert_eq!(lines[5]["key"], first_fp.as_str());
+    for v in &lines[1..3] {
+        assert!(v["statement"].as_str().unwrap().ends_with(".stmt"), "{v}");
+        assert!(v["detail"].is_string(), "{v}");
+    }
 }

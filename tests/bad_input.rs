@@ -1154,3 +1154,80 @@ fn rsa_keys_of_512_and_over_8192_bits_are_too_weak_in_every_encoding() {
         assert!(run.stderr.contains(bits), "{public}: {run:#?}");
     }
 }
+
+#[test]
+fn a_block_that_did_not_count_beside_a_valid_one_is_warned_about() {
+    let env = Env::new();
+    let a = env.keygen("a", Alg::Ed25519);
+    let b = env.keygen("b", Alg::Ed25519);
+    let pkg = env.package("p");
+    env.sign(&pkg, &[&a, &b], &[]).ok();
+    // Only A is trusted: the package verifies, and B's block is named.
+    let run = env.verify(&pkg, &[&a], &[]).verified();
+    let want = format!(
+        "warning: {}: signature 2 of 2 (key {}) did not count: ",
+        pkg.display(),
+        b.fingerprint
+    );
+    assert!(run.stderr.starts_with(&want), "{run:#?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run:#?}");
+    assert_eq!(run.json()["signatures"][1]["refusal"], "KEY_NOT_TRUSTED");
+    // Both trusted: nothing to warn about.
+    let run = env.verify(&pkg, &[&a, &b], &[]).verified();
+    assert_eq!(run.stderr, "", "{run:#?}");
+
+    // The same for the signature over a checksum list.
+    let digest = String::from_utf8(tool_ok(env.dir.path(), "sha256sum", ["p"])).unwrap();
+    let list = env.write("SHA256SUMS", digest);
+    env.sign(&list, &[&a, &b], &[]).ok();
+    let run = env
+        .run([
+            "verify-manifest",
+            list.to_str().unwrap(),
+            "--public-key",
+            a.public.to_str().unwrap(),
+            "--quiet",
+        ])
+        .ok();
+    let want = format!(
+        "warning: {}: signature 2 of 2 (key {}) did not count: ",
+        list.display(),
+        b.fingerprint
+    );
+    assert!(run.stderr.starts_with(&want), "{run:#?}");
+}
+
+#[test]
+fn group_or_world_writable_signing_keys_are_refused_unless_insecure_permissions() {
+    let env = Env::new();
+    env.rotate(&["--init"]);
+    let pkg = env.package("p");
+    let sig = env.path("p.sig");
+    let keys = env.keys();
+    let keys_toml = keys.join(pkgsign::meta::KEYS_FILE);
+    assert!(keys_toml.exists());
+    for (path, loose, tight) in [
+        (&keys, 0o777, 0o700),
+        (&keys, 0o1777, 0o700),
+        (&keys_toml, 0o666, 0o644),
+    ] {
+        chmod(path, loose);
+        let run = env
+            .run(env.sign_dir_args(&pkg, None))
+            .fails_with(2, "KEY_PERMISSIONS");
+        assert!(
+            run.stderr
+                .contains(&format!("chmod go-w {}", path.display())),
+            "{run:#?}"
+        );
+        assert!(!sig.exists());
+        env.run(env.rotate_args(&[]))
+            .fails_with(2, "KEY_PERMISSIONS");
+        let mut args = env.sign_dir_args(&pkg, None);
+        args.push("--insecure-permissions".into());
+        env.run(args).ok();
+        std::fs::remove_file(&sig).unwrap();
+        chmod(path, tight);
+    }
+    env.run(env.sign_dir_args(&pkg, None)).ok();
+}

@@ -47,7 +47,9 @@ fn snap(env: &Env) -> Snap {
 /// (A retired, inside its grace window).
 fn template(extra_first: &[&str]) -> Env {
     let env = Env::new();
-    assert_eq!(env.rotate(extra_first)["action"], "created");
+    let mut first = vec!["--init"];
+    first.extend_from_slice(extra_first);
+    assert_eq!(env.rotate(&first)["action"], "created");
     assert_eq!(env.rotate(&[])["action"], "rotated");
     env
 }
@@ -408,7 +410,7 @@ fn killed_with_sigkill_at_random_instants() {
 #[test]
 fn concurrent_rotations_wait_for_each_other() {
     let env = Env::new();
-    env.rotate(&[]);
+    env.rotate(&["--init"]);
     let first = fp_of_pem(&env.current(), None);
     let first_pub = env.path("first.pub");
     std::fs::copy(env.keys().join(format!("{NAME}.pub")), &first_pub).unwrap();
@@ -491,7 +493,7 @@ fn concurrent_rotations_wait_for_each_other() {
 #[test]
 fn signing_while_rotating_always_verifies() {
     let env = Env::new();
-    env.rotate(&[]);
+    env.rotate(&["--init"]);
     let args = env.rotate_args(&[]);
     let rotations = 6;
     let rotator = std::thread::spawn(move || {

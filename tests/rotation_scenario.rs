@@ -39,6 +39,7 @@ fn opts(now: u64) -> Options<'static> {
         passphrase: None,
         publish_dir: None,
         now,
+        init: true,
     }
 }
 
@@ -228,7 +229,7 @@ fn keys_toml_file(env: &Env, fp: &Fingerprint) -> Option<String> {
 #[test]
 fn cli_rotation_inside_and_after_the_window_with_faketime() {
     let env = Env::new();
-    let created = env.rotate(&[]);
+    let created = env.rotate(&["--init"]);
     assert_eq!(created["action"], "created");
     let a: Fingerprint = created["current_key"].as_str().unwrap().parse().unwrap();
 
@@ -315,7 +316,7 @@ fn cli_rotation_inside_and_after_the_window_with_faketime() {
 #[test]
 fn if_older_than_rotates_only_when_due() {
     let env = Env::new();
-    env.rotate(&[]);
+    env.rotate(&["--init"]);
     let before = std::fs::read(env.current()).unwrap();
     let fp0 = fp_of_pem(&env.current(), None);
 
@@ -370,7 +371,7 @@ fn if_older_than_rotates_only_when_due() {
 #[test]
 fn retired_private_key_is_deleted_after_the_window_never_the_current_one() {
     let env = Env::new();
-    env.rotate(&[]);
+    env.rotate(&["--init"]);
     let a = fp_of_pem(&env.current(), None);
     let out = env.rotate(&["--grace-period", "30d"]);
     let grace_end =
@@ -425,7 +426,7 @@ fn retired_private_key_is_deleted_after_the_window_never_the_current_one() {
 #[test]
 fn emergency_rotation_revokes_at_once() {
     let env = Env::new();
-    env.rotate(&[]);
+    env.rotate(&["--init"]);
     let a = fp_of_pem(&env.current(), None);
     // A worker that pinned A.
     let worker = env.path("worker");
@@ -564,7 +565,7 @@ fn new_worker(env: &Env, name: &str, first_pub: &Path) -> PathBuf {
 #[test]
 fn lineage_follows_three_rotations_and_refuses_forgeries() {
     let env = Env::new();
-    env.rotate(&[]);
+    env.rotate(&["--init"]);
     let first_pub = env.path("first.pub");
     std::fs::copy(env.keys().join(format!("{NAME}.pub")), &first_pub).unwrap();
     for _ in 0..3 {
@@ -592,7 +593,7 @@ fn lineage_follows_three_rotations_and_refuses_forgeries() {
     // A forged endorsement: an untrusted key X endorses its successor Y (a
     // perfectly well-formed statement, from X's own rotation).
     let evil = Env::new();
-    evil.rotate(&[]);
+    evil.rotate(&["--init"]);
     evil.rotate(&[]);
     let y = fp_of_pem(&evil.current(), None);
     let forged = files_with(&evil.trusted().join("lineage"), ".stmt");
@@ -682,4 +683,47 @@ fn lineage_follows_three_rotations_and_refuses_forgeries() {
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+// ---------------------------------------------------------------------------
+// Refusals: a typo in --name, a grace period too short.
+
+#[test]
+fn key_rotate_with_a_mistyped_name_creates_and_trusts_nothing() {
+    let env = Env::new();
+    // Nothing yet: without --init, nothing is created, not even the directories.
+    let r = run(ps(env.rotate_args(&[]))).fails_with(2, "KEY_NOT_FOUND");
+    assert!(r.stderr.contains("--init"), "{r:#?}");
+    assert!(!env.keys().exists() && !env.trusted().exists());
+
+    env.rotate(&["--init"]);
+    let before = tree(&[env.keys(), env.trusted()]);
+    let r = run(ps(env.rotate_args(&["--name", "signing-kye"]))).fails_with(2, "KEY_NOT_FOUND");
+    assert!(
+        r.stderr.contains("signing-kye") && r.stderr.contains(&format!("keys here: {NAME}")),
+        "the error names the keys that exist: {r:#?}"
+    );
+    assert_eq!(tree(&[env.keys(), env.trusted()]), before);
+
+    // A rotation keeps working without --init; --init on an existing key
+    // rotates as usual but says it should go.
+    assert_eq!(env.rotate(&[])["action"], "rotated");
+    let r = run(ps(env.rotate_args(&["--init"]))).ok();
+    assert_eq!(r.json()["action"], "rotated");
+    assert!(r.stderr.starts_with("warning: --init"), "{r:#?}");
+}
+
+#[test]
+fn grace_period_below_the_floor_is_refused_unless_emergency() {
+    let env = Env::new();
+    env.rotate(&["--init"]);
+    let before = tree(&[env.keys(), env.trusted()]);
+    for g in ["0s", "59m"] {
+        let r = run(ps(env.rotate_args(&["--grace-period", g]))).fails_with(2, "USAGE");
+        assert!(r.stderr.contains("floor of 1h"), "{r:#?}");
+    }
+    assert_eq!(tree(&[env.keys(), env.trusted()]), before);
+    assert_eq!(env.rotate(&["--grace-period", "1h"])["action"], "rotated");
+    let out = env.rotate(&["--grace-period", "0s", "--emergency"]);
+    assert_eq!(out["revoked"], true);
 }

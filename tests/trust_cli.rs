@@ -421,3 +421,132 @@ fn a_thousand_trusted_keys() {
     trust(&["revoke", s(&big), k.fp.as_str()]).ok();
     run(ps(verify_args_in(&big, &pkg, None))).refused("KEY_REVOKED");
 }
+
+// ---------------------------------------------------------------------------
+// Fail closed: a mistyped directory, odd requests, loose permissions.
+
+#[test]
+fn list_of_a_missing_directory_is_not_found_and_creates_nothing() {
+    let env = Env::new();
+    let missing = env.path("nodir");
+    let r = trust(&["list", s(&missing), "--json"]).fails_with(2, "FILE_NOT_FOUND");
+    assert!(r.stderr.contains("nodir"), "{r:#?}");
+    assert!(!missing.exists(), "trust list created the directory");
+    let k = keygen(&env, "k");
+    trust(&["remove", s(&missing), k.fp.as_str(), "--json"]).fails_with(2, "FILE_NOT_FOUND");
+    let from = env.path("from");
+    std::fs::create_dir(&from).unwrap();
+    trust(&["update", s(&missing), "--from", s(&from), "--json"]).fails_with(2, "FILE_NOT_FOUND");
+    assert!(!missing.exists());
+}
+
+#[test]
+fn revoke_of_an_unknown_key_and_add_already_expired_warn_but_act() {
+    let env = Env::new();
+    let t = env.trusted();
+    let held = keygen(&env, "held");
+    trust(&["add", s(&t), s(&held.public)]).ok();
+    let stranger = keygen(&env, "stranger");
+    let r = trust(&["revoke", s(&t), stranger.fp.as_str(), "--json"]).ok();
+    assert!(
+        r.stderr.starts_with("warning: ") && r.stderr.contains("is not in"),
+        "{r:#?}"
+    );
+    assert_eq!(r.json()["warnings"].as_array().unwrap().len(), 1, "{r:#?}");
+    assert_eq!(state_of(&list_json(&t), &stranger.fp), "revoked");
+    // Revoking a key the directory holds: no warning.
+    let r = trust(&["revoke", s(&t), held.fp.as_str(), "--json"]).ok();
+    assert_eq!(r.stderr, "", "{r:#?}");
+    assert_eq!(r.json()["warnings"].as_array().unwrap().len(), 0);
+
+    let late = keygen(&env, "late");
+    let past = rfc(now() - DAY);
+    let r = trust(&[
+        "add",
+        s(&t),
+        s(&late.public),
+        "--not-after",
+        &past,
+        "--json",
+    ])
+    .ok();
+    assert!(
+        r.stderr.starts_with("warning: ") && r.stderr.contains("in the past"),
+        "{r:#?}"
+    );
+    assert_eq!(r.json()["warnings"].as_array().unwrap().len(), 1, "{r:#?}");
+    assert_eq!(state_of(&list_json(&t), &late.fp), "expired");
+}
+
+#[test]
+fn group_or_world_writable_trusted_keys_are_refused_unless_insecure_permissions() {
+    let env = Env::new();
+    let t = env.trusted();
+    let k = keygen(&env, "release");
+    trust(&["add", s(&t), s(&k.public)]).ok();
+    let pkg = signed_by(&env, &k, "app.tar");
+    run(ps(env.verify_args(&pkg, None))).verified();
+    let toml = t.join("trust.toml");
+    let pub_file = t.join("release.pub");
+    let list = env.write("SHA256SUMS", "");
+    let manifest = [
+        "verify-manifest",
+        s(&list),
+        "--trusted-keys",
+        s(&t),
+        "--json",
+    ];
+    for (path, loose, tight) in [
+        (&t, 0o775, 0o755),
+        (&t, 0o1777, 0o755), // sticky, as /tmp: anyone may still add a key
+        (&pub_file, 0o666, 0o644),
+        (&toml, 0o664, 0o644),
+    ] {
+        chmod(path, loose);
+        let r = run(ps(env.verify_args(&pkg, None))).fails_with(2, "KEY_PERMISSIONS");
+        assert!(
+            r.stderr.contains(&format!("chmod go-w {}", path.display())),
+            "the error says what to run: {r:#?}"
+        );
+        assert_eq!(r.json()["verified"], false);
+        run(ps(manifest)).fails_with(2, "KEY_PERMISSIONS");
+        trust(&["list", s(&t), "--json"]).fails_with(2, "KEY_PERMISSIONS");
+        let other = keygen(&env, "other");
+        trust(&["add", s(&t), s(&other.public), "--json"]).fails_with(2, "KEY_PERMISSIONS");
+        // Accepted when asked for.
+        let mut v = env.verify_args(&pkg, None);
+        v.push("--insecure-permissions".into());
+        run(ps(v)).verified();
+        trust(&["list", s(&t), "--insecure-permissions"]).ok();
+        chmod(path, tight);
+        std::fs::remove_file(&other.pem).unwrap();
+        std::fs::remove_file(&other.public).unwrap();
+    }
+    run(ps(env.verify_args(&pkg, None))).verified();
+}
+
+#[test]
+fn pub_symlink_out_of_the_trusted_directory_is_refused() {
+    let env = Env::new();
+    let t = env.trusted();
+    let k = keygen(&env, "release");
+    let pkg = signed_by(&env, &k, "app.tar");
+    std::fs::create_dir(&t).unwrap();
+    // A symlink to a file inside the directory is followed.
+    std::fs::copy(&k.public, t.join("release.key")).unwrap();
+    std::os::unix::fs::symlink("release.key", t.join("release.pub")).unwrap();
+    run(ps(env.verify_args(&pkg, None))).verified();
+    // One that leads out is refused, whatever the permissions flag says.
+    std::fs::remove_file(t.join("release.pub")).unwrap();
+    std::os::unix::fs::symlink(&k.public, t.join("release.pub")).unwrap();
+    for extra in [None, Some("--insecure-permissions")] {
+        let mut v = env.verify_args(&pkg, None);
+        v.extend(extra.map(String::from));
+        let r = run(ps(v)).fails_with(2, "KEY_OUTSIDE_DIR");
+        assert!(r.stderr.contains("release.pub"), "{r:#?}");
+    }
+    // So is a dangling one (its target could appear later).
+    std::fs::remove_file(t.join("release.pub")).unwrap();
+    std::os::unix::fs::symlink(env.path("later.pub"), t.join("release.pub")).unwrap();
+    run(ps(env.verify_args(&pkg, None))).fails_with(2, "KEY_OUTSIDE_DIR");
+}

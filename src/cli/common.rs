@@ -13,8 +13,30 @@ pub struct AuditArgs {
 }
 
 impl AuditArgs {
-    pub fn log(&self) -> Option<AuditLog> {
+    /// Open the log asked for, before the command acts: a log that cannot
+    /// be written stops the command (`AUDIT_LOG_UNWRITABLE`).
+    pub fn open(&self) -> Result<Option<AuditLog>, pkgsign::Error> {
         AuditLog::from_arg_or_env(self.audit_log.as_deref())
+    }
+}
+
+/// `--insecure-permissions`, on every subcommand that reads a trusted-keys
+/// or signing-keys directory.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PermArgs {
+    /// Accept a key directory (or key file in it) that group or others may
+    /// write. Without it such a directory is refused, as ssh's StrictModes
+    /// does: whoever can write it chooses the keys.
+    #[arg(long)]
+    insecure_permissions: bool,
+}
+
+impl PermArgs {
+    /// Set the process's policy (see `pkgsign::perms`).
+    pub fn apply(&self) {
+        if self.insecure_permissions {
+            pkgsign::perms::allow_insecure_permissions_for_this_process();
+        }
     }
 }
 
@@ -51,13 +73,20 @@ pub fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Record an event, turning a failure into a warning: the audit log must
-/// not make a completed operation look failed.
-pub fn audit(log: Option<&AuditLog>, event: pkgsign::audit::Event) {
-    if let Some(log) = log
-        && let Err(e) = log.record(event)
-    {
-        eprintln!("warning: {}", super::one_line(&e.to_string()));
+/// Record an event. A log that was asked for and cannot be written is an
+/// error (`AUDIT_LOG_UNWRITABLE`), never a warning: the caller adds what it
+/// had already done with [`pkgsign::Error::audit_done`].
+pub fn audit(log: Option<&AuditLog>, event: pkgsign::audit::Event) -> Result<(), pkgsign::Error> {
+    match log {
+        Some(log) => log.record(event),
+        None => Ok(()),
+    }
+}
+
+/// Print warnings on stderr, one `warning:` line each.
+pub fn print_warnings(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("warning: {}", super::one_line(w));
     }
 }
 

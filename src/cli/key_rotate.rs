@@ -8,7 +8,7 @@ use pkgsign::keys::KeySpec;
 use pkgsign::rotate::{self, Options};
 use serde_json::json;
 
-use super::common::{AuditArgs, audit, now, parse_duration};
+use super::common::{AuditArgs, PermArgs, audit, now, parse_duration};
 use super::keygen::Algorithm;
 use super::{PassphraseArgs, print_json};
 
@@ -16,7 +16,9 @@ use super::{PassphraseArgs, print_json};
 #[command(
     after_help = "Replaces DIR/NAME.pem by a new key. The old key stays trusted in TDIR until \
 now + --grace-period, and `sign-package --keys-dir DIR` signs with both until then; the first run \
-after that deletes the old private key. --emergency revokes the old key at once. The old key signs \
+after that deletes the old private key. The first key of a NAME is only created with --init \
+(a missing key is otherwise an error, so a mistyped --name never creates and trusts a key). \
+--grace-period must be at least 1h unless --emergency. --emergency revokes the old key at once. The old key signs \
 an endorsement of the new one (countersigned by it), written to --publish-dir for workers' \
 `pkgsign trust update`. Safe from cron: concurrent runs wait for each other, and a run killed at \
 any moment is completed or rolled back by the next one.\n\n\
@@ -34,12 +36,17 @@ pub struct Args {
     /// The key to rotate (DIR/NAME.pem).
     #[arg(long, default_value = "signing-key")]
     name: String,
-    /// How long the old key stays trusted.
+    /// How long the old key stays trusted (at least 1h; see --emergency).
     #[arg(long, default_value = "30d", value_parser = parse_duration, value_name = "DURATION")]
     grace_period: u64,
     /// Revoke the current key at once (it is compromised) and make a new one.
     #[arg(long)]
     emergency: bool,
+    /// Create the first key of NAME when DIR has none. Without it a missing
+    /// key is an error, so a mistyped --name never creates and trusts a new
+    /// key. Run it once, by hand; keep it out of cron.
+    #[arg(long)]
+    init: bool,
     /// Reason recorded with an emergency revocation.
     #[arg(long, requires = "emergency")]
     reason: Option<String>,
@@ -59,12 +66,26 @@ pub struct Args {
     passphrase: PassphraseArgs,
     #[command(flatten)]
     audit: AuditArgs,
+    #[command(flatten)]
+    perms: PermArgs,
     /// Print the outcome as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 }
 
+/// The shortest grace period outside an emergency: workers poll for the
+/// new key (`trust update`), and releases signed by the old key keep
+/// verifying until they have it.
+const GRACE_FLOOR: u64 = 3_600;
+
 pub fn run(args: Args) -> Result<(), Error> {
+    args.perms.apply();
+    if args.grace_period < GRACE_FLOOR && !args.emergency {
+        return Err(Error::Usage(format!(
+            "--grace-period {}s is below the floor of 1h: the old key must stay trusted until workers have picked up the new one, or the releases it signed stop verifying; give --grace-period 1h or more, or --emergency to revoke the old key at once",
+            args.grace_period
+        )));
+    }
     let bits = args
         .bits
         .as_deref()
@@ -82,7 +103,17 @@ pub fn run(args: Args) -> Result<(), Error> {
         }),
     };
     let passphrase = args.passphrase.get()?;
-    let log = args.audit.log();
+    // A requested audit log that cannot be written stops us before we act.
+    let log = args.audit.open()?;
+    // StrictModes on both directories, when they exist already.
+    for (dir, kind) in [
+        (&args.keys_dir, pkgsign::perms::KeyDir::Signing),
+        (&args.trusted_keys, pkgsign::perms::KeyDir::Trusted),
+    ] {
+        if dir.is_dir() {
+            pkgsign::perms::check_dir(dir, kind)?;
+        }
+    }
     let opts = Options {
         name: args.name.clone(),
         grace: args.grace_period,
@@ -93,47 +124,27 @@ pub fn run(args: Args) -> Result<(), Error> {
         passphrase: passphrase.as_ref(),
         publish_dir: args.publish_dir.clone(),
         now: now(),
+        init: args.init,
     };
     let out = rotate::rotate(&args.keys_dir, &args.trusted_keys, &opts)?;
-    for (key, file) in &out.deleted {
-        audit(
-            log.as_ref(),
-            Event::new("key_deleted")
-                .with("key", key.to_string())
-                .with("file", file.clone()),
+    if args.init && out.action != "created" {
+        eprintln!(
+            "warning: --init: {} already had a current key, so it was handled as without --init ({}); drop --init from anything that runs again",
+            args.name, out.action
         );
     }
-    if out.action != "not-due" {
-        let new = out.current_key.as_ref().map(|k| k.to_string());
-        audit(
-            log.as_ref(),
-            Event::new("key_generated")
-                .with("key", new.clone())
-                .with("algorithm", out.algorithm.clone()),
-        );
-        if out.revoked {
-            audit(
-                log.as_ref(),
-                Event::new("key_revoked")
-                    .with("key", out.old_key.as_ref().map(|k| k.to_string()))
-                    .with(
-                        "reason",
-                        args.reason
-                            .clone()
-                            .unwrap_or_else(|| "emergency rotation".into()),
-                    ),
-            );
-        }
-        audit(
-            log.as_ref(),
-            Event::new("key_rotation_completed")
-                .with("key", new)
-                .with("old_key", out.old_key.as_ref().map(|k| k.to_string()))
-                .with("emergency", args.emergency)
-                .with("old_key_trusted_until", out.old_key_trusted_until.clone())
-                .with("keys_dir", args.keys_dir.display().to_string())
-                .with("trusted_keys", args.trusted_keys.display().to_string()),
-        );
+    let done = match out.action {
+        "not-due" => "nothing was rotated (not due)".to_string(),
+        _ => format!(
+            "the rotation was done (new key {})",
+            out.current_key
+                .as_ref()
+                .map(|k| k.to_string())
+                .unwrap_or_default()
+        ),
+    };
+    if let Err(e) = audit_rotation(&args, &out, log.as_ref()) {
+        return Err(e.audit_done(done));
     }
     if args.json {
         let mut v = serde_json::to_value(&out).unwrap_or_default();
@@ -193,4 +204,53 @@ fn days(secs: u64) -> String {
         (d, 0) => format!("{d}d"),
         (d, h) => format!("{d}d{h}h"),
     }
+}
+
+/// The audit events of a rotation.
+fn audit_rotation(
+    args: &Args,
+    out: &rotate::Outcome,
+    log: Option<&pkgsign::audit::AuditLog>,
+) -> Result<(), Error> {
+    for (key, file) in &out.deleted {
+        audit(
+            log,
+            Event::new("key_deleted")
+                .with("key", key.to_string())
+                .with("file", file.clone()),
+        )?;
+    }
+    if out.action != "not-due" {
+        let new = out.current_key.as_ref().map(|k| k.to_string());
+        audit(
+            log,
+            Event::new("key_generated")
+                .with("key", new.clone())
+                .with("algorithm", out.algorithm.clone()),
+        )?;
+        if out.revoked {
+            audit(
+                log,
+                Event::new("key_revoked")
+                    .with("key", out.old_key.as_ref().map(|k| k.to_string()))
+                    .with(
+                        "reason",
+                        args.reason
+                            .clone()
+                            .unwrap_or_else(|| "emergency rotation".into()),
+                    ),
+            )?;
+        }
+        audit(
+            log,
+            Event::new("key_rotation_completed")
+                .with("key", new)
+                .with("old_key", out.old_key.as_ref().map(|k| k.to_string()))
+                .with("emergency", args.emergency)
+                .with("old_key_trusted_until", out.old_key_trusted_until.clone())
+                .with("keys_dir", args.keys_dir.display().to_string())
+                .with("trusted_keys", args.trusted_keys.display().to_string()),
+        )?;
+    }
+    Ok(())
 }

@@ -11,7 +11,7 @@ use pkgsign::keystore;
 use pkgsign::signer::{self, Format, SignOptions};
 use serde_json::json;
 
-use super::common::{AuditArgs, audit, now, parse_hash_alg};
+use super::common::{AuditArgs, PermArgs, audit, now, parse_hash_alg};
 use super::{PassphraseArgs, print_json, shown};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -60,6 +60,8 @@ pub struct Args {
     passphrase: PassphraseArgs,
     #[command(flatten)]
     audit: AuditArgs,
+    #[command(flatten)]
+    perms: PermArgs,
     /// Print nothing on success and draw no progress bar.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -69,6 +71,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<(), Error> {
+    args.perms.apply();
+    // A requested audit log that cannot be written stops us before we act.
+    let log = args.audit.open()?;
     let passphrase = args.passphrase.get()?;
     // Check the package before unlocking keys.
     pkgsign::fsutil::open_regular(&args.package)?;
@@ -108,7 +113,6 @@ pub fn run(args: Args) -> Result<(), Error> {
     };
     let signed = signer::sign_package(&args.package, &sources, &opts, &output)?;
     let fps: Vec<String> = signed.keys.iter().map(|k| k.to_string()).collect();
-    let log = args.audit.log();
     for k in &keys {
         audit(
             log.as_ref(),
@@ -122,7 +126,15 @@ pub fn run(args: Args) -> Result<(), Error> {
                 .with("algorithm", k.public_key().statement_scheme())
                 .with("key", k.public_key().fingerprint().to_string())
                 .with("signature", shown(&signed.output)),
-        );
+        )
+        .map_err(|e| {
+            // The signature is valid whatever the log says; deleting it
+            // would not unsign anything a copy was taken of.
+            e.audit_done(format!(
+                "the signature {} was written and stays; add its package_signed event to the log by hand",
+                shown(&signed.output)
+            ))
+        })?;
     }
     if args.json {
         print_json(&json!({

@@ -1,6 +1,6 @@
 //! `pkgsign trust`: manage a trusted-keys directory.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use pkgsign::Error;
@@ -10,7 +10,7 @@ use pkgsign::lineage::{self, Statement};
 use pkgsign::trustdir::TrustDir;
 use serde_json::json;
 
-use super::common::{AuditArgs, audit, now, parse_fingerprint, parse_time};
+use super::common::{AuditArgs, audit, now, parse_fingerprint, parse_time, print_warnings};
 use super::{PassphraseArgs, print_json, shown};
 
 #[derive(Debug, clap::Args)]
@@ -25,6 +25,11 @@ pub struct Args {
     /// Print the outcome as one JSON object on stdout.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Accept a trusted-keys directory (or key file in it) that group or
+    /// others may write. Without it such a directory is refused, as ssh's
+    /// StrictModes does: whoever can write it chooses the keys.
+    #[arg(long, global = true)]
+    insecure_permissions: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -44,6 +49,8 @@ enum Command {
         /// Not valid after this time (RFC 3339).
         #[arg(long, value_parser = parse_time, value_name = "T")]
         not_after: Option<u64>,
+        #[command(flatten)]
+        audit: AuditArgs,
     },
     /// List the keys with their window and state.
     List {
@@ -78,6 +85,8 @@ enum Command {
         /// The key's fingerprint (SHA256:...).
         #[arg(value_parser = parse_fingerprint)]
         fingerprint: Fingerprint,
+        #[command(flatten)]
+        audit: AuditArgs,
     },
     /// Show, or set, how many independent principals a package (and a
     /// change of keys through `update`) needs in this directory.
@@ -86,6 +95,8 @@ enum Command {
         tdir: PathBuf,
         /// The new threshold (at least 1); omit to show the current one.
         n: Option<u32>,
+        #[command(flatten)]
+        audit: AuditArgs,
     },
     /// Add your cosignature to a key statement, as the head of another
     /// lineage, so that directories with a threshold above 1 apply it.
@@ -106,11 +117,16 @@ enum Command {
         /// Directory of published statements (*.stmt).
         #[arg(long, value_name = "DIR")]
         from: PathBuf,
+        #[command(flatten)]
+        audit: AuditArgs,
     },
 }
 
 pub fn run(args: Args) -> Result<(), Error> {
     let json = args.json;
+    if args.insecure_permissions {
+        pkgsign::perms::allow_insecure_permissions_for_this_process();
+    }
     match args.command {
         Command::Add {
             tdir,
@@ -118,19 +134,41 @@ pub fn run(args: Args) -> Result<(), Error> {
             name,
             not_before,
             not_after,
+            audit: audit_args,
         } => {
+            let log = audit_args.open()?;
+            check_existing(&tdir)?;
             let public = encoding::load_public_key(&key)?;
             let name = name.unwrap_or_else(|| {
                 key.file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "key".into())
             });
+            let fp = public.fingerprint();
+            let mut warnings = Vec::new();
+            if let Some(na) = not_after.filter(|na| *na < now()) {
+                warnings.push(format!(
+                    "--not-after {} is in the past: key {fp} is added but already expired, so it verifies nothing",
+                    pkgsign::sigfile::format_time(na)
+                ));
+            }
             let mut t = TrustDir::open(&tdir)?;
             let path = t.add(&public, &name, not_before, not_after)?;
-            let fp = public.fingerprint();
+            print_warnings(&warnings);
+            audit(
+                log.as_ref(),
+                Event::new("key_trusted")
+                    .with("key", fp.to_string())
+                    .with("name", name.clone())
+                    .with("algorithm", public.algorithm().to_string())
+                    .with("not_before", not_before.map(pkgsign::sigfile::format_time))
+                    .with("not_after", not_after.map(pkgsign::sigfile::format_time))
+                    .with("trusted_keys", shown(&tdir)),
+            )
+            .map_err(|e| e.audit_done(format!("key {fp} was added to {}", shown(&tdir))))?;
             if json {
                 print_json(
-                    &json!({"ok": true, "fingerprint": fp.to_string(), "name": name, "file": shown(&path)}),
+                    &json!({"ok": true, "fingerprint": fp.to_string(), "name": name, "file": shown(&path), "warnings": warnings}),
                 );
             } else {
                 println!(
@@ -141,11 +179,12 @@ pub fn run(args: Args) -> Result<(), Error> {
             }
         }
         Command::List { tdir } => {
+            // Listing never creates the directory: a mistyped path is an
+            // error, not "no trusted keys".
+            require_dir(&tdir)?;
             let t = TrustDir::open(&tdir)?;
             let (keys, warnings) = t.list(now())?;
-            for w in &warnings {
-                eprintln!("warning: {w}");
-            }
+            print_warnings(&warnings);
             if json {
                 print_json(&json!({"ok": true, "keys": keys}));
             } else if keys.is_empty() {
@@ -168,6 +207,8 @@ pub fn run(args: Args) -> Result<(), Error> {
             passphrase,
             audit: audit_args,
         } => {
+            let log = audit_args.open()?;
+            check_existing(&tdir)?;
             let t_now = now();
             let mut t = TrustDir::open(&tdir)?;
             let stmt = match &sign_with {
@@ -182,23 +223,36 @@ pub fn run(args: Args) -> Result<(), Error> {
                 }
                 None => None,
             };
+            let store = t.store()?;
+            let mut warnings = Vec::new();
+            if store.get(&fingerprint).is_none() && t.meta().get(&fingerprint).is_none() {
+                warnings.push(format!(
+                    "key {fingerprint} is not in {}; recording its revocation anyway, so it can never be trusted there (check the fingerprint for a typo)",
+                    shown(&tdir)
+                ));
+            }
+            drop(store);
             let changed = t.revoke(&fingerprint, t_now, &reason)?;
             t.commit()?; // the signer's sequence, even when nothing else changed
             let published = match stmt {
                 Some(st) => Some(st.publish(&publish_dir.unwrap_or_else(|| tdir.join("lineage")))?),
                 None => None,
             };
+            print_warnings(&warnings);
             audit(
-                audit_args.log().as_ref(),
+                log.as_ref(),
                 Event::new("key_revoked")
                     .with("key", fingerprint.to_string())
                     .with("reason", reason.clone())
                     .with("trusted_keys", shown(&tdir)),
-            );
+            )
+            .map_err(|e| {
+                e.audit_done(format!("key {fingerprint} is revoked in {}", shown(&tdir)))
+            })?;
             if json {
                 print_json(
                     &json!({"ok": true, "fingerprint": fingerprint.to_string(), "changed": changed,
-                    "statement": published.as_ref().map(|p| shown(p))}),
+                    "statement": published.as_ref().map(|p| shown(p)), "warnings": warnings}),
                 );
             } else {
                 println!(
@@ -214,9 +268,29 @@ pub fn run(args: Args) -> Result<(), Error> {
                 }
             }
         }
-        Command::Remove { tdir, fingerprint } => {
+        Command::Remove {
+            tdir,
+            fingerprint,
+            audit: audit_args,
+        } => {
+            let log = audit_args.open()?;
+            require_dir(&tdir)?;
+            check_existing(&tdir)?;
             let mut t = TrustDir::open(&tdir)?;
             let n = t.remove(&fingerprint)?;
+            audit(
+                log.as_ref(),
+                Event::new("key_removed")
+                    .with("key", fingerprint.to_string())
+                    .with("files_removed", n)
+                    .with("trusted_keys", shown(&tdir)),
+            )
+            .map_err(|e| {
+                e.audit_done(format!(
+                    "key {fingerprint} was removed from {}",
+                    shown(&tdir)
+                ))
+            })?;
             if json {
                 print_json(
                     &json!({"ok": true, "fingerprint": fingerprint.to_string(), "files_removed": n}),
@@ -228,10 +302,28 @@ pub fn run(args: Args) -> Result<(), Error> {
                 );
             }
         }
-        Command::Threshold { tdir, n } => {
+        Command::Threshold {
+            tdir,
+            n,
+            audit: audit_args,
+        } => {
+            let log = audit_args.open()?;
+            require_dir(&tdir)?;
+            check_existing(&tdir)?;
             let mut t = TrustDir::open(&tdir)?;
             if let Some(n) = n {
+                let before = t.meta().threshold().unwrap_or(1);
                 t.set_threshold(n)?;
+                audit(
+                    log.as_ref(),
+                    Event::new("trust_threshold_changed")
+                        .with("from", before)
+                        .with("to", n)
+                        .with("trusted_keys", shown(&tdir)),
+                )
+                .map_err(|e| {
+                    e.audit_done(format!("the threshold of {} was set to {n}", shown(&tdir)))
+                })?;
             }
             let current = t.meta().threshold().unwrap_or(1);
             if json {
@@ -266,9 +358,17 @@ pub fn run(args: Args) -> Result<(), Error> {
                 println!("cosigned {} with {fp}: {}", shown(&statement), st.summary());
             }
         }
-        Command::Update { tdir, from } => {
+        Command::Update {
+            tdir,
+            from,
+            audit: audit_args,
+        } => {
+            let log = audit_args.open()?;
+            require_dir(&tdir)?;
+            check_existing(&tdir)?;
             let mut t = TrustDir::open(&tdir)?;
             let results = lineage::update(&mut t, &from, now())?;
+            audit_update(log.as_ref(), &tdir, &results)?;
             let refused = results.iter().filter(|r| r.outcome == "refused").count();
             if json {
                 // One object, also on refusal: `cli::run` prints no second
@@ -319,6 +419,66 @@ fn check_statement_signer(
         return refuse(format!(
             "already endorsed {s}: only the current key of a lineage may sign for it"
         ));
+    }
+    Ok(())
+}
+
+/// A directory the command reads and must not create: missing is
+/// `FILE_NOT_FOUND`.
+fn require_dir(tdir: &Path) -> Result<(), Error> {
+    let meta = std::fs::metadata(tdir).map_err(|e| Error::io(tdir, "reading", e))?;
+    if !meta.is_dir() {
+        return Err(Error::Usage(format!(
+            "{}: not a directory; give the trusted-keys directory",
+            shown(tdir)
+        )));
+    }
+    Ok(())
+}
+
+/// StrictModes on a trusted-keys directory that exists already (a new one
+/// is created by `add` and `revoke` with safe modes).
+fn check_existing(tdir: &Path) -> Result<(), Error> {
+    if tdir.is_dir() {
+        pkgsign::perms::check_dir(tdir, pkgsign::perms::KeyDir::Trusted)?;
+    }
+    Ok(())
+}
+
+/// The audit event of one statement `trust update` examined: applied, or
+/// refused (an attempt to change the directory without a trusted key's
+/// signature); none for one applied before.
+fn update_event(r: &lineage::Applied) -> Option<&'static str> {
+    match r.outcome {
+        "applied" => Some("lineage_applied"),
+        "refused" => Some("unauthorized_update_attempt"),
+        _ => None,
+    }
+}
+
+fn audit_update(
+    log: Option<&pkgsign::audit::AuditLog>,
+    tdir: &Path,
+    results: &[lineage::Applied],
+) -> Result<(), Error> {
+    let applied = results.iter().filter(|r| r.outcome == "applied").count();
+    for r in results {
+        let Some(event) = update_event(r) else {
+            continue;
+        };
+        audit(
+            log,
+            Event::new(event)
+                .with("statement", shown(&r.file))
+                .with("detail", r.detail.clone())
+                .with("trusted_keys", shown(tdir)),
+        )
+        .map_err(|e| {
+            e.audit_done(format!(
+                "{applied} statement(s) were applied to {}",
+                shown(tdir)
+            ))
+        })?;
     }
     Ok(())
 }

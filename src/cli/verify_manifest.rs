@@ -9,7 +9,7 @@ use pkgsign::manifest::{self, Options};
 use pkgsign::signer::VerifyOptions;
 use serde_json::json;
 
-use super::common::{AuditArgs, audit, load_trust};
+use super::common::{AuditArgs, PermArgs, audit, load_trust};
 use super::{print_json, shown};
 
 #[derive(Debug, clap::Args)]
@@ -49,12 +49,18 @@ pub struct Args {
     quiet: bool,
     #[command(flatten)]
     audit: AuditArgs,
+    #[command(flatten)]
+    perms: PermArgs,
     /// Print the outcome as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(args: Args) -> Result<(), Error> {
+    args.perms.apply();
+    // Every verification is a security event: one that cannot be logged
+    // is not made.
+    let log = args.audit.open()?;
     let trust = load_trust(&args.public_keys, args.trusted_keys.as_deref())?;
     let signature = args
         .signature
@@ -77,7 +83,6 @@ pub fn run(args: Args) -> Result<(), Error> {
             ..VerifyOptions::default()
         },
     };
-    let log = args.audit.log();
     let result = manifest::verify_manifest(&args.list, &signature, &trust, &opts);
     for w in trust.late_warnings() {
         eprintln!("warning: {w}");
@@ -91,10 +96,18 @@ pub fn run(args: Args) -> Result<(), Error> {
                     .with("package", shown(&args.list))
                     .with("code", e.code())
                     .with("reason", e.to_string()),
-            );
+            )
+            .map_err(|a| {
+                a.audit_done(format!(
+                    "the verification of {} failed ({}) and was not logged",
+                    shown(&args.list),
+                    e.code()
+                ))
+            })?;
             return Err(e);
         }
     };
+    super::verify_package::warn_uncounted(&args.list, verified.report());
     if let Some(c) = &cache
         && let Err(e) = c.save()
     {
@@ -123,7 +136,14 @@ pub fn run(args: Args) -> Result<(), Error> {
         )
         .with("files", report.files.len())
         .with("failed_files", report.failed),
-    );
+    )
+    .map_err(|e| {
+        e.audit_done(format!(
+            "the verification of {} {} but was not logged, so it does not count",
+            shown(&args.list),
+            if ok { "passed" } else { "failed" }
+        ))
+    })?;
     // The first failing file's code stands for the whole run.
     let code = report
         .files

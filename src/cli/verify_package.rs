@@ -14,7 +14,7 @@ use pkgsign::signer::{self, VerifyOptions};
 use pkgsign::trust::TrustStore;
 use serde_json::{Value, json};
 
-use super::common::{AuditArgs, audit, load_trust};
+use super::common::{AuditArgs, PermArgs, audit, load_trust};
 use super::{print_json, shown};
 
 #[derive(Debug, clap::Args)]
@@ -57,12 +57,18 @@ pub struct Args {
     quiet: bool,
     #[command(flatten)]
     audit: AuditArgs,
+    #[command(flatten)]
+    perms: PermArgs,
     /// Print the outcome as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(args: Args) -> Result<(), Error> {
+    args.perms.apply();
+    // Every verification is a security event: one that cannot be logged
+    // is not made.
+    let log = args.audit.open()?;
     let checksum = args
         .checksum
         .as_deref()
@@ -102,7 +108,6 @@ pub fn run(args: Args) -> Result<(), Error> {
         cache: cache.clone(),
         progress: None,
     };
-    let log = args.audit.log();
     let verify_one = |package: &PathBuf| {
         let signature = keys_given.then(|| {
             args.signature
@@ -117,7 +122,23 @@ pub fn run(args: Args) -> Result<(), Error> {
             ..opts.clone()
         };
         let result = signer::verify_package(package, signature.as_deref(), &trust, &opts);
-        audit_verification(log.as_ref(), package, &result);
+        if let Ok(v) = &result {
+            warn_uncounted(package, v.report());
+        }
+        // A verification that could not be logged does not count.
+        audit_verification(log.as_ref(), package, &result).map_err(|e| {
+            e.audit_done(match &result {
+                Ok(_) => format!(
+                    "the verification of {} passed but was not logged, so it does not count",
+                    shown(package)
+                ),
+                Err(v) => format!(
+                    "the verification of {} failed ({}) and was not logged",
+                    shown(package),
+                    v.code()
+                ),
+            })
+        })?;
         result
     };
     let results: Vec<Result<Verified, Error>> = if several {
@@ -264,10 +285,33 @@ fn print_verified(
     }
 }
 
+/// A verification that passed while other signatures of the same file did
+/// not count: say so on stderr (the JSON output lists every signature).
+pub(super) fn warn_uncounted(package: &Path, report: &Report) {
+    let total = report.signatures.len();
+    for s in report.signatures.iter().filter(|s| !s.is_valid()) {
+        let key = s
+            .key
+            .as_ref()
+            .map(|k| format!(" (key {k})"))
+            .unwrap_or_default();
+        eprintln!(
+            "warning: {}: signature {} of {total}{key} did not count: {}",
+            shown(package),
+            s.index,
+            super::one_line(&s.reason)
+        );
+    }
+}
+
 /// One audit line per signature examined (or one for the whole refusal).
-fn audit_verification(log: Option<&AuditLog>, package: &Path, result: &Result<Verified, Error>) {
+fn audit_verification(
+    log: Option<&AuditLog>,
+    package: &Path,
+    result: &Result<Verified, Error>,
+) -> Result<(), Error> {
     if log.is_none() {
-        return;
+        return Ok(());
     }
     let base = |event: &str, report: Option<&Report>| {
         Event::new(event)
@@ -276,17 +320,25 @@ fn audit_verification(log: Option<&AuditLog>, package: &Path, result: &Result<Ve
     };
     match result {
         Ok(v) => {
-            for s in v.signers() {
+            // Every signature examined, also those that did not count.
+            for s in &v.report().signatures {
+                let event = if s.is_valid() {
+                    "signature_verification_success"
+                } else {
+                    "signature_verification_failure"
+                };
                 audit(
                     log,
-                    base("signature_verification_success", Some(v.report()))
+                    base(event, Some(v.report()))
                         .with("algorithm", s.algorithm.clone())
                         .with("key", s.key.as_ref().map(|k| k.to_string()))
-                        .with("signed_at", s.signed_at.clone()),
-                );
+                        .with("signed_at", s.signed_at.clone())
+                        .with("code", s.refusal.map(|c| c.code()))
+                        .with("reason", (!s.is_valid()).then(|| s.reason.clone())),
+                )?;
             }
             if v.report().signatures.is_empty() {
-                audit(log, base("checksum_verification_success", Some(v.report())));
+                audit(log, base("checksum_verification_success", Some(v.report())))?;
             }
         }
         Err(Error::Refused(r)) => {
@@ -303,7 +355,7 @@ fn audit_verification(log: Option<&AuditLog>, package: &Path, result: &Result<Ve
                         .with("key", s.key.as_ref().map(|k| k.to_string()))
                         .with("code", s.refusal.map(|c| c.code()))
                         .with("reason", s.reason.clone()),
-                );
+                )?;
             }
             if r.signatures.is_empty() {
                 audit(
@@ -311,7 +363,7 @@ fn audit_verification(log: Option<&AuditLog>, package: &Path, result: &Result<Ve
                     base("signature_verification_failure", Some(r))
                         .with("code", r.code())
                         .with("reason", r.to_string()),
-                );
+                )?;
             }
         }
         Err(e) => audit(
@@ -319,6 +371,7 @@ fn audit_verification(log: Option<&AuditLog>, package: &Path, result: &Result<Ve
             base("signature_verification_failure", None)
                 .with("code", e.code())
                 .with("reason", e.to_string()),
-        ),
+        )?,
     }
+    Ok(())
 }

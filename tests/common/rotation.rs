@@ -3,7 +3,7 @@
 //! trusted-keys directory (`trusted/`) of an [`Env`] the way an operator
 //! would.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -261,4 +261,25 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
+}
+
+/// Every file of `dirs` (recursively), with its contents: compare two to
+/// show that a refused command changed nothing.
+pub fn tree(dirs: &[PathBuf]) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(d: &Path, m: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, m);
+            } else {
+                m.insert(p.clone(), std::fs::read(&p).unwrap_or_default());
+            }
+        }
+    }
+    let mut m = BTreeMap::new();
+    for d in dirs {
+        walk(d, &mut m);
+    }
+    m
 }

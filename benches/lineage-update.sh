@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `trust update` at scale, in one run:
 #
-#   benches/lineage-update.sh [--keys 1000] [--rotations 2] [--rounds 5] [--bin PATH]
+#   benches/lineage-update.sh [--keys 1000] [--rotations 2] [--rounds 5] [--bin PATH] [--keep]
 #
 # Makes a coordinator with --keys lineages (one keygen each, all trusted),
 # copies its trusted-keys directory as a worker's, then rotates every key
@@ -18,6 +18,7 @@ KEYS=1000
 ROTATIONS=2
 ROUNDS=5
 BIN=
+KEEP=
 
 die() { echo "error: $*" >&2; exit 1; }
 while [[ $# -gt 0 ]]; do
@@ -26,6 +27,7 @@ while [[ $# -gt 0 ]]; do
         --rotations) ROTATIONS=${2:?}; shift 2 ;;
         --rounds) ROUNDS=${2:?}; shift 2 ;;
         --bin) BIN=${2:?}; shift 2 ;;
+        --keep) KEEP=1; shift ;;
         -h|--help) sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
@@ -39,7 +41,7 @@ fi
 [[ -x $BIN ]] || die "$BIN is not executable"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/pkgsign-lineage-bench.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+trap '[[ -n $KEEP ]] && echo "kept $work" || rm -rf "$work"' EXIT
 chmod 700 "$work"
 keys=$work/keys trusted=$work/trusted
 mkdir -m 700 "$keys"

@@ -183,6 +183,19 @@ pub enum Error {
         exit: u8,
     },
 
+    /// A checksum list holds lines that are not checksum entries, or no
+    /// entry at all: a signed list is refused whole.
+    #[error("{}: {}; the list is refused whole: it must hold one checksum line per file and nothing else (no blank or comment line), so fix or re-create it and sign it again", .path.display(), malformed_lines(.lines, *.count))]
+    ManifestMalformed {
+        /// The list.
+        path: PathBuf,
+        /// The first malformed lines (1-based), at most
+        /// [`crate::manifest::MALFORMED_SHOWN`].
+        lines: Vec<usize>,
+        /// How many lines are malformed (0: the list names no file).
+        count: usize,
+    },
+
     /// No key was available to sign with or to verify against.
     #[error("{0}")]
     NoKeys(String),
@@ -195,6 +208,28 @@ pub enum Error {
         /// The library's message.
         reason: String,
     },
+}
+
+/// "line 2 is", "lines 1, 2 are", or "names no file", for [`Error::ManifestMalformed`].
+fn malformed_lines(lines: &[usize], count: usize) -> String {
+    const SHOWN: usize = 10;
+    if count == 0 {
+        return "the list names no file".into();
+    }
+    let mut text = lines
+        .iter()
+        .take(SHOWN)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if count > lines.len().min(SHOWN) {
+        text.push_str(&format!(" and {} more", count - lines.len().min(SHOWN)));
+    }
+    if count == 1 {
+        format!("line {text} is not a checksum line")
+    } else {
+        format!("lines {text} are not checksum lines")
+    }
 }
 
 fn line_suffix(line: Option<usize>) -> String {
@@ -222,6 +257,7 @@ impl Error {
             Error::ChecksumMismatch { .. } => "CHECKSUM_MISMATCH",
             Error::Metadata { .. } => "METADATA_INVALID",
             Error::Refused(report) => report.code(),
+            Error::ManifestMalformed { .. } => "MANIFEST_MALFORMED",
             Error::NoKeys(_) => "NO_KEYS",
             Error::StatementsRefused(_) => "STATEMENT_REFUSED",
             Error::ItemsFailed { code, .. } => code,
@@ -238,6 +274,7 @@ impl Error {
             | Error::SignatureVersionUnsupported { .. }
             | Error::ChecksumMismatch { .. }
             | Error::Refused(_)
+            | Error::ManifestMalformed { .. }
             | Error::StatementsRefused(_) => 1,
             _ => 2,
         }

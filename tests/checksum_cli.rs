@@ -863,7 +863,10 @@ fn check_flags_match_sha256sum() {
             v
         }),
         ("MISSING", bad.clone()),
-        ("ONLY-MISSING", format!("{zero}  gone\n{zero}  also gone\n").into_bytes()),
+        (
+            "ONLY-MISSING",
+            format!("{zero}  gone\n{zero}  also gone\n").into_bytes(),
+        ),
         ("DIR", {
             let mut v = tool_ok(dir, "sha256sum", ["plain.txt"]);
             v.extend_from_slice(format!("{zero}  a dir\n{zero}  gone\n").as_bytes());
@@ -915,27 +918,51 @@ fn check_flags_match_sha256sum() {
     // listed file missing nothing was verified: exit 1.
     pkgsign(dir, ["checksum", "--check", "MALFORMED"]).ok();
     let strict = pkgsign(dir, ["checksum", "--strict", "--check", "MALFORMED"]).code(1);
-    assert!(strict.stderr.contains("improperly formatted"), "{strict:#?}");
-    let j = pkgsign(dir, ["checksum", "--strict", "--check", "MALFORMED", "--json"])
-        .code(1)
-        .json();
+    assert!(
+        strict.stderr.contains("improperly formatted"),
+        "{strict:#?}"
+    );
+    let j = pkgsign(
+        dir,
+        ["checksum", "--strict", "--check", "MALFORMED", "--json"],
+    )
+    .code(1)
+    .json();
     assert_eq!(j["code"], "MANIFEST_MALFORMED", "{j}");
     assert_eq!(j["ok"], false, "{j}");
     let mut only_missing = good.clone();
     only_missing.extend_from_slice(format!("{zero}  missing file\n").as_bytes());
     std::fs::write(dir.join("SOME-MISSING"), &only_missing).unwrap();
     pkgsign(dir, ["checksum", "--check", "SOME-MISSING"]).code(1);
-    let ignored = pkgsign(dir, ["checksum", "--ignore-missing", "--check", "SOME-MISSING"]).ok();
+    let ignored = pkgsign(
+        dir,
+        ["checksum", "--ignore-missing", "--check", "SOME-MISSING"],
+    )
+    .ok();
     assert!(!ignored.out().contains("missing file"), "{ignored:#?}");
     assert!(!ignored.stderr.contains("missing file"), "{ignored:#?}");
     let j = pkgsign(
         dir,
-        ["checksum", "--ignore-missing", "--check", "SOME-MISSING", "--json"],
+        [
+            "checksum",
+            "--ignore-missing",
+            "--check",
+            "SOME-MISSING",
+            "--json",
+        ],
     )
     .ok()
     .json();
-    assert_eq!(j["files"].as_array().map(Vec::len), Some(names.len()), "{j}");
-    let none = pkgsign(dir, ["checksum", "--ignore-missing", "--check", "ONLY-MISSING"]).code(1);
+    assert_eq!(
+        j["files"].as_array().map(Vec::len),
+        Some(names.len()),
+        "{j}"
+    );
+    let none = pkgsign(
+        dir,
+        ["checksum", "--ignore-missing", "--check", "ONLY-MISSING"],
+    )
+    .code(1);
     assert!(none.stderr.contains("no file was verified"), "{none:#?}");
     // --status prints nothing but the contract's error line on failure.
     let quiet = pkgsign(dir, ["checksum", "--status", "--check", "MISMATCH"]).code(1);
@@ -956,9 +983,13 @@ fn checksum_json_of_a_directory_is_not_a_file() {
     let dir = env.dir.path();
     std::fs::create_dir(dir.join("d")).unwrap();
     std::fs::write(dir.join("f"), b"file\n").unwrap();
-    let j = pkgsign(dir, ["checksum", "--json", "d"]).fails_with(2, "NOT_A_FILE");
-    assert!(j.stderr.contains("not a regular file"), "{j:#?}");
-    pkgsign(dir, ["checksum", "--json", "nowhere"]).fails_with(2, "FILE_NOT_FOUND");
+    // (Each file's own error is on stderr first, as sha256sum prints it.)
+    let run = pkgsign(dir, ["checksum", "--json", "d"]).code(2);
+    assert!(run.stderr.contains("not a regular file"), "{run:#?}");
+    assert_eq!(run.json()["code"], "NOT_A_FILE", "{run:#?}");
+    assert_eq!(run.json()["ok"], false, "{run:#?}");
+    let run = pkgsign(dir, ["checksum", "--json", "nowhere"]).code(2);
+    assert_eq!(run.json()["code"], "FILE_NOT_FOUND", "{run:#?}");
     // The first failure's code stands for the run; the good file is listed.
     let j = pkgsign(dir, ["checksum", "--json", "f", "d", "nowhere"])
         .code(2)

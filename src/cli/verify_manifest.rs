@@ -20,8 +20,11 @@ exactly as verify-package does (trusted keys, windows, --threshold), then every 
 names, relative to LIST's directory, in parallel. A name that is absolute or climbs out of that \
 directory is refused and never opened. Publish a list with:\n  \
 sha256sum * > SHA256SUMS && pkgsign sign-package --package SHA256SUMS --private-key KEY\n\n\
-Exit codes: 0 the list is authentic and every file matches; 1 refused (signature or any file); \
-2 could not run."
+Every line of a signed list must be a checksum line (no blank or comment line; a final newline \
+and CRLF line ends are fine) and it must name at least one file, else it is refused whole \
+(MANIFEST_MALFORMED, naming the lines) before any file is checked.\n\n\
+Exit codes: 0 the list is authentic, well formed and every file matches; 1 refused (signature, \
+a malformed or empty list, or any file); 2 could not run."
 )]
 pub struct Args {
     /// The checksum list (GNU, BSD/signify or pkgsign lines).

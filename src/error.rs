@@ -185,7 +185,7 @@ pub enum Error {
 
     /// A checksum list holds lines that are not checksum entries, or no
     /// entry at all: a signed list is refused whole.
-    #[error("{}: {}; the list is refused whole: it must hold one checksum line per file and nothing else (no blank or comment line), so fix or re-create it and sign it again", .path.display(), malformed_lines(.lines, *.count))]
+    #[error("{}: {}; the list is refused: re-create it (for example `sha256sum FILES > LIST`), and sign it again if it is signed (a signed list holds checksum lines only: no blank or comment line)", .path.display(), malformed_lines(.lines, *.count))]
     ManifestMalformed {
         /// The list.
         path: PathBuf,

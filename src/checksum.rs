@@ -106,48 +106,130 @@ pub struct List {
     pub malformed: Vec<usize>,
 }
 
-/// Parse a checksum list. `alg` is the algorithm of GNU lines (`HEX  NAME`);
-/// when `None`, it is inferred from the digest length (64 hex digits:
-/// SHA-256, 128: SHA-512, 96: SHA-384, 56: SHA-224, 40: SHA-1, 32: MD5).
-/// BSD and pkgsign lines name their own algorithm. A carriage return ending
-/// a line is dropped (CRLF lists), as coreutils does, except at the end of
-/// the name of a BLAKE3 GNU line, where b3sum writes it unescaped.
+/// What one line of a list is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// A checksum entry: the expected digest and the file name, unescaped.
+    Entry(Digest, Vec<u8>),
+    /// An empty line, or a comment (`#` first): coreutils skips them, a
+    /// signed list may not hold them.
+    Blank,
+    /// Anything else.
+    Malformed,
+}
+
+/// Longest line a list may hold, in bytes, line end excluded: a name is at
+/// most `PATH_MAX` (4096) bytes, twice that escaped, plus a tag and a
+/// SHA-512 digest. A longer line is [`Line::Malformed`] and never buffered
+/// whole by [`LineSplitter`].
+pub const MAX_LINE: usize = 16 * 1024;
+
+/// Parse one line of a list (without its `\n`). `alg` is the algorithm of
+/// GNU lines (`HEX  NAME`); when `None`, it is inferred from the digest
+/// length (64 hex digits: SHA-256, 128: SHA-512, 96: SHA-384, 56: SHA-224,
+/// 40: SHA-1, 32: MD5). BSD and pkgsign lines name their own algorithm. A
+/// carriage return ending the line is dropped (CRLF lists), as coreutils
+/// does, except at the end of the name of a BLAKE3 GNU line, where b3sum
+/// writes it unescaped.
+pub fn parse_line(raw: &[u8], alg: Option<HashAlg>) -> Line {
+    if raw.len() > MAX_LINE {
+        return Line::Malformed;
+    }
+    let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+    if line.is_empty() || line.starts_with(b"#") {
+        return Line::Blank;
+    }
+    let parsed = parse_fields(line, alg).map(|(d, name)| {
+        // b3sum never escapes a carriage return, and its --check keeps
+        // one that ends a line as part of the name: so does pkgsign for
+        // BLAKE3 lines (else it could not read its own list back). A BSD
+        // line ends with its digest, so the re-parse fails there.
+        if raw.len() != line.len()
+            && d.alg() == HashAlg::Blake3
+            && let Some(r) = parse_fields(raw, alg)
+        {
+            return r;
+        }
+        (d, name)
+    });
+    match parsed {
+        Some((d, name)) => Line::Entry(d, name),
+        None => Line::Malformed,
+    }
+}
+
+/// Parse a whole checksum list in memory, as coreutils reads it: blank and
+/// comment lines are skipped, other lines that are not entries are noted in
+/// [`List::malformed`]. See [`parse_line`] for the forms read.
 pub fn parse(data: &[u8], alg: Option<HashAlg>) -> List {
     let mut list = List::default();
-    let body = data.strip_suffix(b"\n").unwrap_or(data);
-    if body.is_empty() {
-        return list;
-    }
-    for (i, line) in body.split(|b| *b == b'\n').enumerate() {
-        let n = i + 1;
-        let raw = line;
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() || line.starts_with(b"#") {
-            continue;
-        }
-        let parsed = parse_line(line, alg).map(|(d, name)| {
-            // b3sum never escapes a carriage return, and its --check keeps
-            // one that ends a line as part of the name: so does pkgsign for
-            // BLAKE3 lines (else it could not read its own list back). A BSD
-            // line ends with its digest, so the re-parse fails there.
-            if raw.len() != line.len()
-                && d.alg() == HashAlg::Blake3
-                && let Some(r) = parse_line(raw, alg)
-            {
-                return r;
-            }
-            (d, name)
-        });
-        match parsed {
-            Some((expected, name)) => list.entries.push(Entry {
-                expected,
-                name,
-                line: n,
-            }),
-            None => list.malformed.push(n),
-        }
-    }
+    let mut lines = LineSplitter::default();
+    let mut on_line = |n: usize, line: Option<&[u8]>| match line.map(|l| parse_line(l, alg)) {
+        Some(Line::Entry(expected, name)) => list.entries.push(Entry {
+            expected,
+            name,
+            line: n,
+        }),
+        Some(Line::Blank) => {}
+        Some(Line::Malformed) | None => list.malformed.push(n),
+    };
+    lines.feed(data, &mut on_line);
+    lines.finish(&mut on_line);
     list
+}
+
+/// Splits a list read in pieces into lines, holding at most [`MAX_LINE`]
+/// bytes of it: a longer line is handed over as `None` (malformed) without
+/// being kept. Lines are what `data.split('\n')` gives once one final
+/// `\n` is dropped; they are numbered from 1.
+#[derive(Debug, Default)]
+pub struct LineSplitter {
+    /// The start of the current line, when it began in an earlier piece.
+    carry: Vec<u8>,
+    /// The current line is already longer than [`MAX_LINE`].
+    overlong: bool,
+    /// Lines handed over so far.
+    lines: usize,
+}
+
+impl LineSplitter {
+    /// Hand every line that `piece` completes to `f(number, line)`.
+    pub fn feed(&mut self, piece: &[u8], f: &mut impl FnMut(usize, Option<&[u8]>)) {
+        let mut rest = piece;
+        while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
+            let (head, tail) = rest.split_at(nl);
+            rest = tail.get(1..).unwrap_or_default();
+            self.lines += 1;
+            if self.overlong || self.carry.len() + head.len() > MAX_LINE {
+                f(self.lines, None);
+            } else if self.carry.is_empty() {
+                f(self.lines, Some(head));
+            } else {
+                self.carry.extend_from_slice(head);
+                f(self.lines, Some(&self.carry));
+            }
+            self.carry.clear();
+            self.overlong = false;
+        }
+        if self.overlong || self.carry.len() + rest.len() > MAX_LINE {
+            self.overlong = true;
+            self.carry.clear();
+        } else {
+            self.carry.extend_from_slice(rest);
+        }
+    }
+
+    /// The end of the list: hand over its last line if it has no `\n`.
+    /// Returns how many lines there were.
+    pub fn finish(&mut self, f: &mut impl FnMut(usize, Option<&[u8]>)) -> usize {
+        if self.overlong || !self.carry.is_empty() {
+            self.lines += 1;
+            f(self.lines, (!self.overlong).then_some(&self.carry[..]));
+        }
+        self.carry.clear();
+        self.overlong = false;
+        self.lines
+    }
 }
 
 fn unescape(s: &[u8], escaped: bool) -> Option<Vec<u8>> {
@@ -171,7 +253,7 @@ fn unescape(s: &[u8], escaped: bool) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn parse_line(line: &[u8], alg: Option<HashAlg>) -> Option<(Digest, Vec<u8>)> {
+fn parse_fields(line: &[u8], alg: Option<HashAlg>) -> Option<(Digest, Vec<u8>)> {
     let (escaped, line) = match line.strip_prefix(b"\\") {
         Some(rest) => (true, rest),
         None => (false, line),
@@ -317,6 +399,47 @@ mod tests {
         }
         let crlf = format!("BLAKE3 (tr) = {}\r\n", d.hex());
         assert_eq!(parse(crlf.as_bytes(), None).entries[0].name, b"tr");
+    }
+
+    /// Lines come out the same whatever the pieces the list is read in;
+    /// an overlong line is handed over as malformed without being kept.
+    #[test]
+    fn line_splitter_is_independent_of_piece_boundaries() {
+        let long = "x".repeat(MAX_LINE + 1);
+        let text = format!("a\nbc\n\n{long}\nd\r\ne");
+        let collect = |pieces: &[&[u8]]| {
+            let mut s = LineSplitter::default();
+            let mut got: Vec<(usize, Option<Vec<u8>>)> = Vec::new();
+            let mut f = |n: usize, l: Option<&[u8]>| got.push((n, l.map(<[u8]>::to_vec)));
+            for p in pieces {
+                s.feed(p, &mut f);
+                assert!(s.carry.len() <= MAX_LINE);
+            }
+            assert_eq!(s.finish(&mut f), 6);
+            got
+        };
+        let whole = collect(&[text.as_bytes()]);
+        assert_eq!(
+            whole,
+            vec![
+                (1, Some(b"a".to_vec())),
+                (2, Some(b"bc".to_vec())),
+                (3, Some(Vec::new())),
+                (4, None),
+                (5, Some(b"d\r".to_vec())),
+                (6, Some(b"e".to_vec())),
+            ]
+        );
+        for cut in 0..text.len() {
+            let (x, y) = text.as_bytes().split_at(cut);
+            assert_eq!(collect(&[x, y]), whole, "cut at {cut}");
+        }
+        let bytes: Vec<&[u8]> = text.as_bytes().chunks(1).collect();
+        assert_eq!(collect(&bytes), whole);
+        // A final newline ends the last line; a second one is a blank line.
+        let mut s = LineSplitter::default();
+        s.feed(b"a\n\n", &mut |_, _| {});
+        assert_eq!(s.finish(&mut |_, _| {}), 2);
     }
 
     #[test]

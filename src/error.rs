@@ -199,6 +199,19 @@ pub enum Error {
         exit: u8,
     },
 
+    /// A checksum list holds lines that are not checksum entries, or no
+    /// entry at all: a signed list is refused whole.
+    #[error("{}: {}; the list is refused: re-create it (for example `sha256sum FILES > LIST`), and sign it again if it is signed (a signed list holds checksum lines only: no blank or comment line)", .path.display(), malformed_lines(.lines, *.count))]
+    ManifestMalformed {
+        /// The list.
+        path: PathBuf,
+        /// The first malformed lines (1-based), at most
+        /// [`crate::manifest::MALFORMED_SHOWN`].
+        lines: Vec<usize>,
+        /// How many lines are malformed (0: the list names no file).
+        count: usize,
+    },
+
     /// No key was available to sign with or to verify against.
     #[error("{0}")]
     NoKeys(String),
@@ -311,6 +324,28 @@ fn names_or_none(names: &[String]) -> String {
     }
 }
 
+/// "line 2 is", "lines 1, 2 are", or "names no file", for [`Error::ManifestMalformed`].
+fn malformed_lines(lines: &[usize], count: usize) -> String {
+    const SHOWN: usize = 10;
+    if count == 0 {
+        return "the list names no file".into();
+    }
+    let mut text = lines
+        .iter()
+        .take(SHOWN)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if count > lines.len().min(SHOWN) {
+        text.push_str(&format!(" and {} more", count - lines.len().min(SHOWN)));
+    }
+    if count == 1 {
+        format!("line {text} is not a checksum line")
+    } else {
+        format!("lines {text} are not checksum lines")
+    }
+}
+
 fn line_suffix(line: Option<usize>) -> String {
     line.map(|l| format!(" (line {l})")).unwrap_or_default()
 }
@@ -336,6 +371,7 @@ impl Error {
             Error::ChecksumMismatch { .. } => "CHECKSUM_MISMATCH",
             Error::Metadata { .. } => "METADATA_INVALID",
             Error::Refused(report) => report.code(),
+            Error::ManifestMalformed { .. } => "MANIFEST_MALFORMED",
             Error::NoKeys(_) => "NO_KEYS",
             Error::StatementsRefused(_) => "STATEMENT_REFUSED",
             Error::StatementOutdated { .. } => "STATEMENT_OUTDATED",
@@ -359,6 +395,7 @@ impl Error {
             | Error::SignatureVersionUnsupported { .. }
             | Error::ChecksumMismatch { .. }
             | Error::Refused(_)
+            | Error::ManifestMalformed { .. }
             | Error::StatementsRefused(_)
             | Error::StatementOutdated { .. } => 1,
             _ => 2,

@@ -15,15 +15,28 @@ use serde::Serialize;
 
 use crate::cache::Cache;
 use crate::checksum;
-use crate::digest::{self, Digest};
+use crate::digest::{self, Digest, HashAlg, Hasher};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::report::Verified;
 use crate::signer::{self, VerifyOptions};
 use crate::trust::TrustStore;
 
-/// Largest checksum list accepted.
+/// Largest checksum list accepted, checked from the open file's size
+/// before any byte of it is read.
 pub const LIST_LIMIT: u64 = 256 * 1024 * 1024;
+
+/// How many malformed line numbers are kept (and reported); the count is
+/// exact.
+pub const MALFORMED_SHOWN: usize = 100;
+
+/// The list is read in pieces of this size, each fingerprinted (see
+/// [`SignedList`]).
+const CHUNK: usize = 1 << 20;
+
+/// Entries checked together (in parallel) before their results are handed
+/// on: bounds the memory a list of any length takes.
+const BATCH: usize = 2048;
 
 /// The outcome for one file.
 #[derive(Debug, Clone, Serialize)]
@@ -47,15 +60,28 @@ pub struct FileResult {
     pub cache: Option<&'static str>,
 }
 
-/// Everything `verify-manifest` found.
+/// Everything `verify-manifest` found (see [`verify_manifest`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct ManifestReport {
     /// Per file, in list order.
     pub files: Vec<FileResult>,
-    /// Lines of the list that are not well formed.
+    /// Lines of the list that are not well formed: always empty, since such
+    /// a list is refused ([`Error::ManifestMalformed`]). Kept for the shape
+    /// of the JSON output.
     pub malformed_lines: Vec<usize>,
     /// Files that failed.
     pub failed: usize,
+}
+
+/// The counts of a [`SignedList::check_files`] run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Summary {
+    /// Files checked (the list's entries).
+    pub total: usize,
+    /// Files that failed.
+    pub failed: usize,
+    /// The first failing file's code, in list order.
+    pub first_code: Option<&'static str>,
 }
 
 /// Options.
@@ -72,131 +98,395 @@ pub struct Options<'a> {
     pub on_total: Option<Box<dyn Fn(u64) + Send + Sync>>,
 }
 
-/// Verify the signature over `list`, then every file in it.
+/// Verify the signature over `list`, then every file in it, collecting
+/// every result in memory. For lists of any length, use [`SignedList::open`]
+/// and [`SignedList::check_files`], which hand each result on as it comes.
 pub fn verify_manifest(
     list: &Path,
     signature: &Path,
     trust: &TrustStore,
     opts: &Options<'_>,
 ) -> Result<(Verified, ManifestReport)> {
-    let bytes = fsutil::read_bounded(list, LIST_LIMIT, "checksum list")?;
-    let verified = signer::verify_package(list, Some(signature), trust, &opts.verify)?;
-    // The list may not change between its verification and its use.
-    let same = verified
-        .report()
-        .package_hash
-        .as_deref()
-        .and_then(|h| Digest::parse(h, false).ok())
-        .is_some_and(|d| d.ct_eq(&digest::hash_bytes(d.alg(), &bytes)));
-    if !same {
-        return Err(Error::Io {
-            path: list.to_path_buf(),
-            action: "reading",
-            source: std::io::Error::other(
-                "the list changed while it was being verified; try again",
-            ),
-        });
-    }
-    let parsed = checksum::parse(&bytes, None);
-    if let Some(f) = &opts.on_total {
-        f(parsed.entries.len() as u64);
-    }
-    let base = fsutil::parent_dir(list);
-    let base_real = std::fs::canonicalize(&base).map_err(|e| Error::io(&base, "resolving", e))?;
-    // Every listed file is opened relative to this handle (O_PATH: search
-    // permission is enough).
-    let handle = rustix::fs::open(
-        &base_real,
-        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .map_err(|e| Error::io(&base, "opening", e.into()))?;
-    let dirs = Dirs {
-        base: &base,
-        real: &base_real,
-        handle: std::fs::File::from(handle),
-    };
-    let files = check_all(&parsed.entries, &dirs, opts);
-    let failed = files.iter().filter(|f| !f.ok).count();
+    let signed = SignedList::open(list, signature, trust, opts)?;
+    let mut files = Vec::new();
+    let (verified, summary) = signed.check_files(opts, |r| {
+        files.push(r.clone());
+        Ok(())
+    })?;
     Ok((
         verified,
         ManifestReport {
             files,
-            malformed_lines: parsed.malformed,
-            failed,
+            malformed_lines: Vec::new(),
+            failed: summary.failed,
         },
     ))
 }
 
-fn check_all(entries: &[checksum::Entry], dirs: &Dirs<'_>, opts: &Options<'_>) -> Vec<FileResult> {
-    let done = std::sync::atomic::AtomicU64::new(0);
-    let tick = || {
-        let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        if let Some(p) = &opts.progress {
+/// A checksum list whose signature verified, every line of which is a
+/// checksum entry, and which names at least one file; its files are not
+/// checked yet ([`SignedList::check_files`]).
+///
+/// # Why the list is read twice, and why that is safe
+///
+/// The list is never held in memory whole (a release may list millions of
+/// files). It is opened once, and that one descriptor is read twice: first
+/// to hash it (the digest must be the one the signature vouches for), to
+/// check that every line is an entry and to count them; then to check the
+/// files, batch by batch. Between the two reads the file could be changed in
+/// place by anyone who may write it. So the first read also keeps a BLAKE3
+/// digest of every 1 MiB piece (256 of them at most: 8 KiB), and the second
+/// read checks each piece against its digest *before* parsing any line of
+/// it. Every byte parsed the second time is thus a byte that was hashed into
+/// the signed digest: a change is refused ("the list changed while it was
+/// being verified") before any of its lines is acted on, and nothing is
+/// reported for a line that was not authentic. The path is never opened
+/// again after the signature check, so swapping the file by rename achieves
+/// nothing either.
+pub struct SignedList {
+    verified: Verified,
+    path: PathBuf,
+    file: std::fs::File,
+    pieces: Vec<Digest>,
+    entries: usize,
+}
+
+impl std::fmt::Debug for SignedList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedList")
+            .field("path", &self.path)
+            .field("entries", &self.entries)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads a list piece by piece from its start (positional reads: the
+/// descriptor's offset is never used), at most [`LIST_LIMIT`] bytes.
+struct Pieces<'a> {
+    file: &'a std::fs::File,
+    path: &'a Path,
+    buf: Vec<u8>,
+    offset: u64,
+    index: usize,
+    done: bool,
+}
+
+impl<'a> Pieces<'a> {
+    fn new(file: &'a std::fs::File, path: &'a Path) -> Self {
+        Pieces {
+            file,
+            path,
+            buf: vec![0u8; CHUNK],
+            offset: 0,
+            index: 0,
+            done: false,
+        }
+    }
+
+    /// The next piece and its index; `None` at the end.
+    fn next(&mut self) -> Result<Option<(usize, &[u8])>> {
+        use std::os::unix::fs::FileExt;
+        if self.done {
+            return Ok(None);
+        }
+        let mut filled = 0;
+        while filled < CHUNK {
+            match self
+                .file
+                .read_at(&mut self.buf[filled..], self.offset + filled as u64)
+            {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io(self.path, "reading", e)),
+            }
+        }
+        self.done = filled < CHUNK;
+        if filled == 0 {
+            return Ok(None);
+        }
+        self.offset += filled as u64;
+        if self.offset > LIST_LIMIT {
+            return Err(Error::TooLarge {
+                path: self.path.to_path_buf(),
+                what: "checksum list",
+                limit: LIST_LIMIT,
+            });
+        }
+        let index = self.index;
+        self.index += 1;
+        Ok(Some((index, &self.buf[..filled])))
+    }
+}
+
+/// Add the entry of line `n` to `batch`; a line that is not one sets `bad`.
+fn push_entry(batch: &mut Vec<checksum::Entry>, bad: &mut bool, n: usize, line: Option<&[u8]>) {
+    match line.map(|l| checksum::parse_line(l, None)) {
+        Some(checksum::Line::Entry(expected, name)) => batch.push(checksum::Entry {
+            expected,
+            name,
+            line: n,
+        }),
+        _ => *bad = true,
+    }
+}
+
+/// Checks batches of entries: on this thread what needs no hashing (with a
+/// cache), the rest in parallel on the pool.
+struct Checker<'a> {
+    dirs: &'a Dirs<'a>,
+    opts: &'a Options<'a>,
+    pool: Option<&'a rayon::ThreadPool>,
+    done: std::sync::atomic::AtomicU64,
+}
+
+impl Checker<'_> {
+    fn tick(&self) {
+        let n = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if let Some(p) = &self.opts.progress {
             (p.0)(n);
         }
-    };
-    // With a cache, first, on this thread, everything that needs no
-    // hashing: refusals, missing files and cache hits, so that a warm cache
-    // starts no thread. Without one, each file is checked once, below.
-    let mut results: Vec<Option<FileResult>> = match opts.cache {
-        Some(_) => entries
-            .iter()
-            .map(|e| {
-                let r = check_one(e, dirs, opts.cache, Mode::NoHash);
-                if r.is_some() {
-                    tick();
-                }
-                r
-            })
-            .collect(),
-        None => vec![None; entries.len()],
-    };
-    let pending: Vec<usize> = (0..entries.len())
-        .filter(|i| results[*i].is_none())
-        .collect();
-    // Files hashed in parallel are read on their hashing thread.
-    let parallel = pending.len() > 1 && opts.jobs > 1;
-    let hash = |i: &usize| {
-        let mode = if parallel { Mode::HashHere } else { Mode::Hash };
-        let r = check_one(&entries[*i], dirs, opts.cache, mode);
-        tick();
-        r
-    };
-    let hashed: Vec<Option<FileResult>> = match pending.len() {
-        0 => Vec::new(),
-        1 => pending.iter().map(hash).collect(),
-        _ => match rayon::ThreadPoolBuilder::new()
-            .num_threads(opts.jobs.max(1))
-            .build()
-        {
-            Ok(pool) => pool.install(|| {
+    }
+
+    /// The results for `entries`, in their order.
+    fn check(&self, entries: &[checksum::Entry]) -> Vec<FileResult> {
+        let (dirs, cache) = (self.dirs, self.opts.cache);
+        // With a cache, first, on this thread, everything that needs no
+        // hashing: refusals, missing files and cache hits, so that a warm
+        // cache starts no thread. Without one, each file is checked once,
+        // below.
+        let mut results: Vec<Option<FileResult>> = match cache {
+            Some(_) => entries
+                .iter()
+                .map(|e| {
+                    let r = check_one(e, dirs, cache, Mode::NoHash);
+                    if r.is_some() {
+                        self.tick();
+                    }
+                    r
+                })
+                .collect(),
+            None => vec![None; entries.len()],
+        };
+        let pending: Vec<usize> = (0..entries.len())
+            .filter(|i| results.get(*i).is_some_and(Option::is_none))
+            .collect();
+        // Files hashed in parallel are read on their hashing thread.
+        let parallel = pending.len() > 1 && self.opts.jobs > 1 && self.pool.is_some();
+        let hash = |i: &usize| {
+            let mode = if parallel { Mode::HashHere } else { Mode::Hash };
+            let r = entries
+                .get(*i)
+                .and_then(|e| check_one(e, dirs, cache, mode));
+            self.tick();
+            r
+        };
+        let hashed: Vec<Option<FileResult>> = match self.pool {
+            Some(pool) if parallel => pool.install(|| {
                 use rayon::prelude::*;
                 pending.par_iter().map(hash).collect()
             }),
-            Err(_) => pending.iter().map(hash).collect(),
-        },
-    };
-    for (i, r) in pending.into_iter().zip(hashed) {
-        results[i] = r;
-    }
-    results
-        .into_iter()
-        .zip(entries)
-        .map(|(r, e)| {
-            r.unwrap_or_else(|| FileResult {
-                name: String::from_utf8_lossy(&e.name).into_owned(),
-                line: e.line,
-                ok: false,
-                code: Some("IO_ERROR"),
-                detail: "not checked".into(),
-                cached: false,
-                cache: None,
+            _ => pending.iter().map(hash).collect(),
+        };
+        for (i, r) in pending.into_iter().zip(hashed) {
+            if let Some(slot) = results.get_mut(i) {
+                *slot = r;
+            }
+        }
+        results
+            .into_iter()
+            .zip(entries)
+            .map(|(r, e)| {
+                r.unwrap_or_else(|| FileResult {
+                    name: String::from_utf8_lossy(&e.name).into_owned(),
+                    line: e.line,
+                    ok: false,
+                    code: Some("IO_ERROR"),
+                    detail: "not checked".into(),
+                    cached: false,
+                    cache: None,
+                })
             })
-        })
-        .collect()
+            .collect()
+    }
 }
 
+fn changed(path: &Path) -> Error {
+    Error::Io {
+        path: path.to_path_buf(),
+        action: "reading",
+        source: std::io::Error::other("the list changed while it was being verified; try again"),
+    }
+}
+
+impl SignedList {
+    /// Open `list`, refuse it if it is larger than [`LIST_LIMIT`] (from its
+    /// size, before reading it), verify `signature` over it, then read it
+    /// once: its digest must be the signed one, every line must be a
+    /// checksum entry ([`checksum::Line::Entry`]; a final newline is
+    /// optional, a CRLF line end is read as coreutils reads it), and it must
+    /// name at least one file. Otherwise [`Error::ManifestMalformed`],
+    /// naming the lines.
+    pub fn open(
+        list: &Path,
+        signature: &Path,
+        trust: &TrustStore,
+        opts: &Options<'_>,
+    ) -> Result<SignedList> {
+        let file = fsutil::open_regular(list)?;
+        let size = file
+            .metadata()
+            .map_err(|e| Error::io(list, "reading metadata of", e))?
+            .len();
+        if size > LIST_LIMIT {
+            return Err(Error::TooLarge {
+                path: list.to_path_buf(),
+                what: "checksum list",
+                limit: LIST_LIMIT,
+            });
+        }
+        let verified = signer::verify_package(list, Some(signature), trust, &opts.verify)?;
+        let signed = verified
+            .report()
+            .package_hash
+            .as_deref()
+            .and_then(|h| Digest::parse(h, false).ok())
+            .ok_or_else(|| changed(list))?;
+        let mut whole = Hasher::new(signed.alg());
+        let mut pieces = Vec::new();
+        let mut lines = checksum::LineSplitter::default();
+        let (mut entries, mut malformed, mut shown) = (0usize, 0usize, Vec::new());
+        let mut on_line =
+            |n: usize, line: Option<&[u8]>| match line.map(|l| checksum::parse_line(l, None)) {
+                Some(checksum::Line::Entry(..)) => entries += 1,
+                _ => {
+                    malformed += 1;
+                    if shown.len() < MALFORMED_SHOWN {
+                        shown.push(n);
+                    }
+                }
+            };
+        let mut reader = Pieces::new(&file, list);
+        while let Some((_, piece)) = reader.next()? {
+            whole.update(piece);
+            pieces.push(digest::hash_bytes(HashAlg::Blake3, piece));
+            lines.feed(piece, &mut on_line);
+        }
+        lines.finish(&mut on_line);
+        // What was just parsed is what the signature vouches for.
+        if !whole.finish().ct_eq(&signed) {
+            return Err(changed(list));
+        }
+        if malformed > 0 || entries == 0 {
+            return Err(Error::ManifestMalformed {
+                path: list.to_path_buf(),
+                lines: shown,
+                count: malformed,
+            });
+        }
+        Ok(SignedList {
+            verified,
+            path: list.to_path_buf(),
+            file,
+            pieces,
+            entries,
+        })
+    }
+
+    /// The proof that the list is authentic.
+    pub fn verified(&self) -> &Verified {
+        &self.verified
+    }
+
+    /// How many files the list names.
+    pub fn entries(&self) -> usize {
+        self.entries
+    }
+
+    /// Check every file the list names, relative to the list's directory,
+    /// in parallel batches, handing each result to `sink` in list order
+    /// (an error from `sink` stops the run). Memory stays bounded whatever
+    /// the list's length. See the type's documentation for how the list's
+    /// bytes are known to be the signed ones.
+    pub fn check_files(
+        self,
+        opts: &Options<'_>,
+        mut sink: impl FnMut(&FileResult) -> Result<()>,
+    ) -> Result<(Verified, Summary)> {
+        if let Some(f) = &opts.on_total {
+            f(self.entries as u64);
+        }
+        let list = self.path.as_path();
+        let base = fsutil::parent_dir(list);
+        let base_real =
+            std::fs::canonicalize(&base).map_err(|e| Error::io(&base, "resolving", e))?;
+        // Every listed file is opened relative to this handle (O_PATH:
+        // search permission is enough).
+        let handle = rustix::fs::open(
+            &base_real,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| Error::io(&base, "opening", e.into()))?;
+        let dirs = Dirs {
+            base: &base,
+            real: &base_real,
+            handle: std::fs::File::from(handle),
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(opts.jobs.max(1))
+            .build()
+            .ok();
+        let checker = Checker {
+            dirs: &dirs,
+            opts,
+            pool: pool.as_ref(),
+            done: std::sync::atomic::AtomicU64::new(0),
+        };
+        let mut summary = Summary::default();
+        let mut batch: Vec<checksum::Entry> = Vec::with_capacity(BATCH);
+        let mut run_batch = |batch: &mut Vec<checksum::Entry>| -> Result<()> {
+            for r in checker.check(batch) {
+                summary.total += 1;
+                if !r.ok {
+                    summary.failed += 1;
+                    summary.first_code = summary.first_code.or(r.code);
+                }
+                sink(&r)?;
+            }
+            batch.clear();
+            Ok(())
+        };
+        let mut lines = checksum::LineSplitter::default();
+        // A line that no longer parses could only mean the bytes changed,
+        // which the piece digests catch first: fail closed all the same.
+        let mut bad_line = false;
+        let mut reader = Pieces::new(&self.file, list);
+        let mut count = 0;
+        while let Some((index, piece)) = reader.next()? {
+            count += 1;
+            let fresh = digest::hash_bytes(HashAlg::Blake3, piece);
+            if !self.pieces.get(index).is_some_and(|d| d.ct_eq(&fresh)) {
+                return Err(changed(list));
+            }
+            lines.feed(piece, &mut |n, line| {
+                push_entry(&mut batch, &mut bad_line, n, line);
+            });
+            if bad_line {
+                return Err(changed(list));
+            }
+            if batch.len() >= BATCH {
+                run_batch(&mut batch)?;
+            }
+        }
+        lines.finish(&mut |n, line| push_entry(&mut batch, &mut bad_line, n, line));
+        if bad_line || count != self.pieces.len() {
+            return Err(changed(list));
+        }
+        run_batch(&mut batch)?;
+        Ok((self.verified, summary))
+    }
+}
 /// A name that stays inside the list's directory: relative, no `..`, no
 /// root or prefix components, no NUL.
 pub fn safe_relative(name: &[u8]) -> Option<PathBuf> {
@@ -417,76 +707,4 @@ fn is_refusal(err: &std::io::Error) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The open itself refuses a way out, so a symlink swapped in after the
-    /// path check cannot lead outside.
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn open_beneath_refuses_an_escaping_symlink() {
-        let outside = tempfile::tempdir().unwrap();
-        std::fs::write(outside.path().join("secret"), b"x").unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("ok"), b"y").unwrap();
-        std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("link")).unwrap();
-        let handle = std::fs::File::open(dir.path()).unwrap();
-        assert!(open_beneath(&handle, Path::new("ok")).is_ok());
-        let err = open_beneath(&handle, Path::new("link")).unwrap_err();
-        assert_eq!(
-            err.raw_os_error(),
-            Some(rustix::io::Errno::XDEV.raw_os_error())
-        );
-        assert!(is_refusal(&err));
-    }
-
-    /// The walk used where openat2 is missing never follows a symlink, in
-    /// the last component or on the way, and finds what is really there.
-    #[test]
-    fn open_no_follow_refuses_every_symlink() {
-        let outside = tempfile::tempdir().unwrap();
-        std::fs::create_dir(outside.path().join("d")).unwrap();
-        std::fs::write(outside.path().join("d/secret"), b"x").unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
-        std::fs::write(dir.path().join("a/b/f"), b"inside").unwrap();
-        std::os::unix::fs::symlink(outside.path().join("d/secret"), dir.path().join("a/l"))
-            .unwrap();
-        std::os::unix::fs::symlink(outside.path().join("d"), dir.path().join("a/dl")).unwrap();
-        std::os::unix::fs::symlink("b", dir.path().join("a/inner")).unwrap();
-        let handle = std::fs::File::open(dir.path()).unwrap();
-        let mut got = String::new();
-        std::io::Read::read_to_string(
-            &mut open_no_follow(&handle, Path::new("a/b/f")).unwrap(),
-            &mut got,
-        )
-        .unwrap();
-        assert_eq!(got, "inside");
-        for refused in ["a/l", "a/dl/secret", "a/inner/f"] {
-            let err = open_no_follow(&handle, Path::new(refused)).unwrap_err();
-            assert!(is_refusal(&err), "{refused}: {err}");
-        }
-        let err = open_no_follow(&handle, Path::new("a/missing")).unwrap_err();
-        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
-    }
-
-    #[test]
-    fn traversal_is_refused() {
-        for bad in [
-            &b"/etc/passwd"[..],
-            b"../x",
-            b"a/../../x",
-            b"a/..",
-            b"",
-            b"a\0b",
-            b".",
-        ] {
-            assert!(safe_relative(bad).is_none(), "{bad:?}");
-        }
-        assert_eq!(safe_relative(b"./a/b").unwrap(), PathBuf::from("a/b"));
-        assert_eq!(
-            safe_relative(b"sp ace/f").unwrap(),
-            PathBuf::from("sp ace/f")
-        );
-    }
-}
+mod tests;

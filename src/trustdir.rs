@@ -217,7 +217,10 @@ impl TrustDir {
         // Taken by another key's entry, or by a file staged in this run.
         let claimed = self.meta.keys().iter().any(|k| {
             k.file.as_deref() == Some(plain.as_str()) && k.fingerprint.as_ref() != Some(fp)
-        }) || self.staged.iter().any(|(sp, _)| sp.as_os_str() == p.as_os_str());
+        }) || self
+            .staged
+            .iter()
+            .any(|(sp, _)| sp.as_os_str() == p.as_os_str());
         if claimed {
             return Ok(format!("{name}-{}.pub", fp.short_hex()));
         }

@@ -835,3 +835,165 @@ fn sign_package_hash_choices() {
     .json();
     assert_eq!(j["code"], "SIGNATURE_INVALID", "{j}");
 }
+
+/// `--check` with `--quiet`, `--status`, `--strict` and `--ignore-missing`,
+/// alone and together (`--quiet` and `--status` override each other, the
+/// last one winning, as in coreutils), on lists mixing passes, a mismatch,
+/// a missing file, a directory and a malformed line: stdout and the exit
+/// code are `sha256sum --check`'s. The one intended difference: pkgsign
+/// exits 2 (could not run) where GNU exits 1 for a list with no properly
+/// formatted line at all; and on any failure pkgsign's stderr ends with the
+/// one `error:` line of its contract.
+#[test]
+fn check_flags_match_sha256sum() {
+    let env = Env::new();
+    let dir = env.dir.path();
+    let names = make_files(dir);
+    std::fs::create_dir(dir.join("a dir")).unwrap();
+    let good = tool_ok(dir, "sha256sum", dashdash(&names));
+    let zero = "0".repeat(64);
+    let mut bad = good.clone();
+    bad.extend_from_slice(format!("{zero}  missing file\n").as_bytes());
+    bad.extend_from_slice(b"not a checksum line\n\n# a comment\n");
+    let lists: Vec<(&str, Vec<u8>)> = vec![
+        ("GOOD", good.clone()),
+        ("MALFORMED", {
+            let mut v = good.clone();
+            v.extend_from_slice(b"not a checksum line\n");
+            v
+        }),
+        ("MISSING", bad.clone()),
+        (
+            "ONLY-MISSING",
+            format!("{zero}  gone\n{zero}  also gone\n").into_bytes(),
+        ),
+        ("DIR", {
+            let mut v = tool_ok(dir, "sha256sum", ["plain.txt"]);
+            v.extend_from_slice(format!("{zero}  a dir\n{zero}  gone\n").as_bytes());
+            v
+        }),
+        ("MISMATCH", {
+            let mut v = good.clone();
+            v.extend_from_slice(format!("{zero}  plain.txt\n").as_bytes());
+            v
+        }),
+    ];
+    let flag_sets: &[&[&str]] = &[
+        &[],
+        &["--quiet"],
+        &["--status"],
+        &["--strict"],
+        &["--ignore-missing"],
+        &["--strict", "--ignore-missing"],
+        &["--status", "--ignore-missing"],
+        &["--quiet", "--ignore-missing"],
+        &["--status", "--quiet"],
+        &["--quiet", "--status"],
+        &["--strict", "--status"],
+    ];
+    for (list, text) in &lists {
+        std::fs::write(dir.join(list), text).unwrap();
+        for flags in flag_sets {
+            let mut a = args(*flags);
+            a.extend(args(["--check", list]));
+            let theirs = tool(dir, "sha256sum", &a);
+            let mut p = args(["checksum"]);
+            p.extend(a.clone());
+            let ours = pkgsign(dir, &p);
+            let what = format!("{flags:?} --check {list}");
+            assert_eq!(ours.code, theirs.code, "{what}: {ours:#?} vs {theirs:#?}");
+            assert_same_bytes(&what, &ours.stdout, &theirs.stdout);
+            let status = flags.iter().rposition(|f| *f == "--status")
+                > flags.iter().rposition(|f| *f == "--quiet");
+            if status {
+                assert!(ours.stdout.is_empty(), "{what}: {ours:#?}");
+                assert!(!ours.stderr.contains("WARNING"), "{what}: {ours:#?}");
+                assert!(!ours.stderr.contains(" OK"), "{what}: {ours:#?}");
+            }
+        }
+    }
+    // Where each flag makes the difference, to be sure the runs above
+    // exercise it: --strict fails a list that passes without it,
+    // --ignore-missing passes a list that fails without it, and with every
+    // listed file missing nothing was verified: exit 1.
+    pkgsign(dir, ["checksum", "--check", "MALFORMED"]).ok();
+    let strict = pkgsign(dir, ["checksum", "--strict", "--check", "MALFORMED"]).code(1);
+    assert!(
+        strict.stderr.contains("improperly formatted"),
+        "{strict:#?}"
+    );
+    let j = pkgsign(
+        dir,
+        ["checksum", "--strict", "--check", "MALFORMED", "--json"],
+    )
+    .code(1)
+    .json();
+    assert_eq!(j["code"], "MANIFEST_MALFORMED", "{j}");
+    assert_eq!(j["ok"], false, "{j}");
+    let mut only_missing = good.clone();
+    only_missing.extend_from_slice(format!("{zero}  missing file\n").as_bytes());
+    std::fs::write(dir.join("SOME-MISSING"), &only_missing).unwrap();
+    pkgsign(dir, ["checksum", "--check", "SOME-MISSING"]).code(1);
+    let ignored = pkgsign(
+        dir,
+        ["checksum", "--ignore-missing", "--check", "SOME-MISSING"],
+    )
+    .ok();
+    assert!(!ignored.out().contains("missing file"), "{ignored:#?}");
+    assert!(!ignored.stderr.contains("missing file"), "{ignored:#?}");
+    let j = pkgsign(
+        dir,
+        [
+            "checksum",
+            "--ignore-missing",
+            "--check",
+            "SOME-MISSING",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(
+        j["files"].as_array().map(Vec::len),
+        Some(names.len()),
+        "{j}"
+    );
+    let none = pkgsign(
+        dir,
+        ["checksum", "--ignore-missing", "--check", "ONLY-MISSING"],
+    )
+    .code(1);
+    assert!(none.stderr.contains("no file was verified"), "{none:#?}");
+    // --status prints nothing but the contract's error line on failure.
+    let quiet = pkgsign(dir, ["checksum", "--status", "--check", "MISMATCH"]).code(1);
+    assert!(quiet.stdout.is_empty(), "{quiet:#?}");
+    quiet.assert_one_error_line();
+    pkgsign(dir, ["checksum", "--status", "--check", "GOOD"]).ok();
+    // The flags mean something only with --check.
+    for flag in ["--strict", "--status", "--ignore-missing"] {
+        pkgsign(dir, ["checksum", flag, "plain.txt"]).code(2);
+    }
+}
+
+/// `checksum --json DIR`: a directory is NOT_A_FILE, not FILE_NOT_FOUND;
+/// a missing file stays FILE_NOT_FOUND.
+#[test]
+fn checksum_json_of_a_directory_is_not_a_file() {
+    let env = Env::new();
+    let dir = env.dir.path();
+    std::fs::create_dir(dir.join("d")).unwrap();
+    std::fs::write(dir.join("f"), b"file\n").unwrap();
+    // (Each file's own error is on stderr first, as sha256sum prints it.)
+    let run = pkgsign(dir, ["checksum", "--json", "d"]).code(2);
+    assert!(run.stderr.contains("not a regular file"), "{run:#?}");
+    assert_eq!(run.json()["code"], "NOT_A_FILE", "{run:#?}");
+    assert_eq!(run.json()["ok"], false, "{run:#?}");
+    let run = pkgsign(dir, ["checksum", "--json", "nowhere"]).code(2);
+    assert_eq!(run.json()["code"], "FILE_NOT_FOUND", "{run:#?}");
+    // The first failure's code stands for the run; the good file is listed.
+    let j = pkgsign(dir, ["checksum", "--json", "f", "d", "nowhere"])
+        .code(2)
+        .json();
+    assert_eq!(j["code"], "NOT_A_FILE", "{j}");
+    assert_eq!(j["files"].as_array().map(Vec::len), Some(1), "{j}");
+}

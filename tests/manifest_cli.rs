@@ -668,3 +668,118 @@ fn the_example_release_verifies() {
     assert!(bad.out().contains("VERSION: FAILED"), "{bad:#?}");
     assert!(bad.out().contains("NOTES.txt: OK"), "{bad:#?}");
 }
+
+/// Write `text` as the list `name` in the release and sign it with key a.
+fn signed_list(r: &Release, name: &str, text: &[u8]) {
+    std::fs::write(r.rel.join(name), text).unwrap();
+    sign(&r.rel.join(name), &[&r.a]);
+}
+
+/// A signed list is a promise about every line: a line that is not a
+/// checksum entry (junk, a bad digest, a blank or comment line) refuses the
+/// whole list, before any file is checked, naming the lines. Before, such
+/// lines were skipped with a warning and the other files decided the
+/// outcome (`sha256:0000  b` beside a good line printed `1 of 1 files OK`).
+#[test]
+fn manifest_with_malformed_line_is_refused() {
+    let r = release();
+    let good = tool_ok(&r.rel, "sha256sum", ["app.tar"]);
+    let good = String::from_utf8(good).unwrap();
+    let good = good.trim_end();
+    let cases: Vec<(String, Vec<usize>)> = vec![
+        (format!("{good}\nsha256:0000  b\n"), vec![2]),
+        (format!("sha256:0000  b\n{good}\n"), vec![1]),
+        (
+            format!("{good}\nnot a line\n{good}\nnor this\n"),
+            vec![2, 4],
+        ),
+        (format!("{good}\n\n{good}\n"), vec![2]),
+        (format!("# made by hand\n{good}\n"), vec![1]),
+        (format!("{good}\n\n"), vec![2]),
+        (format!("{}  app.tar\n", "0".repeat(63)), vec![1]),
+        (format!("{good}\n{}  \n", "0".repeat(64)), vec![2]),
+        (format!("{good}\n\\{}  a\\qb\n", "0".repeat(64)), vec![2]),
+    ];
+    for (text, lines) in &cases {
+        signed_list(&r, "BAD", text.as_bytes());
+        let out = r.verify("BAD", &[]).fails(1);
+        assert!(out.stdout.is_empty(), "no file is checked: {out:#?}");
+        let named = if lines.len() == 1 {
+            format!("line {}", lines[0])
+        } else {
+            format!(
+                "lines {}",
+                lines
+                    .iter()
+                    .map(|l| l.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        assert!(out.stderr.contains(&named), "{text:?}: {named}: {out:#?}");
+        let j = r
+            .verify("BAD", &["--json"])
+            .refused("MANIFEST_MALFORMED")
+            .json();
+        let got: Vec<usize> = j["malformed_lines"]
+            .as_array()
+            .unwrap_or_else(|| panic!("malformed_lines: {j}"))
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(&got, lines, "{text:?}: {j}");
+        assert!(j.get("files").is_none(), "files were checked: {j}");
+    }
+    // The same good line alone, with or without its final newline, or with
+    // a CRLF line end (as coreutils reads it), verifies.
+    for text in [format!("{good}\n"), good.to_string(), format!("{good}\r\n")] {
+        signed_list(&r, "GOOD", text.as_bytes());
+        let out = r.verify("GOOD", &[]).ok();
+        assert_eq!(out.out(), "app.tar: OK\n", "{text:?}");
+        assert!(out.stderr.contains("1 of 1 files OK"), "{out:#?}");
+    }
+}
+
+/// A signed list that names no file at all (empty, or nothing but a
+/// newline) promises nothing: refused, never `0 of 0 files OK`.
+#[test]
+fn signed_empty_list_is_refused() {
+    let r = release();
+    for text in [&b""[..], b"\n"] {
+        signed_list(&r, "EMPTY", text);
+        let out = r.verify("EMPTY", &[]).fails(1);
+        assert!(out.stdout.is_empty(), "{out:#?}");
+        assert!(!out.stderr.contains("0 of 0"), "{out:#?}");
+        let j = r
+            .verify("EMPTY", &["--json"])
+            .refused("MANIFEST_MALFORMED")
+            .json();
+        assert!(j.get("files").is_none(), "{j}");
+    }
+    // And one of junk only.
+    signed_list(&r, "JUNK", b"junk\nmore junk\n");
+    let out = r.verify("JUNK", &[]).fails(1);
+    assert!(out.stderr.contains("lines 1, 2"), "{out:#?}");
+    r.verify("JUNK", &["--json"]).refused("MANIFEST_MALFORMED");
+}
+
+/// A list larger than the cap is refused from its size alone: its bytes are
+/// never read (before, 256 MiB of it were buffered first).
+#[test]
+fn oversized_list_is_refused_without_being_read() {
+    let r = release();
+    let list = r.rel.join("HUGE");
+    std::fs::File::create(&list)
+        .unwrap()
+        .set_len(pkgsign::manifest::LIST_LIMIT + 1)
+        .unwrap();
+    std::fs::copy(r.rel.join("SHA256SUMS.sig"), r.rel.join("HUGE.sig")).unwrap();
+    let watch = ReadWatch::new(&list);
+    let out = r.verify("HUGE", &[]).fails(2);
+    assert!(out.stderr.contains("larger than"), "{out:#?}");
+    assert!(!watch.was_read(), "the oversized list was read");
+    let j = r.verify("HUGE", &["--json"]).code(2).json();
+    assert_eq!(j["code"], "FILE_TOO_LARGE", "{j}");
+    assert_eq!(j["verified"], false, "{j}");
+    assert!(!watch.was_read(), "the oversized list was read");
+}

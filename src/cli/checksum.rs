@@ -34,8 +34,17 @@ pub struct Args {
     #[arg(long, short = 'c', value_name = "LIST", conflicts_with_all = ["files", "tag"])]
     check: Option<PathBuf>,
     /// With --check: do not print OK lines.
-    #[arg(long)]
+    #[arg(long, overrides_with = "status")]
     quiet: bool,
+    /// With --check: print nothing on stdout; the exit code says it all.
+    #[arg(long, overrides_with = "quiet", conflicts_with = "json")]
+    status: bool,
+    /// With --check: exit non-zero for improperly formatted lines.
+    #[arg(long)]
+    strict: bool,
+    /// With --check: do not fail or report for missing files.
+    #[arg(long)]
+    ignore_missing: bool,
     /// Hash with N threads (default: all cores).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
@@ -85,12 +94,20 @@ pub fn run(args: Args) -> Result<(), Error> {
     if let Some(list) = &args.check {
         return check(&args, list);
     }
+    if args.strict || args.status || args.ignore_missing {
+        return Err(Error::Usage(
+            "--strict, --status and --ignore-missing are meaningful only with --check LIST".into(),
+        ));
+    }
     let alg = args.algorithm.unwrap_or(HashAlg::Sha256);
     warn_if_insecure(alg);
     let style = if args.tag { Style::Bsd } else { Style::Gnu };
     let results: Vec<Result<Digest, Error>> =
         pool(args.jobs)?.install(|| args.files.par_iter().map(|p| hash_path(p, alg)).collect());
     let mut failed = 0usize;
+    // The first failure's code stands for the run (NOT_A_FILE for a
+    // directory, FILE_NOT_FOUND for a missing file, ...).
+    let mut code: Option<&'static str> = None;
     let mut out = std::io::stdout().lock();
     let mut entries = Vec::new();
     for (p, r) in args.files.iter().zip(results) {
@@ -104,14 +121,16 @@ pub fn run(args: Args) -> Result<(), Error> {
             }
             Err(e) => {
                 failed += 1;
+                code = code.or(Some(e.code()));
                 eprintln!("pkgsign: {}", super::one_line(&e.to_string()));
             }
         }
     }
+    let code = code.unwrap_or("FILE_NOT_FOUND");
     if args.json {
         let mut obj = serde_json::json!({"ok": failed == 0, "files": entries});
         if failed > 0 {
-            obj["code"] = serde_json::json!("FILE_NOT_FOUND");
+            obj["code"] = serde_json::json!(code);
         }
         super::print_json(&obj);
     }
@@ -120,7 +139,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             failed,
             total: args.files.len(),
             what: "files",
-            code: "FILE_NOT_FOUND",
+            code,
             exit: 2,
         });
     }
@@ -157,7 +176,8 @@ fn check(args: &Args, list_path: &Path) -> Result<(), Error> {
             })
             .collect()
     });
-    let (mut bad, mut missing) = (0usize, 0usize);
+    let (mut bad, mut missing, mut ignored) = (0usize, 0usize, 0usize);
+    let status_only = args.status;
     let mut out = std::io::stdout().lock();
     let mut json_files = Vec::new();
     for (e, r) in list.entries.iter().zip(results) {
@@ -167,6 +187,12 @@ fn check(args: &Args, list_path: &Path) -> Result<(), Error> {
             Ok(_) => {
                 bad += 1;
                 "FAILED"
+            }
+            // As coreutils: only "no such file" is ignored; a directory
+            // or an unreadable file still fails.
+            Err(pkgsign::Error::FileNotFound { .. }) if args.ignore_missing => {
+                ignored += 1;
+                continue;
             }
             Err(err) => {
                 missing += 1;
@@ -180,7 +206,7 @@ fn check(args: &Args, list_path: &Path) -> Result<(), Error> {
                 "ok": status == "OK",
                 "status": status,
             }));
-        } else if !(args.quiet && status == "OK") {
+        } else if !(status_only || (args.quiet && status == "OK")) {
             let mut line = Vec::new();
             if escaped {
                 line.push(b'\\');
@@ -192,61 +218,90 @@ fn check(args: &Args, list_path: &Path) -> Result<(), Error> {
             let _ = out.write_all(&line);
         }
     }
-    let total = list.entries.len();
-    if !list.malformed.is_empty() {
+    let total = list.entries.len() - ignored;
+    let malformed = list.malformed.len();
+    // Warnings, as coreutils prints them (none with --status).
+    if !status_only {
+        if malformed > 0 {
+            eprintln!(
+                "pkgsign: WARNING: {malformed} line{} improperly formatted",
+                if malformed == 1 { " is" } else { "s are" }
+            );
+        }
+        if missing > 0 {
+            eprintln!(
+                "pkgsign: WARNING: {missing} listed file{} could not be read",
+                if missing == 1 { "" } else { "s" }
+            );
+        }
+        if bad > 0 {
+            eprintln!(
+                "pkgsign: WARNING: {bad} computed checksum{} did NOT match",
+                if bad == 1 { "" } else { "s" }
+            );
+        }
+    }
+    let verified = total - bad - missing;
+    // --ignore-missing with nothing left to check proves nothing: a failure.
+    let none_verified = args.ignore_missing && verified == 0;
+    if none_verified && !status_only {
+        eprintln!("pkgsign: {}: no file was verified", list_path.display());
+    }
+    if !status_only {
         eprintln!(
-            "pkgsign: WARNING: {} line{} improperly formatted",
-            list.malformed.len(),
-            if list.malformed.len() == 1 {
-                " is"
-            } else {
-                "s are"
-            }
+            "pkgsign: {verified} of {total} file{} OK",
+            if total == 1 { "" } else { "s" }
         );
     }
-    if missing > 0 {
-        eprintln!(
-            "pkgsign: WARNING: {missing} listed file{} could not be read",
-            if missing == 1 { "" } else { "s" }
-        );
-    }
-    if bad > 0 {
-        eprintln!(
-            "pkgsign: WARNING: {bad} computed checksum{} did NOT match",
-            if bad == 1 { "" } else { "s" }
-        );
-    }
-    eprintln!(
-        "pkgsign: {} of {total} file{} OK",
-        total - bad - missing,
-        if total == 1 { "" } else { "s" }
-    );
+    let strict_failed = args.strict && malformed > 0;
+    let failed = bad + missing > 0 || none_verified || strict_failed;
     let code = if bad > 0 {
         "CHECKSUM_MISMATCH"
-    } else {
+    } else if missing > 0 || none_verified {
         "FILE_NOT_FOUND"
+    } else {
+        "MANIFEST_MALFORMED"
     };
     if args.json {
         let mut obj = serde_json::json!({
-            "ok": bad + missing == 0,
-            "verified": bad + missing == 0,
+            "ok": !failed,
+            "verified": !failed,
             "files": json_files,
             "failed": bad,
             "missing": missing,
+            "ignored_missing": ignored,
             "malformed_lines": list.malformed,
         });
-        if bad + missing > 0 {
+        if failed {
             obj["code"] = serde_json::json!(code);
         }
         super::print_json(&obj);
+        super::json_printed();
     }
-    if bad + missing > 0 {
+    if bad + missing > 0 || none_verified {
         return Err(Error::ItemsFailed {
-            failed: bad + missing,
-            total,
+            // With every listed file missing and ignored, they all failed.
+            failed: if bad + missing > 0 {
+                bad + missing
+            } else {
+                ignored
+            },
+            total: total.max(ignored),
             what: "files",
             code,
             exit: 1,
+        });
+    }
+    if strict_failed {
+        return Err(Error::ManifestMalformed {
+            path: list_path.to_path_buf(),
+            lines: list
+                .malformed
+                .iter()
+                .copied()
+                .take(pkgsign::manifest::MALFORMED_SHOWN)
+                .collect(),
+            count: malformed,
         });
     }
     Ok(())

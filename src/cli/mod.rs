@@ -63,8 +63,9 @@ pub fn run(cli: Cli) -> ExitCode {
             // `trust update` has already printed its one JSON object, with
             // the refused statements in it.
             // (So have the commands over many files.)
-            let json =
-                json && !matches!(e, Error::StatementsRefused(_) | Error::ItemsFailed { .. });
+            let json = json
+                && !JSON_PRINTED.load(std::sync::atomic::Ordering::SeqCst)
+                && !matches!(e, Error::StatementsRefused(_) | Error::ItemsFailed { .. });
             report_error(&e, json, verifying);
             ExitCode::from(e.exit_code())
         }
@@ -132,6 +133,16 @@ fn report_error(e: &Error, json: bool, verifying: bool) {
         }
         print_json(&obj);
     }
+}
+
+/// Set by a command that has printed its one JSON object itself (possibly
+/// in pieces, as `verify-manifest` streams its results), so that the error
+/// it then returns is reported on stderr only.
+static JSON_PRINTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Note that the command's one JSON object has been printed.
+fn json_printed() {
+    JSON_PRINTED.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
 /// Print a JSON object on one line.

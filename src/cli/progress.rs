@@ -23,6 +23,11 @@ impl Bar {
         let pb = self.0.clone();
         move |total| pb.set_length(total)
     }
+
+    /// Run `f` (which writes to the terminal) with the bar hidden.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.0.suspend(f)
+    }
 }
 
 impl Drop for Bar {

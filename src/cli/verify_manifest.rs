@@ -1,16 +1,17 @@
 //! `pkgsign verify-manifest`: a signed checksum list and every file in it.
 
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use pkgsign::Error;
 use pkgsign::audit::Event;
 use pkgsign::cache::Cache;
-use pkgsign::manifest::{self, Options};
+use pkgsign::manifest::{FileResult, Options, SignedList};
 use pkgsign::signer::VerifyOptions;
 use serde_json::json;
 
 use super::common::{AuditArgs, PermArgs, audit, load_trust};
-use super::{print_json, shown};
+use super::{json_printed, one_line, print_json, shown};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -19,8 +20,11 @@ exactly as verify-package does (trusted keys, windows, --threshold), then every 
 names, relative to LIST's directory, in parallel. A name that is absolute or climbs out of that \
 directory is refused and never opened. Publish a list with:\n  \
 sha256sum * > SHA256SUMS && pkgsign sign-package --package SHA256SUMS --private-key KEY\n\n\
-Exit codes: 0 the list is authentic and every file matches; 1 refused (signature or any file); \
-2 could not run."
+Every line of a signed list must be a checksum line (no blank or comment line; a final newline \
+and CRLF line ends are fine) and it must name at least one file, else it is refused whole \
+(MANIFEST_MALFORMED, naming the lines) before any file is checked.\n\n\
+Exit codes: 0 the list is authentic, well formed and every file matches; 1 refused (signature, \
+a malformed or empty list, or any file); 2 could not run."
 )]
 pub struct Args {
     /// The checksum list (GNU, BSD/signify or pkgsign lines).
@@ -83,31 +87,108 @@ pub fn run(args: Args) -> Result<(), Error> {
             ..VerifyOptions::default()
         },
     };
-    let result = manifest::verify_manifest(&args.list, &signature, &trust, &opts);
+    // A refusal that cannot be logged is reported as that failure instead.
+    let refused = |e: &Error| -> Result<(), Error> {
+        audit(
+            log.as_ref(),
+            Event::new("signature_verification_failure")
+                .with("package", shown(&args.list))
+                .with("code", e.code())
+                .with("reason", e.to_string()),
+        )
+        .map_err(|a| {
+            a.audit_done(format!(
+                "the verification of {} failed ({}) and was not logged",
+                shown(&args.list),
+                e.code()
+            ))
+        })
+    };
+    let opened = SignedList::open(&args.list, &signature, &trust, &opts);
     for w in trust.late_warnings() {
         eprintln!("warning: {w}");
     }
-    let (verified, report) = match result {
-        Ok(v) => v,
+    let signed = match opened {
+        Ok(s) => {
+            super::verify_package::warn_uncounted(&args.list, s.verified().report());
+            s
+        }
         Err(e) => {
-            audit(
-                log.as_ref(),
-                Event::new("signature_verification_failure")
-                    .with("package", shown(&args.list))
-                    .with("code", e.code())
-                    .with("reason", e.to_string()),
-            )
-            .map_err(|a| {
-                a.audit_done(format!(
-                    "the verification of {} failed ({}) and was not logged",
-                    shown(&args.list),
-                    e.code()
-                ))
-            })?;
+            refused(&e)?;
+            if args.json
+                && let Error::ManifestMalformed { lines, count, .. } = &e
+            {
+                print_json(&json!({
+                    "ok": false,
+                    "verified": false,
+                    "code": e.code(),
+                    "error": one_line(&e.to_string()),
+                    "list": shown(&args.list),
+                    "malformed_lines": lines,
+                    "malformed_count": count,
+                }));
+                json_printed();
+            }
             return Err(e);
         }
     };
-    super::verify_package::warn_uncounted(&args.list, verified.report());
+    // Results are written as they come, in list order: nothing but a
+    // batch of them is ever held, however long the list. With --json the
+    // one object is written in pieces: its head, each file, its tail.
+    let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    let mut head = || -> std::io::Result<()> {
+        if args.json {
+            write!(
+                out,
+                "{{\"list\":{},\"signers\":",
+                serde_json::Value::from(shown(&args.list))
+            )?;
+            serde_json::to_writer(&mut out, &signed.verified().signers().collect::<Vec<_>>())?;
+            out.write_all(b",\"files\":[")?;
+        }
+        Ok(())
+    };
+    head().map_err(stdout_error)?;
+    let mut first = true;
+    let bar_ref = bar.as_ref().map(|(_, b)| b);
+    let (json_mode, quiet) = (args.json, args.quiet);
+    let sink = |f: &FileResult| -> Result<(), Error> {
+        let mut write = |out: &mut BufWriter<_>| -> std::io::Result<()> {
+            if json_mode {
+                if !std::mem::take(&mut first) {
+                    out.write_all(b",")?;
+                }
+                serde_json::to_writer(&mut *out, f)?;
+            } else if !f.ok || !quiet {
+                out.write_all(&human_line(f))?;
+            }
+            Ok(())
+        };
+        match bar_ref {
+            Some(b) => b.suspend(|| write(&mut out).and_then(|()| out.flush())),
+            None => write(&mut out),
+        }
+        .map_err(stdout_error)
+    };
+    let result = signed.check_files(&opts, sink);
+    let (verified, summary) = match result {
+        Ok(v) => v,
+        Err(e) => {
+            if args.json {
+                // Close the object begun above: still exactly one.
+                let tail = json!({"code": e.code(), "error": one_line(&e.to_string())});
+                let _ = writeln!(
+                    out,
+                    "],\"ok\":false,\"verified\":false,\"code\":{},\"error\":{}}}",
+                    tail["code"], tail["error"]
+                );
+                json_printed();
+            }
+            let _ = out.flush();
+            refused(&e)?;
+            return Err(e);
+        }
+    };
     if let Some(c) = &cache
         && let Err(e) = c.save()
     {
@@ -116,8 +197,8 @@ pub fn run(args: Args) -> Result<(), Error> {
             super::one_line(&e.to_string())
         );
     }
-    let ok = report.failed == 0;
-    audit(
+    let ok = summary.failed == 0;
+    let logged = audit(
         log.as_ref(),
         Event::new(if ok {
             "signature_verification_success"
@@ -134,8 +215,8 @@ pub fn run(args: Args) -> Result<(), Error> {
                 .collect::<Vec<_>>()
                 .join(","),
         )
-        .with("files", report.files.len())
-        .with("failed_files", report.failed),
+        .with("files", summary.total)
+        .with("failed_files", summary.failed),
     )
     .map_err(|e| {
         e.audit_done(format!(
@@ -143,74 +224,94 @@ pub fn run(args: Args) -> Result<(), Error> {
             shown(&args.list),
             if ok { "passed" } else { "failed" }
         ))
-    })?;
-    // The first failing file's code stands for the whole run.
-    let code = report
-        .files
-        .iter()
-        .find_map(|f| f.code)
-        .unwrap_or("CHECKSUM_MISMATCH");
-    if args.json {
-        let mut v = json!({
-            "ok": ok,
-            "verified": ok,
-            "list": shown(&args.list),
-            "signers": verified.signers().collect::<Vec<_>>(),
-        });
-        if !ok {
-            v["code"] = json!(code);
-        }
-        if let (Some(m), Ok(serde_json::Value::Object(extra))) =
-            (v.as_object_mut(), serde_json::to_value(&report))
-        {
-            m.extend(extra);
-        }
-        if let Some(c) = &cache {
-            let (hits, misses) = c.stats();
-            v["cache"] = json!({"hits": hits, "misses": misses, "skipped": c.skipped()});
-        }
-        print_json(&v);
-    } else {
-        for f in &report.files {
-            // Escaped as `sha256sum --check` does, so that a name holding a
-            // newline cannot print as two lines (one of them `...: OK`).
-            let (escaped, name) = pkgsign::checksum::display_name(f.name.as_bytes());
-            let name = format!(
-                "{}{}",
-                if escaped { "\\" } else { "" },
-                String::from_utf8_lossy(&name)
-            );
-            if f.ok {
-                if !args.quiet {
-                    println!("{name}: OK");
-                }
-            } else {
-                println!("{name}: FAILED ({})", f.detail);
+    });
+    // The first failing file's code stands for the whole run; a run that
+    // could not be logged does not count, whatever the files said.
+    let code = match &logged {
+        Err(e) => e.code(),
+        Ok(()) => summary.first_code.unwrap_or("CHECKSUM_MISMATCH"),
+    };
+    let counts = ok && logged.is_ok();
+    let mut tail = || -> std::io::Result<()> {
+        if args.json {
+            write!(
+                out,
+                "],\"malformed_lines\":[],\"failed\":{},\"ok\":{counts},\"verified\":{counts}",
+                summary.failed
+            )?;
+            if !counts {
+                write!(out, ",\"code\":{}", serde_json::Value::from(code))?;
             }
+            if let Err(e) = &logged {
+                write!(
+                    out,
+                    ",\"error\":{}",
+                    serde_json::Value::from(one_line(&e.to_string()))
+                )?;
+            }
+            if let Some(c) = &cache {
+                let (hits, misses) = c.stats();
+                write!(
+                    out,
+                    ",\"cache\":{}",
+                    json!({"hits": hits, "misses": misses, "skipped": c.skipped()})
+                )?;
+            }
+            out.write_all(b"}\n")?;
         }
-        if !report.malformed_lines.is_empty() {
-            eprintln!(
-                "warning: {} line(s) of the list are not well formed and were skipped: {:?}",
-                report.malformed_lines.len(),
-                report.malformed_lines
-            );
-        }
+        out.flush()
+    };
+    let written = tail().map_err(stdout_error);
+    if args.json {
+        json_printed();
+    }
+    written?;
+    drop(out);
+    logged?;
+    if !args.json {
         eprintln!(
             "{}: list signed by {}; {} of {} files OK",
             shown(&args.list),
             verified.report().signers_line(),
-            report.files.len() - report.failed,
-            report.files.len()
+            summary.total - summary.failed,
+            summary.total
         );
     }
     if !ok {
         return Err(Error::ItemsFailed {
-            failed: report.failed,
-            total: report.files.len(),
+            failed: summary.failed,
+            total: summary.total,
             what: "files",
             code,
             exit: 1,
         });
     }
     Ok(())
+}
+
+/// A `NAME: OK` or `NAME: FAILED (why)` line. The name is escaped as
+/// `sha256sum --check` escapes it, so that a name holding a newline cannot
+/// print as two lines (one of them `...: OK`).
+fn human_line(f: &FileResult) -> Vec<u8> {
+    let (escaped, name) = pkgsign::checksum::display_name(f.name.as_bytes());
+    let mut line = Vec::with_capacity(name.len() + 16);
+    if escaped {
+        line.push(b'\\');
+    }
+    line.extend_from_slice(&name);
+    if f.ok {
+        line.extend_from_slice(b": OK\n");
+    } else {
+        line.extend_from_slice(format!(": FAILED ({})\n", f.detail).as_bytes());
+    }
+    line
+}
+
+/// Writing to standard output failed (a closed pipe, a full disk).
+fn stdout_error(e: std::io::Error) -> Error {
+    Error::Io {
+        path: "standard output".into(),
+        action: "writing",
+        source: e,
+    }
 }

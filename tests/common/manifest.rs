@@ -121,3 +121,42 @@ impl FifoWatch {
 pub fn wait_until_cacheable() {
     std::thread::sleep(Duration::from_millis(1150));
 }
+
+/// Detects whether anyone reads a file, with an inotify watch for
+/// `IN_ACCESS` (a read of any size, even of a sparse hole).
+pub struct ReadWatch {
+    inotify: rustix::fd::OwnedFd,
+}
+
+impl ReadWatch {
+    /// Start watching the existing file `path`. Checks first that the watch
+    /// sees a read (its own), so that `was_read` can fail.
+    pub fn new(path: &Path) -> Self {
+        use rustix::fs::inotify;
+        let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
+            .expect("inotify_init1");
+        inotify::add_watch(&fd, path, inotify::WatchFlags::ACCESS).expect("inotify_add_watch");
+        let watch = ReadWatch { inotify: fd };
+        let mut one = [0u8; 1];
+        std::io::Read::read(&mut std::fs::File::open(path).unwrap(), &mut one).unwrap();
+        assert!(
+            watch.was_read(),
+            "the inotify watch on {} saw no read",
+            path.display()
+        );
+        watch
+    }
+
+    /// Whether the file was read since the last call (or since `new`).
+    pub fn was_read(&self) -> bool {
+        let mut buf = [0u8; 4096];
+        let mut any = false;
+        loop {
+            match rustix::io::read(&self.inotify, &mut buf) {
+                Ok(n) if n > 0 => any = true,
+                Ok(_) | Err(rustix::io::Errno::AGAIN) => return any,
+                Err(e) => panic!("reading inotify events: {e}"),
+            }
+        }
+    }
+}

@@ -5,6 +5,7 @@
 //! that is renamed or linked still gets its own window. See
 //! `docs/trust-directory.md`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -135,6 +136,8 @@ impl KeyState {
 pub struct Metadata {
     path: PathBuf,
     keys: Vec<KeyState>,
+    /// Position of each fingerprint's entry in `keys`.
+    index: HashMap<Fingerprint, usize>,
     threshold: Option<u32>,
 }
 
@@ -152,8 +155,7 @@ impl Metadata {
             Err(Error::FileNotFound { .. }) => {
                 return Ok(Metadata {
                     path,
-                    keys: Vec::new(),
-                    threshold: None,
+                    ..Metadata::default()
                 });
             }
             Err(e) => return Err(e),
@@ -227,9 +229,11 @@ impl Metadata {
                 sequence: e.sequence,
             });
         }
+        let index = index_of(&keys);
         Ok(Metadata {
             path,
             keys,
+            index,
             threshold: form.threshold,
         })
     }
@@ -257,25 +261,21 @@ impl Metadata {
 
     /// The entry for `fp`.
     pub fn get(&self, fp: &Fingerprint) -> Option<&KeyState> {
-        self.keys
-            .iter()
-            .find(|k| k.fingerprint.as_ref() == Some(fp))
+        self.index.get(fp).and_then(|&i| self.keys.get(i))
     }
 
     /// The entry for `fp`, created empty if missing.
     pub fn entry(&mut self, fp: &Fingerprint) -> &mut KeyState {
-        let idx = match self
-            .keys
-            .iter()
-            .position(|k| k.fingerprint.as_ref() == Some(fp))
-        {
-            Some(i) => i,
+        let idx = match self.index.get(fp) {
+            Some(&i) => i,
             None => {
                 self.keys.push(KeyState {
                     fingerprint: Some(fp.clone()),
                     ..KeyState::default()
                 });
-                self.keys.len() - 1
+                let i = self.keys.len() - 1;
+                self.index.insert(fp.clone(), i);
+                i
             }
         };
         &mut self.keys[idx]
@@ -283,7 +283,10 @@ impl Metadata {
 
     /// Drop the entry for `fp`.
     pub fn remove(&mut self, fp: &Fingerprint) {
-        self.keys.retain(|k| k.fingerprint.as_ref() != Some(fp));
+        if self.index.remove(fp).is_some() {
+            self.keys.retain(|k| k.fingerprint.as_ref() != Some(fp));
+            self.index = index_of(&self.keys);
+        }
     }
 
     /// The text written to disk.
@@ -312,6 +315,14 @@ impl Metadata {
         let text = self.to_text()?;
         fsutil::write_atomic(&self.path, text.as_bytes(), 0o644, Replace::Allowed)
     }
+}
+
+/// Where each fingerprint's entry is.
+fn index_of(keys: &[KeyState]) -> HashMap<Fingerprint, usize> {
+    keys.iter()
+        .enumerate()
+        .filter_map(|(i, k)| k.fingerprint.clone().map(|f| (f, i)))
+        .collect()
 }
 
 fn one_line(s: &str) -> String {

@@ -139,7 +139,8 @@ impl TrustDir {
         e.file = Some(file);
         e.not_before = not_before;
         e.not_after = not_after;
-        self.staged.retain(|(p, _)| p != &path);
+        self.staged
+            .retain(|(p, _)| p.as_os_str() != path.as_os_str());
         self.staged.push((path.clone(), pem));
         Ok(path)
     }

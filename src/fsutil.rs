@@ -221,18 +221,7 @@ pub enum Replace {
 /// file is removed and `dest` is untouched.
 pub fn write_atomic(dest: &Path, contents: &[u8], mode: u32, replace: Replace) -> Result<()> {
     let dir = parent_dir(dest);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".pkgsign-")
-        .suffix(".tmp")
-        .permissions(std::fs::Permissions::from_mode(mode))
-        .tempfile_in(&dir)
-        .map_err(|e| Error::io(&dir, "creating a temporary file in", e))?;
-    // The umask may have narrowed the mode; set it exactly.
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))
-        .map_err(|e| Error::io(tmp.path(), "setting permissions of", e))?;
-    tmp.write_all(contents)
-        .map_err(|e| Error::io(tmp.path(), "writing", e))?;
+    let tmp = write_temp(&dir, contents, mode)?;
     tmp.as_file()
         .sync_all()
         .map_err(|e| Error::io(tmp.path(), "syncing", e))?;
@@ -256,6 +245,24 @@ pub fn write_atomic(dest: &Path, contents: &[u8], mode: u32, replace: Replace) -
     sync_dir(&dir)
 }
 
+/// A temp file in `dir` (named `.pkgsign-*.tmp`, which recovery removes)
+/// holding `contents`, with exactly `mode`; not synced yet.
+fn write_temp(dir: &Path, contents: &[u8], mode: u32) -> Result<tempfile::NamedTempFile> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".pkgsign-")
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, "creating a temporary file in", e))?;
+    // The umask may have narrowed the mode; set it exactly.
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::io(tmp.path(), "setting permissions of", e))?;
+    tmp.write_all(contents)
+        .map_err(|e| Error::io(tmp.path(), "writing", e))?;
+    Ok(tmp)
+}
+
 /// [`write_atomic`] for many files of one directory at once (replacing
 /// any that exist): every temp file is written, one `syncfs` makes them all
 /// durable, then each is renamed into place and the directory is synced
@@ -273,18 +280,7 @@ pub fn write_atomic_batch(dir: &Path, files: &[(PathBuf, String)], mode: u32) ->
                 dir.display()
             )));
         }
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".pkgsign-")
-            .suffix(".tmp")
-            .permissions(std::fs::Permissions::from_mode(mode))
-            .tempfile_in(dir)
-            .map_err(|e| Error::io(dir, "creating a temporary file in", e))?;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(mode))
-            .map_err(|e| Error::io(tmp.path(), "setting permissions of", e))?;
-        tmp.write_all(contents.as_bytes())
-            .map_err(|e| Error::io(tmp.path(), "writing", e))?;
-        temps.push((tmp, dest));
+        temps.push((write_temp(dir, contents.as_bytes(), mode)?, dest));
     }
     let d = File::open(dir).map_err(|e| Error::io(dir, "opening directory", e))?;
     rustix::fs::syncfs(&d).map_err(|e| Error::io(dir, "syncing the file system of", e.into()))?;

@@ -151,14 +151,21 @@ impl Statement {
         s
     }
 
-    /// A file name that sorts by time.
+    /// A file name that sorts by time, and names the sequence number, so
+    /// that two statements about one key in the same second (a second
+    /// revocation, say) never overwrite each other.
     pub fn file_name(&self) -> String {
         let kind = match self.claim {
             Claim::Endorse { .. } => "endorse",
             Claim::Revoke { .. } => "revoke",
         };
         let t = format_time(self.issued_at).replace([':', '-'], "");
-        format!("{t}-{kind}-{}.{EXT}", self.subject.short_hex())
+        format!(
+            "{t}-{kind}-{}-{}-{}.{EXT}",
+            self.subject.short_hex(),
+            self.signer.short_hex(),
+            self.sequence
+        )
     }
 
     /// Endorse `new` with `old`, countersigned by `new`; `sequence` is the

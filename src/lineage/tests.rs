@@ -268,6 +268,14 @@ fn revocations_apply_and_win_over_endorsements() {
 }
 
 #[test]
+fn statements_about_one_key_in_one_second_keep_their_own_files() {
+    let (a, b) = (key(), key());
+    let first = Statement::revoke(&a, &fp(&b), T, "one", T, 1).unwrap();
+    let second = Statement::revoke(&a, &fp(&b), T, "two", T, 2).unwrap();
+    assert_ne!(first.file_name(), second.file_name());
+}
+
+#[test]
 fn too_many_statements_are_refused_before_reading_them() {
     let (tmp, mut t) = worker(&key());
     let from = tmp.path().join("many");

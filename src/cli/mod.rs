@@ -38,7 +38,7 @@ enum Command {
     VerifyPackage(verify_package::Args),
     /// Rotate the signing key, keeping the old one trusted through a grace window.
     KeyRotate(key_rotate::Args),
-    /// Manage a trusted-keys directory: add, list, revoke, remove, update.
+    /// Manage a trusted-keys directory: add, list, revoke, remove, threshold, cosign, update.
     Trust(trust::Args),
     /// Print or check checksums, as sha256sum & co. do.
     Checksum(checksum::Args),

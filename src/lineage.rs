@@ -24,7 +24,7 @@ use crate::sigfile::{check_comment, format_time};
 
 mod apply;
 
-pub use apply::{Applied, MAX_STATEMENTS, update};
+pub use apply::{Applied, MAX_STATEMENTS, update, why_not_current};
 
 /// First line of a key statement file.
 pub const HEADER: &str = "pkgsign-key-statement v2";

@@ -125,6 +125,16 @@ impl KeyState {
         self.principal.is_some() || self.successor.is_some() || self.sequence.is_some()
     }
 
+    /// Close the window at `t`, unless it already closes earlier: a
+    /// retirement only ever shortens a window. Returns whether it changed.
+    pub fn retire_at(&mut self, t: u64) -> bool {
+        let shorter = self.not_after.is_none_or(|na| t < na);
+        if shorter {
+            self.not_after = Some(t);
+        }
+        shorter
+    }
+
     /// Whether the window contains `t`.
     pub fn in_window(&self, t: u64) -> bool {
         self.not_before.is_none_or(|nb| t >= nb) && self.not_after.is_none_or(|na| t <= na)

@@ -418,7 +418,7 @@ fn apply(dir: &Path, j: &Journal) -> Result<Vec<PathBuf>> {
                     t.link_successor(o, &new_fp, seq);
                 }
                 let e = t.meta_mut().entry(o);
-                e.not_after = Some(e.not_after.map_or(j.grace_end, |na| na.min(j.grace_end)));
+                e.retire_at(j.grace_end);
             }
         }
         t.commit()?;
@@ -464,7 +464,7 @@ fn apply(dir: &Path, j: &Journal) -> Result<Vec<PathBuf>> {
             e.file = None;
         } else {
             e.file = j.retired_file.clone();
-            e.not_after = Some(e.not_after.map_or(j.grace_end, |na| na.min(j.grace_end)));
+            e.retire_at(j.grace_end);
         }
     }
     meta.save()?;

@@ -202,7 +202,7 @@ impl TrustDir {
     /// Shorten (never lengthen) a key's window end.
     pub fn retire(&mut self, fp: &Fingerprint, not_after: u64) -> Result<()> {
         let e = self.meta.entry(fp);
-        e.not_after = Some(e.not_after.map_or(not_after, |na| na.min(not_after)));
+        e.retire_at(not_after);
         self.meta.save()
     }
 

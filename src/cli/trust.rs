@@ -211,11 +211,12 @@ pub fn run(args: Args) -> Result<(), Error> {
             check_existing(&tdir)?;
             let t_now = now();
             let mut t = TrustDir::open(&tdir)?;
+            let store = t.store()?;
             let stmt = match &sign_with {
                 Some(k) => {
                     let key = encoding::load_private_key(k, passphrase.get()?.as_ref())?;
                     let signer = key.public_key().fingerprint();
-                    check_statement_signer(&t, &signer, &fingerprint, t_now)?;
+                    check_statement_signer(&t, &store, &signer, &fingerprint, t_now)?;
                     let seq = t.next_sequence(&signer);
                     let st = Statement::revoke(&key, &fingerprint, t_now, &reason, t_now, seq)?;
                     t.meta_mut().entry(&signer).sequence = Some(seq);
@@ -223,7 +224,6 @@ pub fn run(args: Args) -> Result<(), Error> {
                 }
                 None => None,
             };
-            let store = t.store()?;
             let mut warnings = Vec::new();
             if store.get(&fingerprint).is_none() && t.meta().get(&fingerprint).is_none() {
                 warnings.push(format!(
@@ -398,29 +398,32 @@ pub fn run(args: Args) -> Result<(), Error> {
 /// trusted here, current, and (unless it revokes itself) the head of its lineage.
 fn check_statement_signer(
     t: &TrustDir,
+    store: &pkgsign::trust::TrustStore,
     signer: &Fingerprint,
     subject: &Fingerprint,
     at: u64,
 ) -> Result<(), Error> {
     let refuse = |why: String| {
         Err(Error::Usage(format!(
-            "--sign-with key {signer} {why} in {}; workers would refuse its statement",
+            "--sign-with key {why} in {}; workers would refuse its statement: sign with the current key of its lineage",
             shown(t.path())
         )))
     };
-    let store = t.store()?;
     let Some(k) = store.get(signer) else {
-        return refuse("is not trusted".into());
+        return refuse(format!("{signer} is not trusted"));
     };
-    if !k.state.in_window(at) || k.state.revoked.is_some() {
-        return refuse(format!("is {}", k.describe_state(at)));
+    // A key may revoke itself once it has a successor; never when revoked
+    // or expired.
+    let why = if signer == subject {
+        (!k.state.in_window(at) || k.state.revoked.is_some())
+            .then(|| format!("{signer} is {}", k.describe_state(at)))
+    } else {
+        lineage::why_not_current(signer, &k.state, at)
+    };
+    match why {
+        Some(why) => refuse(why),
+        None => Ok(()),
     }
-    if let Some(s) = k.state.successor.as_ref().filter(|_| signer != subject) {
-        return refuse(format!(
-            "already endorsed {s}: only the current key of a lineage may sign for it"
-        ));
-    }
-    Ok(())
 }
 
 /// A directory the command reads and must not create: missing is

@@ -162,6 +162,31 @@ fn statement_files(from: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Why the key `fp`, in state `st`, may not sign a statement that changes a
+/// directory at `now` (revoked, outside its window, or no longer the head of
+/// its lineage); None when it may. The one rule for `trust update` and for
+/// the commands that sign statements.
+pub fn why_not_current(fp: &Fingerprint, st: &KeyState, now: u64) -> Option<String> {
+    if let Some((t, _)) = &st.revoked {
+        return Some(format!("{fp} was revoked at {}", format_time(*t)));
+    }
+    if let Some(nb) = st.not_before.filter(|nb| now < *nb) {
+        return Some(format!("{fp} is not valid here before {}", format_time(nb)));
+    }
+    if let Some(na) = st.not_after.filter(|na| now > *na) {
+        return Some(format!(
+            "{fp} expired here at {}: an expired key never changes the directory, whatever the statement's issued-at claims",
+            format_time(na)
+        ));
+    }
+    if let Some(s) = &st.successor {
+        return Some(format!(
+            "{fp} already endorsed {s} as its successor: a key that has a successor has no more say over keys"
+        ));
+    }
+    None
+}
+
 /// The directory being changed, with the keys it trusts, loaded once.
 struct Book<'a> {
     tdir: &'a mut TrustDir,
@@ -189,26 +214,8 @@ impl Book<'_> {
         self.public(fp).is_some() || self.tdir.meta().get(fp).is_some()
     }
 
-    /// Why `fp` may not change the directory now, if it may not.
     fn not_current(&self, fp: &Fingerprint, st: &KeyState) -> Option<String> {
-        if let Some((t, _)) = &st.revoked {
-            return Some(format!("{fp} was revoked at {}", format_time(*t)));
-        }
-        if let Some(nb) = st.not_before.filter(|nb| self.now < *nb) {
-            return Some(format!("{fp} is not valid here before {}", format_time(nb)));
-        }
-        if let Some(na) = st.not_after.filter(|na| self.now > *na) {
-            return Some(format!(
-                "{fp} expired here at {}: an expired key never changes the directory, whatever the statement's issued-at claims",
-                format_time(na)
-            ));
-        }
-        if let Some(s) = &st.successor {
-            return Some(format!(
-                "{fp} already endorsed {s} as its successor: a key that has a successor has no more say over keys"
-            ));
-        }
-        None
+        why_not_current(fp, st, self.now)
     }
 
     /// Decide one statement, and apply it (in memory) if it may be.
@@ -254,14 +261,13 @@ impl Book<'_> {
         }
 
         // Applied before (a second run over the same statements).
-        match &st.claim {
-            Claim::Endorse { .. } if signer.successor.as_ref() == Some(&st.subject) => {
-                return Ok(Step::Already(format!(
-                    "key {} is already trusted as the successor of {}",
-                    st.subject, st.signer
-                )));
-            }
-            _ => {}
+        if matches!(st.claim, Claim::Endorse { .. })
+            && signer.successor.as_ref() == Some(&st.subject)
+        {
+            return Ok(Step::Already(format!(
+                "key {} is already trusted as the successor of {}",
+                st.subject, st.signer
+            )));
         }
         if let Some((t, _)) = &subject.revoked {
             return Ok(Step::Already(format!(
@@ -338,10 +344,8 @@ impl Book<'_> {
                     .stage_key(subject_key, subject_name, Some(*not_before), *not_after)?;
                 self.tdir
                     .link_successor(&st.signer, &st.subject, st.sequence);
-                let retire = signer_not_after.filter(|t| signer.not_after.is_none_or(|na| *t < na));
-                if let Some(t) = retire {
-                    self.tdir.meta_mut().entry(&st.signer).not_after = Some(t);
-                }
+                let retire = signer_not_after
+                    .filter(|t| self.tdir.meta_mut().entry(&st.signer).retire_at(*t));
                 self.added.insert(st.subject.clone(), subject_key.clone());
                 Ok(Step::Applied(format!(
                     "key {} ({subject_name}) trusted from {}, endorsed by {} (statement {} of the lineage of {principal}, {} principal{}){}",

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::report::Report;
+use crate::sign::report::Report;
 
 /// Result alias used throughout the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -206,7 +206,7 @@ pub enum Error {
         /// The list.
         path: PathBuf,
         /// The first malformed lines (1-based), at most
-        /// [`crate::manifest::MALFORMED_SHOWN`].
+        /// [`crate::release::manifest::MALFORMED_SHOWN`].
         lines: Vec<usize>,
         /// How many lines are malformed (0: the list names no file).
         count: usize,

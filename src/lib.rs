@@ -2,26 +2,24 @@
 //! before applying anything.
 //!
 //! The library does the work; the `pkgsign` binary is a thin command line
-//! over it. Modules, one per concern:
+//! over it. Modules, one per concern (`docs/architecture.md` draws them):
 //! - [`keys`]: key types, fingerprints, key files, generation, and the
 //!   [`keys::KeySource`] trait every private-key operation goes through;
 //! - [`digest`]: hash algorithms, `ALGO:HEX` values and one-pass streaming;
-//! - [`sigfile`]: the pkgsign (v1) and raw signature file formats;
-//! - [`signer`]: the one place that hashes packages and makes or checks signatures;
-//! - [`trust`]: the set of trusted keys and each trust decision;
-//! - [`report`]: per-signature results and the proof of a verification;
+//! - [`text`]: the time and comment rules of every signed text file;
+//! - [`sign`]: the signature file formats, the one place that hashes
+//!   packages and makes or checks signatures, and the proof of a verification;
+//! - [`trust`]: the trusted keys and each trust decision, the metadata files,
+//!   changing a trusted-keys directory, and key lineage statements;
+//! - [`rotate`]: a coordinator's signing-keys directory and crash-safe rotation;
+//! - [`release`]: checksum lists, signed manifests and the digest cache;
 //! - [`error`]: the error type, its stable codes and exit codes;
 //! - [`fsutil`]: bounded reads, atomic writes and directory locks;
-//! - [`meta`]: the key metadata files (`trust.toml`, `keys.toml`);
 //! - [`perms`]: StrictModes checks of key directories;
-//! - [`trustdir`]: changing a trusted-keys directory (add, revoke, remove, list);
-//! - [`keystore`]: a coordinator's signing-keys directory;
-//! - [`rotate`]: crash-safe key rotation;
-//! - [`lineage`]: signed endorsements and revocations that workers follow;
 //! - [`audit`]: the JSON-lines audit log.
 //!
 //! ```
-//! use pkgsign::{keys, signer, trust::TrustStore};
+//! use pkgsign::{keys, sign::signer, trust::TrustStore};
 //! # fn main() -> Result<(), pkgsign::Error> {
 //! let dir = tempfile::tempdir().unwrap();
 //! let pkg = dir.path().join("app.tar.gz");
@@ -43,23 +41,15 @@
 #![deny(missing_docs)]
 
 pub mod audit;
-pub mod cache;
-pub mod checksum;
 pub mod digest;
 pub mod error;
-mod fields;
 pub mod fsutil;
 pub mod keys;
-pub mod keystore;
-pub mod lineage;
-pub mod manifest;
-pub mod meta;
 pub mod perms;
-pub mod report;
+pub mod release;
 pub mod rotate;
-pub mod sigfile;
-pub mod signer;
+pub mod sign;
+pub mod text;
 pub mod trust;
-pub mod trustdir;
 
 pub use error::{Error, Result};

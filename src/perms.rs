@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Error, Result};
-use crate::meta::{KEYS_FILE, TRUST_FILE};
+use crate::trust::meta::{KEYS_FILE, TRUST_FILE};
 
 /// Whether the write-permission checks apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

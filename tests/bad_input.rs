@@ -1204,7 +1204,7 @@ fn group_or_world_writable_signing_keys_are_refused_unless_insecure_permissions(
     let pkg = env.package("p");
     let sig = env.path("p.sig");
     let keys = env.keys();
-    let keys_toml = keys.join(pkgsign::meta::KEYS_FILE);
+    let keys_toml = keys.join(pkgsign::trust::meta::KEYS_FILE);
     assert!(keys_toml.exists());
     for (path, loose, tight) in [
         (&keys, 0o777, 0o700),

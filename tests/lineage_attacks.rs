@@ -325,10 +325,11 @@ fn raw_ed25519_signature_over_a_statement_is_refused() {
     let sig_text = std::fs::read_to_string(root.join("example-package.tar.gz.sig")).unwrap();
     let line8 = sig_text.lines().nth(7).unwrap();
     let b64 = line8.strip_prefix("signature: ").unwrap();
-    let blocks = match pkgsign::sigfile::read(&root.join("example-package.tar.gz.sig")).unwrap() {
-        pkgsign::sigfile::SignatureFile::Pkgsign(b) => b,
-        other => panic!("{other:?}"),
-    };
+    let blocks =
+        match pkgsign::sign::sigfile::read(&root.join("example-package.tar.gz.sig")).unwrap() {
+            pkgsign::sign::sigfile::SignatureFile::Pkgsign(b) => b,
+            other => panic!("{other:?}"),
+        };
     let env = Env::new();
     let stmt = env.write("statement.bin", blocks[0].statement.signed_message());
     let raw = env.write("statement.bin.sig", format!("{b64}\n"));

@@ -771,7 +771,7 @@ fn oversized_list_is_refused_without_being_read() {
     let list = r.rel.join("HUGE");
     std::fs::File::create(&list)
         .unwrap()
-        .set_len(pkgsign::manifest::LIST_LIMIT + 1)
+        .set_len(pkgsign::release::manifest::LIST_LIMIT + 1)
         .unwrap();
     std::fs::copy(r.rel.join("SHA256SUMS.sig"), r.rel.join("HUGE.sig")).unwrap();
     let watch = ReadWatch::new(&list);

@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 use common::rotation::*;
 use common::*;
 use pkgsign::keys::Fingerprint;
-use pkgsign::lineage::{Claim, Statement};
-use pkgsign::meta::{KEYS_FILE, TRUST_FILE};
 use pkgsign::rotate::{JOURNAL, STAGED};
+use pkgsign::trust::lineage::{Claim, Statement};
+use pkgsign::trust::meta::{KEYS_FILE, TRUST_FILE};
 
 /// The state of both directories.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,12 +14,12 @@ use common::rotation::*;
 use common::*;
 use pkgsign::Error;
 use pkgsign::keys::{Fingerprint, KeySource, encoding};
-use pkgsign::keystore;
-use pkgsign::lineage::{Claim, Statement};
-use pkgsign::meta::KEYS_FILE;
-use pkgsign::report::Refusal;
+use pkgsign::rotate::keystore;
 use pkgsign::rotate::{self, Options};
-use pkgsign::signer::{self, SignOptions, VerifyOptions};
+use pkgsign::sign::report::Refusal;
+use pkgsign::sign::signer::{self, SignOptions, VerifyOptions};
+use pkgsign::trust::lineage::{Claim, Statement};
+use pkgsign::trust::meta::KEYS_FILE;
 use pkgsign::trust::{Decision, TrustStore};
 
 // ---------------------------------------------------------------------------
@@ -71,7 +71,7 @@ fn lib_verify(
     sig: &Path,
     at: u64,
     threshold: usize,
-) -> Result<pkgsign::report::Verified, Error> {
+) -> Result<pkgsign::sign::report::Verified, Error> {
     let trust = TrustStore::load_dir(tdir).unwrap();
     let vo = VerifyOptions {
         threshold,
@@ -82,7 +82,9 @@ fn lib_verify(
 }
 
 #[track_caller]
-fn refused(r: Result<pkgsign::report::Verified, Error>) -> Box<pkgsign::report::Report> {
+fn refused(
+    r: Result<pkgsign::sign::report::Verified, Error>,
+) -> Box<pkgsign::sign::report::Report> {
     match r {
         Err(Error::Refused(rep)) => rep,
         Err(e) => panic!("expected a refusal, got the error {e}"),
@@ -206,7 +208,7 @@ fn library_rotation_inside_and_after_the_window() {
     let pkg_late = env.package("late.tar");
     let sig_late = env.path("late.tar.sig");
     let retired = keys.join(
-        pkgsign::meta::Metadata::load(&keys, KEYS_FILE)
+        pkgsign::trust::meta::Metadata::load(&keys, KEYS_FILE)
             .unwrap()
             .get(&a)
             .and_then(|s| s.file.clone())
@@ -244,7 +246,7 @@ fn cli_rotation_inside_and_after_the_window_with_faketime() {
         .as_str()
         .unwrap()
         .to_string();
-    let grace_end = pkgsign::sigfile::parse_time(&until).unwrap();
+    let grace_end = pkgsign::text::parse_time(&until).unwrap();
     assert!(grace_end >= now() + 30 * DAY - 60 && grace_end <= now() + 30 * DAY);
 
     let pkg_ab = env.package("ab.tar");
@@ -375,7 +377,7 @@ fn retired_private_key_is_deleted_after_the_window_never_the_current_one() {
     let a = fp_of_pem(&env.current(), None);
     let out = env.rotate(&["--grace-period", "30d"]);
     let grace_end =
-        pkgsign::sigfile::parse_time(out["old_key_trusted_until"].as_str().unwrap()).unwrap();
+        pkgsign::text::parse_time(out["old_key_trusted_until"].as_str().unwrap()).unwrap();
     let b = fp_of_pem(&env.current(), None);
     let retired = env.keys().join(keys_toml_file(&env, &a).unwrap());
     assert!(retired.exists());

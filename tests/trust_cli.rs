@@ -10,7 +10,7 @@ use std::time::Instant;
 use common::rotation::*;
 use common::*;
 use pkgsign::keys::{Fingerprint, KeySource, KeySpec, LocalKey, encoding, generate};
-use pkgsign::lineage::{Claim, Statement};
+use pkgsign::trust::lineage::{Claim, Statement};
 use serde_json::Value;
 
 /// A key made by `pkgsign keygen`, with its fingerprint as a `Fingerprint`

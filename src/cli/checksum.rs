@@ -5,8 +5,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use pkgsign::Error;
-use pkgsign::checksum::{self, Style};
 use pkgsign::digest::{self, Digest, HashAlg, Hasher};
+use pkgsign::release::checksum::{self, Style};
 use rayon::prelude::*;
 
 use super::common::parse_hash_alg;
@@ -148,7 +148,7 @@ pub fn run(args: Args) -> Result<(), Error> {
 
 fn check(args: &Args, list_path: &Path) -> Result<(), Error> {
     use pkgsign::fsutil::{open_stream, read_bounded_from};
-    let limit = pkgsign::manifest::LIST_LIMIT;
+    let limit = pkgsign::release::manifest::LIST_LIMIT;
     let data = if list_path.as_os_str() == "-" {
         read_bounded_from(std::io::stdin().lock(), list_path, limit, "checksum list")?
     } else {
@@ -299,7 +299,7 @@ fn check(args: &Args, list_path: &Path) -> Result<(), Error> {
                 .malformed
                 .iter()
                 .copied()
-                .take(pkgsign::manifest::MALFORMED_SHOWN)
+                .take(pkgsign::release::manifest::MALFORMED_SHOWN)
                 .collect(),
             count: malformed,
         });

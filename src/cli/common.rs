@@ -56,7 +56,7 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
 
 /// Parse an RFC 3339 UTC time like `2026-12-01T00:00:00Z`.
 pub fn parse_time(s: &str) -> Result<u64, String> {
-    pkgsign::sigfile::parse_time(s)
+    pkgsign::text::parse_time(s)
         .ok_or_else(|| format!("{s:?} is not an RFC 3339 UTC time like 2026-12-01T00:00:00Z"))
 }
 

@@ -7,8 +7,8 @@ use pkgsign::Error;
 use pkgsign::audit::Event;
 use pkgsign::digest::HashAlg;
 use pkgsign::keys::{KeySource, encoding};
-use pkgsign::keystore;
-use pkgsign::signer::{self, Format, SignOptions};
+use pkgsign::rotate::keystore;
+use pkgsign::sign::signer::{self, Format, SignOptions};
 use serde_json::json;
 
 use super::common::{AuditArgs, PermArgs, audit, now, parse_hash_alg};

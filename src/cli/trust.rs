@@ -6,8 +6,8 @@ use clap::Subcommand;
 use pkgsign::Error;
 use pkgsign::audit::Event;
 use pkgsign::keys::{Fingerprint, KeySource, encoding};
-use pkgsign::lineage::{self, Statement};
-use pkgsign::trustdir::TrustDir;
+use pkgsign::trust::dir::TrustDir;
+use pkgsign::trust::lineage::{self, Statement};
 use serde_json::json;
 
 use super::common::{AuditArgs, audit, now, parse_fingerprint, parse_time, print_warnings};
@@ -149,7 +149,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             if let Some(na) = not_after.filter(|na| *na < now()) {
                 warnings.push(format!(
                     "--not-after {} is in the past: key {fp} is added but already expired, so it verifies nothing",
-                    pkgsign::sigfile::format_time(na)
+                    pkgsign::text::format_time(na)
                 ));
             }
             let mut t = TrustDir::open(&tdir)?;
@@ -161,8 +161,8 @@ pub fn run(args: Args) -> Result<(), Error> {
                     .with("key", fp.to_string())
                     .with("name", name.clone())
                     .with("algorithm", public.algorithm().to_string())
-                    .with("not_before", not_before.map(pkgsign::sigfile::format_time))
-                    .with("not_after", not_after.map(pkgsign::sigfile::format_time))
+                    .with("not_before", not_before.map(pkgsign::text::format_time))
+                    .with("not_after", not_after.map(pkgsign::text::format_time))
                     .with("trusted_keys", shown(&tdir)),
             )
             .map_err(|e| e.audit_done(format!("key {fp} was added to {}", shown(&tdir))))?;

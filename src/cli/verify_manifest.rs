@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use pkgsign::Error;
 use pkgsign::audit::Event;
-use pkgsign::cache::Cache;
-use pkgsign::manifest::{FileResult, Options, SignedList};
-use pkgsign::signer::VerifyOptions;
+use pkgsign::release::cache::Cache;
+use pkgsign::release::manifest::{FileResult, Options, SignedList};
+use pkgsign::sign::signer::VerifyOptions;
 use serde_json::json;
 
 use super::common::{AuditArgs, PermArgs, audit, load_trust};
@@ -293,7 +293,7 @@ pub fn run(args: Args) -> Result<(), Error> {
 /// `sha256sum --check` escapes it, so that a name holding a newline cannot
 /// print as two lines (one of them `...: OK`).
 fn human_line(f: &FileResult) -> Vec<u8> {
-    let (escaped, name) = pkgsign::checksum::display_name(f.name.as_bytes());
+    let (escaped, name) = pkgsign::release::checksum::display_name(f.name.as_bytes());
     let mut line = Vec::with_capacity(name.len() + 16);
     if escaped {
         line.push(b'\\');

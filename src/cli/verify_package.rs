@@ -3,14 +3,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use pkgsign::cache::Cache;
+use pkgsign::release::cache::Cache;
 use rayon::prelude::*;
 
 use pkgsign::Error;
 use pkgsign::audit::{AuditLog, Event};
 use pkgsign::digest::Digest;
-use pkgsign::report::{Report, Verified};
-use pkgsign::signer::{self, VerifyOptions};
+use pkgsign::sign::report::{Report, Verified};
+use pkgsign::sign::signer::{self, VerifyOptions};
 use pkgsign::trust::TrustStore;
 use serde_json::{Value, json};
 
@@ -173,7 +173,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         if !several {
             stats["status"] = json!(match (hits, skipped) {
                 (1.., _) => "hit",
-                (_, 1..) => pkgsign::cache::Skip::WritableByOthers.as_str(),
+                (_, 1..) => pkgsign::release::cache::Skip::WritableByOthers.as_str(),
                 _ => "miss",
             });
         }

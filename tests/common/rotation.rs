@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pkgsign::keys::{Fingerprint, KeySource, encoding};
-use pkgsign::meta::{KEYS_FILE, Metadata, TRUST_FILE};
+use pkgsign::trust::meta::{KEYS_FILE, Metadata, TRUST_FILE};
 use serde_json::Value;
 
 use super::{Env, bin, hermetic, ps, run, sign_args};
@@ -40,7 +40,7 @@ pub fn faketime_arg(at: u64) -> String {
 
 /// RFC 3339 form, as pkgsign prints times.
 pub fn rfc(t: u64) -> String {
-    pkgsign::sigfile::format_time(t)
+    pkgsign::text::format_time(t)
 }
 
 /// The real clock, in seconds.

@@ -17,9 +17,9 @@ use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
 use crate::keys::{Fingerprint, PublicKey, encoding};
-use crate::meta::{KeyState, Metadata, TRUST_FILE};
-use crate::report::Refusal;
-use crate::sigfile::format_time;
+use crate::sign::report::Refusal;
+use crate::text::format_time;
+use crate::trust::meta::{KeyState, Metadata, TRUST_FILE};
 
 /// A trusted public key.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::digest::Digest;
 use crate::keys::Fingerprint;
-use crate::sigfile::format_time;
+use crate::text::format_time;
 
 /// Why a signature did not count. Each has a stable code of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -6,7 +6,7 @@
 use base64::Engine as _;
 
 use crate::keys::Fingerprint;
-use crate::sigfile::{is_displayable, parse_time};
+use crate::text::{is_displayable, parse_time};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 

@@ -7,13 +7,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use std::sync::Arc;
 
-use crate::cache::{Cache, hash_file_cached};
 use crate::digest::{self, Digest, HashAlg, MultiHasher, Progress};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Replace};
 use crate::keys::{Fingerprint, KeySource, PublicKey, SignRequest};
-use crate::report::{Refusal, Report, SignatureResult, Verified, time_text};
-use crate::sigfile::{self, Block, SignatureFile, Statement};
+use crate::release::cache::{Cache, hash_file_cached};
+use crate::sign::report::{Refusal, Report, SignatureResult, Verified, time_text};
+use crate::sign::sigfile::{self, Block, SignatureFile, Statement};
 use crate::trust::{Decision, TrustStore, TrustedKey};
 
 /// Which signature format to write.
@@ -628,7 +628,7 @@ mod tests {
     #[test]
     fn own_contexts_start_with_the_reserved_prefix() {
         assert!(sigfile::CONTEXT.starts_with(RESERVED_PREFIX));
-        assert!(crate::lineage::CONTEXT.starts_with(RESERVED_PREFIX));
+        assert!(crate::trust::lineage::CONTEXT.starts_with(RESERVED_PREFIX));
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::keys::{KeySource, LocalKey, Passphrase, encoding};
-use crate::meta::{KEYS_FILE, Metadata};
-use crate::sigfile::format_time;
+use crate::text::format_time;
+use crate::trust::meta::{KEYS_FILE, Metadata};
 
 /// The private key files of `dir`: every `*.pem`, sorted.
 pub fn pem_files(dir: &Path) -> Result<Vec<PathBuf>> {

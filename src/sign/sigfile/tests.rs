@@ -9,6 +9,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::digest::{Digest, HashAlg};
 use crate::keys::Fingerprint;
+use crate::text::is_displayable;
 
 fn p() -> &'static Path {
     Path::new("test.sig")

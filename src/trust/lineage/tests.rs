@@ -1,6 +1,6 @@
 use super::*;
 use crate::keys::{KeySpec, LocalKey, generate};
-use crate::trustdir::TrustDir;
+use crate::trust::dir::TrustDir;
 
 const T: u64 = 1_800_000_000;
 const DAY: u64 = 86_400;

@@ -17,10 +17,10 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 
 use crate::error::{Error, Result};
-use crate::fields::{FieldResult, Fields};
 use crate::fsutil::{self, Replace};
 use crate::keys::{Fingerprint, KeySource, PublicKey, SignRequest};
-use crate::sigfile::{check_comment, format_time};
+use crate::sign::sigfile::{check_comment, format_time};
+use crate::text::fields::{FieldResult, Fields};
 
 mod apply;
 

@@ -26,10 +26,10 @@ use std::path::{Path, PathBuf};
 use super::{Claim, EXT, Statement};
 use crate::error::{Error, Result};
 use crate::keys::{Fingerprint, PublicKey};
-use crate::meta::KeyState;
-use crate::sigfile::format_time;
+use crate::text::format_time;
 use crate::trust::TrustStore;
-use crate::trustdir::TrustDir;
+use crate::trust::dir::TrustDir;
+use crate::trust::meta::KeyState;
 
 /// Most statement files one `trust update` reads.
 pub const MAX_STATEMENTS: usize = 10_000;

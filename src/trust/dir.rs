@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, DirLock};
 use crate::keys::{Fingerprint, PublicKey, encoding};
-use crate::meta::{KeyState, Metadata, TRUST_FILE};
+use crate::trust::meta::{KeyState, Metadata, TRUST_FILE};
 use crate::trust::{TrustStore, describe_state};
 
 /// An open, locked trusted-keys directory.
@@ -123,7 +123,7 @@ impl TrustDir {
         if let Some((t, reason)) = self.meta.get(&fp).and_then(|s| s.revoked.clone()) {
             return Err(Error::Usage(format!(
                 "key {fp} was revoked at {} ({reason}); a revoked key is never trusted again: use a new key",
-                crate::sigfile::format_time(t)
+                crate::text::format_time(t)
             )));
         }
         if let (Some(nb), Some(na)) = (not_before, not_after)
@@ -235,8 +235,7 @@ impl TrustDir {
     /// Revoke a key at `at` with `reason`. The entry stays (with the file, if
     /// any) so the key can never be trusted again by accident.
     pub fn revoke(&mut self, fp: &Fingerprint, at: u64, reason: &str) -> Result<bool> {
-        crate::sigfile::check_comment(reason)
-            .map_err(|e| Error::Usage(format!("--reason: {e}")))?;
+        crate::text::check_comment(reason).map_err(|e| Error::Usage(format!("--reason: {e}")))?;
         let e = self.meta.entry(fp);
         if e.revoked.is_some() {
             return Ok(false);
@@ -301,8 +300,8 @@ impl TrustDir {
                     .source
                     .file_name()
                     .map(|f| f.to_string_lossy().into_owned()),
-                not_before: k.state.not_before.map(crate::sigfile::format_time),
-                not_after: k.state.not_after.map(crate::sigfile::format_time),
+                not_before: k.state.not_before.map(crate::text::format_time),
+                not_after: k.state.not_after.map(crate::text::format_time),
                 state: state_word(&k.state, now),
                 detail: describe_state(&k.state, now),
                 revoked_reason: k.state.revoked.as_ref().map(|(_, r)| r.clone()),
@@ -318,8 +317,8 @@ impl TrustDir {
                     name: st.name.clone().unwrap_or_default(),
                     algorithm: "unknown".into(),
                     file: None,
-                    not_before: st.not_before.map(crate::sigfile::format_time),
-                    not_after: st.not_after.map(crate::sigfile::format_time),
+                    not_before: st.not_before.map(crate::text::format_time),
+                    not_after: st.not_after.map(crate::text::format_time),
                     state: "revoked",
                     detail: describe_state(st, now),
                     revoked_reason: st.revoked.as_ref().map(|(_, r)| r.clone()),
@@ -381,7 +380,7 @@ mod tests {
         let store = TrustStore::load_dir(t.path()).unwrap();
         assert!(matches!(
             store.decide(&fp, T + 5, None),
-            crate::trust::Decision::Refused(crate::report::Refusal::KeyRevoked, _)
+            crate::trust::Decision::Refused(crate::sign::report::Refusal::KeyRevoked, _)
         ));
         // Reloading from disk keeps all of it.
         drop(t);

@@ -20,6 +20,8 @@
 //! Every metadata entry is keyed by fingerprint, so even the instants in
 //! between sign with exactly the keys of "before" or of "after".
 
+pub mod keystore;
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -30,10 +32,10 @@ use crate::fsutil::{self, Replace};
 use crate::keys::{
     self, Fingerprint, KeyAlgorithm, KeySource, KeySpec, LocalKey, Passphrase, encoding,
 };
-use crate::lineage::Statement;
-use crate::meta::{KEYS_FILE, Metadata, TRUST_FILE};
-use crate::sigfile::format_time;
-use crate::trustdir::TrustDir;
+use crate::text::format_time;
+use crate::trust::dir::TrustDir;
+use crate::trust::lineage::Statement;
+use crate::trust::meta::{KEYS_FILE, Metadata, TRUST_FILE};
 
 /// The journal of a rotation in progress.
 pub const JOURNAL: &str = ".pkgsign-rotate.journal";
@@ -543,7 +545,7 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
     use super::*;
-    use crate::meta::TRUST_FILE;
+    use crate::trust::meta::TRUST_FILE;
 
     /// 2027-01-15T08:00:00Z.
     const T: u64 = 1_800_000_000;
@@ -579,7 +581,7 @@ mod tests {
     }
 
     fn pem_fps(dir: &Path) -> BTreeSet<Fingerprint> {
-        crate::keystore::pem_files(dir)
+        crate::rotate::keystore::pem_files(dir)
             .unwrap()
             .iter()
             .map(|p| fp_of(p))

@@ -1,0 +1,7 @@
+//! Signing and verifying: the signature file formats, the one place that
+//! hashes packages and makes or checks signatures, and the report and proof
+//! a verification gives.
+
+pub mod report;
+pub mod sigfile;
+pub mod signer;

@@ -1,0 +1,10 @@
+//! Trust: the set of trusted keys and each trust decision ([`store`]), the
+//! metadata files ([`meta`]), changing a trusted-keys directory ([`dir`]),
+//! and the signed endorsements and revocations workers follow ([`lineage`]).
+
+pub mod dir;
+pub mod lineage;
+pub mod meta;
+pub mod store;
+
+pub use store::*;

@@ -1,11 +1,10 @@
 //! `pkgsign checksum`: what `sha256sum` & co. print, and `--check`.
 
-use std::io::{Read, Write};
-use std::os::unix::ffi::OsStrExt;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use pkgsign::Error;
-use pkgsign::digest::{self, Digest, HashAlg, Hasher};
+use pkgsign::digest::{Digest, HashAlg};
 use pkgsign::release::checksum::{self, Style};
 use rayon::prelude::*;
 
@@ -61,27 +60,6 @@ fn warn_if_insecure(alg: HashAlg) {
     }
 }
 
-fn hash_path(path: &Path, alg: HashAlg) -> Result<Digest, Error> {
-    if path.as_os_str() == "-" {
-        let mut h = Hasher::new(alg);
-        let mut buf = vec![0u8; 1 << 16];
-        let mut stdin = std::io::stdin().lock();
-        loop {
-            let n = stdin
-                .read(&mut buf)
-                .map_err(|e| Error::io(path, "reading", e))?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
-        return Ok(h.finish());
-    }
-    let file = pkgsign::fsutil::open_stream(path)?;
-    let (_, d) = digest::hash_open_file(file, path, &[alg], None, true)?;
-    digest::single(d, path)
-}
-
 fn pool(jobs: Option<usize>) -> Result<rayon::ThreadPool, Error> {
     let mut b = rayon::ThreadPoolBuilder::new();
     if let Some(n) = jobs {
@@ -102,8 +80,12 @@ pub fn run(args: Args) -> Result<(), Error> {
     let alg = args.algorithm.unwrap_or(HashAlg::Sha256);
     warn_if_insecure(alg);
     let style = if args.tag { Style::Bsd } else { Style::Gnu };
-    let results: Vec<Result<Digest, Error>> =
-        pool(args.jobs)?.install(|| args.files.par_iter().map(|p| hash_path(p, alg)).collect());
+    let results: Vec<Result<Digest, Error>> = pool(args.jobs)?.install(|| {
+        args.files
+            .par_iter()
+            .map(|p| checksum::hash_path(p, alg))
+            .collect()
+    });
     let mut failed = 0usize;
     // The first failure's code stands for the run (NOT_A_FILE for a
     // directory, FILE_NOT_FOUND for a missing file, ...).
@@ -167,39 +149,19 @@ fn check(args: &Args, list_path: &Path) -> Result<(), Error> {
     for a in algs {
         warn_if_insecure(a);
     }
-    let results: Vec<Result<Digest, Error>> = pool(args.jobs)?.install(|| {
-        list.entries
-            .par_iter()
-            .map(|e| {
-                let p = Path::new(std::ffi::OsStr::from_bytes(&e.name));
-                hash_path(p, e.expected.alg())
-            })
-            .collect()
-    });
-    let (mut bad, mut missing, mut ignored) = (0usize, 0usize, 0usize);
+    let report = pool(args.jobs)?.install(|| checksum::check_list(&list, args.ignore_missing));
+    let (bad, missing, ignored) = (report.bad, report.missing, report.ignored);
     let status_only = args.status;
     let mut out = std::io::stdout().lock();
     let mut json_files = Vec::new();
-    for (e, r) in list.entries.iter().zip(results) {
-        let (escaped, shown) = checksum::display_name(&e.name);
-        let status = match &r {
-            Ok(d) if d.ct_eq(&e.expected) => "OK",
-            Ok(_) => {
-                bad += 1;
-                "FAILED"
-            }
-            // As coreutils: only "no such file" is ignored; a directory
-            // or an unreadable file still fails.
-            Err(pkgsign::Error::FileNotFound { .. }) if args.ignore_missing => {
-                ignored += 1;
-                continue;
-            }
-            Err(err) => {
-                missing += 1;
-                eprintln!("pkgsign: {}", super::one_line(&err.to_string()));
-                "FAILED open or read"
-            }
+    for (e, r) in list.entries.iter().zip(&report.results) {
+        let Some(status) = r.status() else {
+            continue;
         };
+        if let checksum::Checked::Unreadable(err) = r {
+            eprintln!("pkgsign: {}", super::one_line(&err.to_string()));
+        }
+        let (escaped, shown) = checksum::display_name(&e.name);
         if args.json {
             json_files.push(serde_json::json!({
                 "name": String::from_utf8_lossy(&e.name),
@@ -218,7 +180,7 @@ fn check(args: &Args, list_path: &Path) -> Result<(), Error> {
             let _ = out.write_all(&line);
         }
     }
-    let total = list.entries.len() - ignored;
+    let total = report.total();
     let malformed = list.malformed.len();
     // Warnings, as coreutils prints them (none with --status).
     if !status_only {
@@ -241,9 +203,8 @@ fn check(args: &Args, list_path: &Path) -> Result<(), Error> {
             );
         }
     }
-    let verified = total - bad - missing;
-    // --ignore-missing with nothing left to check proves nothing: a failure.
-    let none_verified = args.ignore_missing && verified == 0;
+    let verified = report.verified();
+    let none_verified = report.none_verified(args.ignore_missing);
     if none_verified && !status_only {
         eprintln!("pkgsign: {}: no file was verified", list_path.display());
     }

@@ -1,12 +1,11 @@
 //! `pkgsign keygen`: generate a key pair.
 
-use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
 use clap::ValueEnum;
 use pkgsign::Error;
 use pkgsign::fsutil::Replace;
-use pkgsign::keys::{self, KeySpec, generate::write_key_pair};
+use pkgsign::keys::{self, KeySpec};
 use serde_json::json;
 
 use super::{PassphraseArgs, print_json, shown};
@@ -61,31 +60,16 @@ pub fn run(args: Args) -> Result<(), Error> {
             bits: bits.unwrap_or("3072").parse().unwrap_or(3072),
         },
     };
-    keys::generate::check_name(&args.name)?;
     let passphrase = args.passphrase.get()?;
     let replace = if args.force {
         Replace::Allowed
     } else {
         Replace::Never
     };
-    if !args.output_dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&args.output_dir)
-            .map_err(|e| Error::io(&args.output_dir, "creating directory", e))?;
-    }
-    // Refuse before the (slow, for RSA) generation if the files exist.
-    if replace == Replace::Never {
-        for ext in ["pem", "pub"] {
-            pkgsign::fsutil::ensure_absent(&args.output_dir.join(format!("{}.{ext}", args.name)))?;
-        }
-    }
-    let key = keys::generate(spec)?;
-    let written = write_key_pair(
+    let written = keys::generate::keygen(
         &args.output_dir,
         &args.name,
-        &key,
+        spec,
         passphrase.as_ref(),
         replace,
     )?;

@@ -91,6 +91,35 @@ pub fn write_key_pair(
     })
 }
 
+/// The whole `keygen` workflow: check the name, create `dir` (0700) if it
+/// is missing, refuse existing files before the (for RSA, slow) generation
+/// unless `replace` allows it, generate a key of `spec` and write the pair
+/// with [`write_key_pair`].
+pub fn keygen(
+    dir: &Path,
+    name: &str,
+    spec: KeySpec,
+    passphrase: Option<&Passphrase>,
+    replace: Replace,
+) -> Result<WrittenPair> {
+    use std::os::unix::fs::DirBuilderExt;
+    check_name(name)?;
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::io(dir, "creating directory", e))?;
+    }
+    if replace == Replace::Never {
+        for ext in ["pem", "pub"] {
+            fsutil::ensure_absent(&dir.join(format!("{name}.{ext}")))?;
+        }
+    }
+    let key = generate(spec)?;
+    write_key_pair(dir, name, &key, passphrase, replace)
+}
+
 /// A key name is a plain file name stem: no path separators, not hidden.
 pub fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()

@@ -10,9 +10,14 @@
 //! (`ALGO:HEX  NAME`).
 
 use std::ffi::OsStr;
+use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
-use crate::digest::{Digest, HashAlg};
+use rayon::prelude::*;
+
+use crate::digest::{self, Digest, HashAlg, Hasher};
+use crate::error::{Error, Result};
 
 /// Output form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,6 +299,122 @@ fn parse_bsd(line: &[u8], escaped: bool) -> Option<(Digest, Vec<u8>)> {
     let hex = std::str::from_utf8(&rest[close + 4..]).ok()?;
     let digest = Digest::parse(&format!("{}:{hex}", alg.name()), false).ok()?;
     Some((digest, unescape(name, escaped)?))
+}
+
+/// Hash `path` (`-`: standard input) with `alg`, as `sha256sum` does.
+pub fn hash_path(path: &Path, alg: HashAlg) -> Result<Digest> {
+    if path.as_os_str() == "-" {
+        let mut h = Hasher::new(alg);
+        let mut buf = vec![0u8; 1 << 16];
+        let mut stdin = std::io::stdin().lock();
+        loop {
+            let n = stdin
+                .read(&mut buf)
+                .map_err(|e| Error::io(path, "reading", e))?;
+            let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
+                break;
+            };
+            h.update(chunk);
+        }
+        return Ok(h.finish());
+    }
+    let file = crate::fsutil::open_stream(path)?;
+    let (_, d) = digest::hash_open_file(file, path, &[alg], None, true)?;
+    digest::single(d, path)
+}
+
+/// What checking one entry of a list found.
+#[derive(Debug)]
+pub enum Checked {
+    /// The file's digest matches.
+    Ok,
+    /// The file's digest differs.
+    Failed,
+    /// The file could not be opened or read (the error says why).
+    Unreadable(Error),
+    /// The file does not exist and missing files are ignored.
+    IgnoredMissing,
+}
+
+impl Checked {
+    /// What `sha256sum --check` prints after `NAME: ` (None: nothing).
+    pub fn status(&self) -> Option<&'static str> {
+        match self {
+            Checked::Ok => Some("OK"),
+            Checked::Failed => Some("FAILED"),
+            Checked::Unreadable(_) => Some("FAILED open or read"),
+            Checked::IgnoredMissing => None,
+        }
+    }
+}
+
+/// The outcome of checking a whole list, in list order.
+#[derive(Debug)]
+pub struct CheckReport {
+    /// One result per entry of the list.
+    pub results: Vec<Checked>,
+    /// Entries whose digest differs.
+    pub bad: usize,
+    /// Entries that could not be read.
+    pub missing: usize,
+    /// Missing entries ignored.
+    pub ignored: usize,
+}
+
+impl CheckReport {
+    /// Entries checked (all but those ignored).
+    pub fn total(&self) -> usize {
+        self.results.len() - self.ignored
+    }
+
+    /// Entries whose file matched.
+    pub fn verified(&self) -> usize {
+        self.total() - self.bad - self.missing
+    }
+
+    /// With missing files ignored, nothing was left to check: that proves
+    /// nothing, so it is a failure.
+    pub fn none_verified(&self, ignore_missing: bool) -> bool {
+        ignore_missing && self.verified() == 0
+    }
+}
+
+/// Check every entry of `list` against the files it names (relative to the
+/// working directory), hashing in parallel on the current rayon pool; the
+/// digests are compared in constant time. As coreutils, with
+/// `ignore_missing` only "no such file" is ignored: a directory or an
+/// unreadable file still fails.
+pub fn check_list(list: &List, ignore_missing: bool) -> CheckReport {
+    let hashed: Vec<Result<Digest>> = list
+        .entries
+        .par_iter()
+        .map(|e| hash_path(Path::new(OsStr::from_bytes(&e.name)), e.expected.alg()))
+        .collect();
+    let mut report = CheckReport {
+        results: Vec::with_capacity(hashed.len()),
+        bad: 0,
+        missing: 0,
+        ignored: 0,
+    };
+    for (e, r) in list.entries.iter().zip(hashed) {
+        let checked = match r {
+            Ok(d) if d.ct_eq(&e.expected) => Checked::Ok,
+            Ok(_) => {
+                report.bad += 1;
+                Checked::Failed
+            }
+            Err(Error::FileNotFound { .. }) if ignore_missing => {
+                report.ignored += 1;
+                Checked::IgnoredMissing
+            }
+            Err(err) => {
+                report.missing += 1;
+                Checked::Unreadable(err)
+            }
+        };
+        report.results.push(checked);
+    }
+    report
 }
 
 #[cfg(test)]

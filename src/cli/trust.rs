@@ -209,35 +209,20 @@ pub fn run(args: Args) -> Result<(), Error> {
         } => {
             let log = audit_args.open()?;
             check_existing(&tdir)?;
-            let t_now = now();
-            let mut t = TrustDir::open(&tdir)?;
-            let store = t.store()?;
-            let stmt = match &sign_with {
-                Some(k) => {
-                    let key = encoding::load_private_key(k, passphrase.get()?.as_ref())?;
-                    let signer = key.public_key().fingerprint();
-                    check_statement_signer(&t, &store, &signer, &fingerprint, t_now)?;
-                    let seq = t.next_sequence(&signer);
-                    let st = Statement::revoke(&key, &fingerprint, t_now, &reason, t_now, seq)?;
-                    t.meta_mut().entry(&signer).sequence = Some(seq);
-                    Some(st)
-                }
+            let key = match &sign_with {
+                Some(k) => Some(encoding::load_private_key(k, passphrase.get()?.as_ref())?),
                 None => None,
             };
-            let mut warnings = Vec::new();
-            if store.get(&fingerprint).is_none() && t.meta().get(&fingerprint).is_none() {
-                warnings.push(format!(
-                    "key {fingerprint} is not in {}; recording its revocation anyway, so it can never be trusted there (check the fingerprint for a typo)",
-                    shown(&tdir)
-                ));
-            }
-            drop(store);
-            let changed = t.revoke(&fingerprint, t_now, &reason)?;
-            t.commit()?; // the signer's sequence, even when nothing else changed
-            let published = match stmt {
-                Some(st) => Some(st.publish(&publish_dir.unwrap_or_else(|| tdir.join("lineage")))?),
-                None => None,
-            };
+            let revoked = pkgsign::trust::revoke::revoke(
+                &tdir,
+                &fingerprint,
+                &reason,
+                key.as_ref().map(|k| k as &dyn KeySource),
+                publish_dir.as_deref(),
+                now(),
+            )?;
+            let (changed, published, warnings) =
+                (revoked.changed, revoked.statement, revoked.warnings);
             print_warnings(&warnings);
             audit(
                 log.as_ref(),
@@ -392,38 +377,6 @@ pub fn run(args: Args) -> Result<(), Error> {
         }
     }
     Ok(())
-}
-
-/// Refuse to sign a statement that workers would refuse: the signer must be
-/// trusted here, current, and (unless it revokes itself) the head of its lineage.
-fn check_statement_signer(
-    t: &TrustDir,
-    store: &pkgsign::trust::TrustStore,
-    signer: &Fingerprint,
-    subject: &Fingerprint,
-    at: u64,
-) -> Result<(), Error> {
-    let refuse = |why: String| {
-        Err(Error::Usage(format!(
-            "--sign-with key {why} in {}; workers would refuse its statement: sign with the current key of its lineage",
-            shown(t.path())
-        )))
-    };
-    let Some(k) = store.get(signer) else {
-        return refuse(format!("{signer} is not trusted"));
-    };
-    // A key may revoke itself once it has a successor; never when revoked
-    // or expired.
-    let why = if signer == subject {
-        (!k.state.in_window(at) || k.state.revoked.is_some())
-            .then(|| format!("{signer} is {}", k.describe_state(at)))
-    } else {
-        lineage::why_not_current(signer, &k.state, at)
-    };
-    match why {
-        Some(why) => refuse(why),
-        None => Ok(()),
-    }
 }
 
 /// A directory the command reads and must not create: missing is

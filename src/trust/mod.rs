@@ -1,10 +1,12 @@
 //! Trust: the set of trusted keys and each trust decision ([`store`]), the
 //! metadata files ([`meta`]), changing a trusted-keys directory ([`dir`]),
-//! and the signed endorsements and revocations workers follow ([`lineage`]).
+//! the signed endorsements and revocations workers follow ([`lineage`]), and
+//! the revoke workflow ([`revoke`]).
 
 pub mod dir;
 pub mod lineage;
 pub mod meta;
+pub mod revoke;
 pub mod store;
 
 pub use store::*;

@@ -5,17 +5,18 @@
 //! over it. Modules, one per concern (`docs/architecture.md` draws them):
 //! - [`keys`]: key types, fingerprints, key files, generation, and the
 //!   [`keys::KeySource`] trait every private-key operation goes through;
-//! - [`digest`]: hash algorithms, `ALGO:HEX` values and one-pass streaming;
+//! - [`digest`]: hash algorithms, `ALGO:HEX` values, one-pass streaming and
+//!   the digest cache;
 //! - [`text`]: the time and comment rules of every signed text file;
 //! - [`sign`]: the signature file formats, the one place that hashes
 //!   packages and makes or checks signatures, and the proof of a verification;
 //! - [`trust`]: the trusted keys and each trust decision, the metadata files,
-//!   changing a trusted-keys directory, and key lineage statements;
+//!   changing a trusted-keys directory, key lineage statements, and the
+//!   StrictModes checks of key directories;
 //! - [`rotate`]: a coordinator's signing-keys directory and crash-safe rotation;
-//! - [`release`]: checksum lists, signed manifests and the digest cache;
+//! - [`release`]: checksum lists and signed manifests;
 //! - [`error`]: the error type, its stable codes and exit codes;
 //! - [`fsutil`]: bounded reads, atomic writes and directory locks;
-//! - [`perms`]: StrictModes checks of key directories;
 //! - [`audit`]: the JSON-lines audit log.
 //!
 //! ```
@@ -45,7 +46,6 @@ pub mod digest;
 pub mod error;
 pub mod fsutil;
 pub mod keys;
-pub mod perms;
 pub mod release;
 pub mod rotate;
 pub mod sign;

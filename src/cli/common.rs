@@ -32,10 +32,10 @@ pub struct PermArgs {
 }
 
 impl PermArgs {
-    /// Set the process's policy (see `pkgsign::perms`).
+    /// Set the process's policy (see `pkgsign::trust::perms`).
     pub fn apply(&self) {
         if self.insecure_permissions {
-            pkgsign::perms::allow_insecure_permissions_for_this_process();
+            pkgsign::trust::perms::allow_insecure_permissions_for_this_process();
         }
     }
 }

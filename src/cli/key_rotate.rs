@@ -107,11 +107,11 @@ pub fn run(args: Args) -> Result<(), Error> {
     let log = args.audit.open()?;
     // StrictModes on both directories, when they exist already.
     for (dir, kind) in [
-        (&args.keys_dir, pkgsign::perms::KeyDir::Signing),
-        (&args.trusted_keys, pkgsign::perms::KeyDir::Trusted),
+        (&args.keys_dir, pkgsign::trust::perms::KeyDir::Signing),
+        (&args.trusted_keys, pkgsign::trust::perms::KeyDir::Trusted),
     ] {
         if dir.is_dir() {
-            pkgsign::perms::check_dir(dir, kind)?;
+            pkgsign::trust::perms::check_dir(dir, kind)?;
         }
     }
     let opts = Options {

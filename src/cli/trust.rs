@@ -125,7 +125,7 @@ enum Command {
 pub fn run(args: Args) -> Result<(), Error> {
     let json = args.json;
     if args.insecure_permissions {
-        pkgsign::perms::allow_insecure_permissions_for_this_process();
+        pkgsign::trust::perms::allow_insecure_permissions_for_this_process();
     }
     match args.command {
         Command::Add {
@@ -396,7 +396,7 @@ fn require_dir(tdir: &Path) -> Result<(), Error> {
 /// is created by `add` and `revoke` with safe modes).
 fn check_existing(tdir: &Path) -> Result<(), Error> {
     if tdir.is_dir() {
-        pkgsign::perms::check_dir(tdir, pkgsign::perms::KeyDir::Trusted)?;
+        pkgsign::trust::perms::check_dir(tdir, pkgsign::trust::perms::KeyDir::Trusted)?;
     }
     Ok(())
 }

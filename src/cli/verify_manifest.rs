@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use pkgsign::Error;
 use pkgsign::audit::Event;
-use pkgsign::release::cache::Cache;
+use pkgsign::digest::cache::Cache;
 use pkgsign::release::manifest::{FileResult, Options, SignedList};
 use pkgsign::sign::signer::VerifyOptions;
 use serde_json::json;

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use pkgsign::release::cache::Cache;
+use pkgsign::digest::cache::Cache;
 use rayon::prelude::*;
 
 use pkgsign::Error;
@@ -173,7 +173,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         if !several {
             stats["status"] = json!(match (hits, skipped) {
                 (1.., _) => "hit",
-                (_, 1..) => pkgsign::release::cache::Skip::WritableByOthers.as_str(),
+                (_, 1..) => pkgsign::digest::cache::Skip::WritableByOthers.as_str(),
                 _ => "miss",
             });
         }

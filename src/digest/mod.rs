@@ -3,9 +3,11 @@
 //!
 //! - [`alg`]: the algorithm registry ([`HashAlg`]);
 //! - [`value`]: a digest value ([`Digest`]);
-//! - [`stream`]: hashers and the one-pass file reader.
+//! - [`stream`]: hashers and the one-pass file reader;
+//! - [`cache`]: digests remembered by file identity, for re-verification.
 
 pub mod alg;
+pub mod cache;
 pub mod stream;
 pub mod value;
 

@@ -13,10 +13,10 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::digest::cache::Cache;
 use crate::digest::{self, Digest, HashAlg, Hasher};
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::release::cache::Cache;
 use crate::release::checksum;
 use crate::sign::report::Verified;
 use crate::sign::signer::{self, VerifyOptions};
@@ -55,7 +55,7 @@ pub struct FileResult {
     /// Whether the digest came from the cache.
     pub cached: bool,
     /// With a cache: `hit`, `miss`, or why it was not used for this file
-    /// (`skipped: writable by others`, see [`crate::release::cache::cacheable`]).
+    /// (`skipped: writable by others`, see [`crate::digest::cache::cacheable`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<&'static str>,
 }
@@ -598,7 +598,7 @@ fn check_one(
     match file.metadata() {
         Ok(m) if m.is_file() => {
             if cache.is_some() {
-                r.cache = Some(match crate::release::cache::cacheable(&m) {
+                r.cache = Some(match crate::digest::cache::cacheable(&m) {
                     Ok(()) => "miss",
                     Err(skip) => skip.as_str(),
                 });
@@ -614,7 +614,7 @@ fn check_one(
             None => return None,
         }
     } else {
-        crate::release::cache::hash_and_remember(
+        crate::digest::cache::hash_and_remember(
             file,
             &path,
             &[alg],

@@ -1,7 +1,5 @@
 //! What a release ships beside its packages: checksum lists
-//! ([`checksum`]), signed manifests of many files ([`manifest`]) and the
-//! digest cache that makes re-verifying them cheap ([`cache`]).
+//! ([`checksum`]) and signed manifests of many files ([`manifest`]).
 
-pub mod cache;
 pub mod checksum;
 pub mod manifest;

@@ -59,7 +59,7 @@ pub fn active_keys(
         });
     }
     // StrictModes: refuse a directory (or key file) others may write.
-    crate::perms::check_dir(dir, crate::perms::KeyDir::Signing)?;
+    crate::trust::perms::check_dir(dir, crate::trust::perms::KeyDir::Signing)?;
     // A read-only keys directory (a CI secret mount) cannot be mid-rotation
     // by this host; sign without the lock then.
     let _lock = match fsutil::lock_dir(dir, true) {

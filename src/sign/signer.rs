@@ -7,11 +7,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use std::sync::Arc;
 
+use crate::digest::cache::{Cache, hash_file_cached};
 use crate::digest::{self, Digest, HashAlg, MultiHasher, Progress};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Replace};
 use crate::keys::{Fingerprint, KeySource, PublicKey, SignRequest};
-use crate::release::cache::{Cache, hash_file_cached};
 use crate::sign::report::{Refusal, Report, SignatureResult, Verified, time_text};
 use crate::sign::sigfile::{self, Block, SignatureFile, Statement};
 use crate::trust::{Decision, TrustStore, TrustedKey};

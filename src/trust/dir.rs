@@ -380,7 +380,7 @@ mod tests {
         let store = TrustStore::load_dir(t.path()).unwrap();
         assert!(matches!(
             store.decide(&fp, T + 5, None),
-            crate::trust::Decision::Refused(crate::sign::report::Refusal::KeyRevoked, _)
+            crate::trust::Decision::Refused(crate::trust::Refusal::KeyRevoked, _)
         ));
         // Reloading from disk keeps all of it.
         drop(t);

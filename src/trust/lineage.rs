@@ -19,8 +19,8 @@ use base64::Engine as _;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Replace};
 use crate::keys::{Fingerprint, KeySource, PublicKey, SignRequest};
-use crate::sign::sigfile::{check_comment, format_time};
 use crate::text::fields::{FieldResult, Fields};
+use crate::text::{check_comment, format_time};
 
 mod apply;
 

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Replace};
 use crate::keys::Fingerprint;
-use crate::sign::sigfile::{format_time, parse_time};
+use crate::text::{format_time, parse_time};
 
 /// File name of the metadata in a trusted-keys directory.
 pub const TRUST_FILE: &str = "trust.toml";

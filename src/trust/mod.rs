@@ -6,7 +6,10 @@
 pub mod dir;
 pub mod lineage;
 pub mod meta;
+pub mod perms;
+mod refusal;
 pub mod revoke;
 pub mod store;
 
+pub use refusal::Refusal;
 pub use store::*;

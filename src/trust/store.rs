@@ -15,9 +15,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use super::Refusal;
 use crate::error::{Error, Result};
 use crate::keys::{Fingerprint, PublicKey, encoding};
-use crate::sign::report::Refusal;
 use crate::text::format_time;
 use crate::trust::meta::{KeyState, Metadata, TRUST_FILE};
 
@@ -203,7 +203,7 @@ impl TrustStore {
     /// not parse is an error; a `.pub` that does not parse is skipped and
     /// reported by name in [`TrustStore::warnings`]. A directory or key file
     /// group or others may write is refused ([`Error::InsecurePermissions`],
-    /// unless [`crate::perms::allow_insecure_permissions_for_this_process`]),
+    /// unless [`crate::trust::perms::allow_insecure_permissions_for_this_process`]),
     /// and so is a `.pub` symlink that leads out of it ([`Error::KeyOutsideDir`]).
     pub fn add_dir(&mut self, dir: &Path) -> Result<()> {
         let st = std::fs::metadata(dir).map_err(|e| Error::io(dir, "reading", e))?;
@@ -215,7 +215,7 @@ impl TrustStore {
         }
         // StrictModes: refuse a directory (or key file) others may write,
         // and a .pub symlink that leads out of it.
-        crate::perms::check_dir(dir, crate::perms::KeyDir::Trusted)?;
+        crate::trust::perms::check_dir(dir, crate::trust::perms::KeyDir::Trusted)?;
         let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| Error::io(dir, "listing", e))?
             .filter_map(|e| e.ok().map(|e| e.path()))

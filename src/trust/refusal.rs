@@ -1,0 +1,46 @@
+//! Why a signature did not count: the outcome of a trust decision or of
+//! the signature check, each with a stable code of the contract.
+
+use serde::Serialize;
+
+/// Why a signature did not count. Each has a stable code of the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The signature does not verify, or the package differs from what was signed.
+    SignatureInvalid,
+    /// The signing key is not among the trusted keys.
+    KeyNotTrusted,
+    /// The signing key's validity window has ended.
+    KeyExpired,
+    /// The signing key's validity window has not begun.
+    KeyNotYetValid,
+    /// The signing key was revoked.
+    KeyRevoked,
+}
+
+impl Refusal {
+    /// The contract's code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::SignatureInvalid => "SIGNATURE_INVALID",
+            Refusal::KeyNotTrusted => "KEY_NOT_TRUSTED",
+            Refusal::KeyExpired => "KEY_EXPIRED",
+            Refusal::KeyNotYetValid => "KEY_NOT_YET_VALID",
+            Refusal::KeyRevoked => "KEY_REVOKED",
+        }
+    }
+
+    /// Which refusal to report when several signatures failed differently:
+    /// the most alarming first.
+    pub(crate) fn priority(self) -> u8 {
+        match self {
+            Refusal::SignatureInvalid => 0,
+            Refusal::KeyRevoked => 1,
+            Refusal::KeyExpired => 2,
+            Refusal::KeyNotYetValid => 3,
+            Refusal::KeyNotTrusted => 4,
+        }
+    }
+}

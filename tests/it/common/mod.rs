@@ -56,7 +56,8 @@ pub fn hermetic(cmd: &mut Command) -> &mut Command {
 
 /// The pkgsign binary cargo built for these tests, or the one named by
 /// `PKGSIGN_TEST_BIN`: run an attack test against an older build to see it
-/// fail there (`PKGSIGN_TEST_BIN=/old/pkgsign cargo test --test lineage_attacks`).
+/// fail there (`PKGSIGN_TEST_BIN=/old/pkgsign cargo test --profile fast-test
+/// --test it lineage_attacks::`).
 pub fn bin() -> &'static Path {
     static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BIN.get_or_init(|| {

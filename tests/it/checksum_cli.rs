@@ -5,7 +5,7 @@
 //! Every run goes through `common`, which fails the test on a panic,
 //! on an exit code other than 0/1/2, on a hang, and on a missing peer tool.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsString;
 use std::path::Path;

@@ -13,7 +13,7 @@
 //! (d) after that next run, no journal, staged key or temp file is left, and
 //!     DIR and TDIR are both exactly in the "before" or the "after" state.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::os::unix::process::ExitStatusExt;

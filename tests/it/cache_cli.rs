@@ -8,7 +8,7 @@
 //! cannot be set back, so each test waits a little over a second after
 //! writing its files (tests run in parallel, so the waits overlap).
 
-mod common;
+use crate::common;
 
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;

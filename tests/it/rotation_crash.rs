@@ -13,11 +13,13 @@
 //! (d) after that next run, no journal, staged key or temp file is left, and
 //!     DIR and TDIR are both exactly in the "before" or the "after" state.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::rotation::*;
@@ -496,12 +498,24 @@ fn signing_while_rotating_always_verifies() {
     env.rotate(&["--init"]);
     let args = env.rotate_args(&[]);
     let rotations = 6;
-    let rotator = std::thread::spawn(move || {
-        for _ in 0..rotations {
-            run(ps(&args)).ok();
-            std::thread::sleep(Duration::from_millis(15));
-        }
-    });
+    // Signatures checked so far: each next rotation waits for one more, so
+    // that signing and rotating interleave however the machine schedules
+    // them (a fixed pause between rotations did not ensure it).
+    let checked = Arc::new(AtomicUsize::new(0));
+    let rotator = {
+        let checked = checked.clone();
+        std::thread::spawn(move || {
+            for _ in 0..rotations {
+                let before = checked.load(Ordering::SeqCst);
+                run(ps(&args)).ok();
+                wait_for(
+                    "a signature checked since the rotation began",
+                    Duration::from_secs(60),
+                    || checked.load(Ordering::SeqCst) > before,
+                );
+            }
+        })
+    };
     let (mut n, mut overlapped) = (0, 0);
     loop {
         let done = rotator.is_finished();
@@ -518,6 +532,7 @@ fn signing_while_rotating_always_verifies() {
             "every key of the signature is trusted: {s} {v}"
         );
         n += 1;
+        checked.store(n, Ordering::SeqCst);
         if done && n >= 10 {
             break;
         }

@@ -7,7 +7,7 @@
 //! verifies pkgsign's statement signatures, and a `.sig` assembled here with
 //! openssl alone (no pkgsign code) verifies with `pkgsign verify-package`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

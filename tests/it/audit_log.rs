@@ -2,7 +2,7 @@
 //! `--audit-log` and `PKGSIGN_AUDIT_LOG`. Every line must be there, be one
 //! JSON object with the contract's fields, and hold no secret.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -56,7 +56,8 @@ pub fn hermetic(cmd: &mut Command) -> &mut Command {
 
 /// The pkgsign binary cargo built for these tests, or the one named by
 /// `PKGSIGN_TEST_BIN`: run an attack test against an older build to see it
-/// fail there (`PKGSIGN_TEST_BIN=/old/pkgsign cargo test --test lineage_attacks`).
+/// fail there (`PKGSIGN_TEST_BIN=/old/pkgsign cargo test --profile fast-test
+/// --test it lineage_attacks::`).
 pub fn bin() -> &'static Path {
     static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BIN.get_or_init(|| {
@@ -172,6 +173,10 @@ pub fn capture(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> Run
         let _ = se.read_to_end(&mut v);
         v
     });
+    // Poll for the exit with growing pauses: most runs take a few
+    // milliseconds, and a fixed 5 ms pause made each of them wait up to
+    // 5 ms longer than it ran (thousands of runs in the suite).
+    let mut pause = MIN_POLL;
     let status = loop {
         match child.try_wait().expect("waiting for the child") {
             Some(s) => break s,
@@ -180,7 +185,10 @@ pub fn capture(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> Run
                 let _ = child.wait();
                 panic!("{text} did not finish within {timeout:?} (killed)");
             }
-            None => std::thread::sleep(Duration::from_millis(5)),
+            None => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(MAX_POLL);
+            }
         }
     };
     let elapsed = start.elapsed();
@@ -194,6 +202,30 @@ pub fn capture(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> Run
         stdout: t_out.join().unwrap_or_default(),
         stderr: String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned(),
         elapsed,
+    }
+}
+
+/// The first pause of a poll ([`capture`], [`wait_for`]); each next pause
+/// doubles, up to [`MAX_POLL`].
+const MIN_POLL: Duration = Duration::from_micros(100);
+/// The longest pause of a poll.
+const MAX_POLL: Duration = Duration::from_millis(5);
+
+/// Wait until `cond` holds, checking it with short, growing pauses; the test
+/// fails, naming `what`, when it does not hold within `timeout`. Tests await
+/// the condition they need this way, never with a fixed sleep (too short on
+/// a busy machine, a waste on an idle one).
+#[track_caller]
+pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    let mut pause = MIN_POLL;
+    while !cond() {
+        assert!(
+            start.elapsed() <= timeout,
+            "waited {timeout:?} in vain for: {what}"
+        );
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(MAX_POLL);
     }
 }
 

@@ -5,7 +5,7 @@
 //! Every run goes through `common`, which fails the test on a panic,
 //! on an exit code other than 0/1/2, on a hang, and on a missing peer tool.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -430,25 +430,13 @@ fn pipes_stdin_and_fifos_read_like_sha256sum() {
     assert_same_bytes("list on stdin", &ours.stdout, &theirs.stdout);
 
     // A named FIFO whose writer is waiting: read, blocking for data. pkgsign
-    // never waits for a writer, so a run that comes before the writer thread
-    // has opened the FIFO reads nothing (exit 2); the writer is then surely
-    // waiting, and the next run reads the list.
+    // never waits for a writer (a run before the writer opens the FIFO reads
+    // nothing), so the run starts once the writer thread is blocked in its
+    // open, waiting for a reader.
     let fifo = dir.join("fifo");
     mkfifo(&fifo);
-    let writer = {
-        let (fifo, list) = (fifo.clone(), list.clone());
-        std::thread::spawn(move || std::fs::write(fifo, list).unwrap())
-    };
-    let mut attempts = 0;
-    let through_fifo = loop {
-        attempts += 1;
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        let run = pkgsign(dir, ["checksum", "--check", "fifo"]);
-        if run.code == 0 || attempts == 5 {
-            break run.code(0);
-        }
-        assert!(run.stderr.contains("no properly formatted"), "{run:#?}");
-    };
+    let writer = spawn_waiting_fifo_writer(&fifo, list.clone());
+    let through_fifo = pkgsign(dir, ["checksum", "--check", "fifo"]).code(0);
     writer.join().unwrap();
     assert_same_bytes("list through a FIFO", &through_fifo.stdout, &theirs.stdout);
 

@@ -2,7 +2,7 @@
 //! could not run), one `error:` line, the right `--json` code, and never a
 //! panic (checked by `common::run` on every run).
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};

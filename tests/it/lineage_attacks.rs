@@ -4,7 +4,7 @@
 //! worker that was offline for months, and a statement's signature replayed
 //! as a raw package signature. See docs/rotation.md for the rules.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

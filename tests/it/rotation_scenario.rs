@@ -6,7 +6,7 @@
 //! `SignOptions::now`, `VerifyOptions::now`, `TrustStore::decide`), and into
 //! the real binary with `faketime`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -1,15 +1,16 @@
 //! Helpers of the checksum, manifest and cache tests: compare pkgsign's
 //! output with the real `sha256sum` & co. and `b3sum` byte for byte, sign a
-//! list, watch FIFOs that must never be opened, and wait out the cache's
-//! one-second rule.
+//! list, watch FIFOs that must never be opened, feed a FIFO through a
+//! waiting writer, and wait out the cache's one-second rule.
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
 
-use super::{Key, mkfifo, sign_in, tool_ok};
+use super::{Key, mkfifo, sign_in, tool_ok, wait_for};
 
 /// Show bytes readably in assertion messages.
 pub fn show(b: &[u8]) -> String {
@@ -116,10 +117,70 @@ impl FifoWatch {
     }
 }
 
+/// How old a file's ctime must be for the cache to remember its digest
+/// (the cache's `RACY_SECS`).
+pub const CACHEABLE_AFTER: Duration = Duration::from_secs(1);
+
 /// Wait until every file changed so far is old enough to be cached (the
-/// cache skips files whose ctime is less than one second old).
+/// cache skips files whose ctime is less than [`CACHEABLE_AFTER`] old).
+///
+/// The condition is a time on the real-time clock, so this waits for that
+/// time rather than for a guessed interval: the kernel stamps a change with
+/// a clock that never runs ahead of the real-time clock, so every ctime so
+/// far is at most `now`, and from `now + CACHEABLE_AFTER` on (the 2 ms cover
+/// the clock's rounding) pkgsign, reading the clock later still, finds each
+/// of them old enough.
 pub fn wait_until_cacheable() {
-    std::thread::sleep(Duration::from_millis(1150));
+    let ready = SystemTime::now() + CACHEABLE_AFTER + Duration::from_millis(2);
+    while let Ok(left) = ready.duration_since(SystemTime::now()) {
+        if left.is_zero() {
+            break;
+        }
+        std::thread::sleep(left);
+    }
+}
+
+/// Start a thread that writes `data` to the FIFO at `path`, and return once
+/// that thread is blocked opening the FIFO, waiting for a reader (so that a
+/// reader started now finds a writer). The thread ends when the data is
+/// read.
+#[track_caller]
+pub fn spawn_waiting_fifo_writer(path: &Path, data: Vec<u8>) -> JoinHandle<()> {
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let path = path.to_path_buf();
+    let writer = std::thread::spawn(move || {
+        // "PID/task/TID": this thread's directory in /proc.
+        let me = std::fs::read_link("/proc/thread-self").expect("/proc/thread-self");
+        tid_tx.send(Path::new("/proc").join(me)).unwrap();
+        std::fs::write(path, data).unwrap();
+    });
+    let task = tid_rx.recv().expect("the writer thread's /proc directory");
+    wait_for(
+        "the writer thread to block opening the FIFO",
+        Duration::from_secs(10),
+        || blocked_opening_a_fifo(&task) || writer.is_finished(),
+    );
+    assert!(!writer.is_finished(), "the FIFO writer ended early");
+    writer
+}
+
+/// Whether the task whose /proc directory is `task` sleeps in `open`
+/// waiting for the FIFO's other end: its wait channel says so
+/// (`wait_for_partner`), or, where the kernel hides wait channels, it
+/// sleeps inside the open system call (its only one that can sleep).
+fn blocked_opening_a_fifo(task: &Path) -> bool {
+    let read = |f: &str| std::fs::read_to_string(task.join(f)).unwrap_or_default();
+    if read("wchan").trim() == "wait_for_partner" {
+        return true;
+    }
+    // `/proc/.../syscall` names the call only while the task sleeps in it.
+    let open_calls: &[&str] = if cfg!(target_arch = "x86_64") {
+        &["2", "257"] // open, openat
+    } else {
+        &["56"] // openat (aarch64 and the other generic-syscall arches)
+    };
+    let syscall = read("syscall");
+    open_calls.contains(&syscall.split(' ').next().unwrap_or(""))
 }
 
 /// Detects whether anyone reads a file, with an inotify watch for

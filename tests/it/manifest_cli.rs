@@ -4,7 +4,7 @@
 //! Every run goes through `common`: a panic, an exit code other than
 //! 0/1/2, a hang or a missing peer tool fails the test.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

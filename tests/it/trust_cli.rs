@@ -2,7 +2,7 @@
 //! signed statement), remove; broken metadata and key files; a directory of
 //! 1,000 keys.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -1,7 +1,7 @@
 //! Scenario tests of the real binary: keygen, sign-package and
 //! verify-package round trips, as the contract describes them.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

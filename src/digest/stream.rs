@@ -8,8 +8,7 @@
 //! bounded (`BUF_COUNT * BUF_SIZE`) whatever the package size. The sizes and
 //! the way the reader waits were measured (`docs/benchmarks.md`,
 //! `benches/vs-openssl.sh`): buffers must be small enough to stay in the CPU
-//! caches, and the hashing thread must not have to wake the reader for each
-//! buffer (see `Waiter`).
+//! caches. The reader blocks until a buffer is free (`benches/reader-wait.sh`).
 
 use std::fmt;
 use std::io::Read;
@@ -241,8 +240,7 @@ fn stream_from(
     }
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || -> std::io::Result<()> {
-            let mut waiter = Waiter::new();
-            while let Some(mut buf) = waiter.next_free(&empty_rx) {
+            while let Ok(mut buf) = empty_rx.recv() {
                 let n = read_full(&mut file, &mut buf)?;
                 if n == 0 {
                     return Ok(());
@@ -271,78 +269,6 @@ fn stream_from(
             }),
         }
     })
-}
-
-/// How the reader thread waits for the hashing thread to hand a buffer back.
-///
-/// Blocking in `recv` means the hashing thread must wake the reader for
-/// every buffer, and waking a sleeping thread on another CPU is dear (an
-/// inter-processor interrupt: in a VM, ~15 us on the *hashing* thread,
-/// ~8% of its time with 192 KiB buffers). So while a CPU is free for it,
-/// the reader polls instead, sleeping ~50 us between looks: its own timer
-/// wakes it, and the hashing thread never waits for anyone (measured: 1 GiB
-/// in 0.64 s instead of 0.74 s, and less CPU time in all). When other
-/// processes want the CPUs, polling would take time from them and from the
-/// hashing thread (measured: ~20% slower with one CPU-bound process
-/// beside), so the reader then blocks; it looks again every 48 MiB.
-struct Waiter {
-    cpus: usize,
-    polling: bool,
-    until_check: u32,
-}
-
-/// Sleep between two looks for a free buffer (the kernel adds its timer
-/// slack, so a look comes every ~100 us: a 192 KiB block is hashed in ~110).
-const POLL_SLEEP: std::time::Duration = std::time::Duration::from_micros(50);
-/// Stop polling (and block) when no buffer came back for this long: the
-/// hashing side is slow or stuck, and polling would only burn CPU.
-const POLL_LIMIT: std::time::Duration = std::time::Duration::from_millis(2);
-/// Decide again between polling and blocking every this many buffers.
-const POLL_RECHECK: u32 = 256;
-
-impl Waiter {
-    fn new() -> Self {
-        Waiter {
-            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            polling: false,
-            until_check: 0,
-        }
-    }
-
-    /// The next free buffer, or `None` when the hashing side has gone.
-    fn next_free(&mut self, free: &mpsc::Receiver<Vec<u8>>) -> Option<Vec<u8>> {
-        if self.until_check == 0 {
-            self.polling = self.cpus >= 2 && runnable_tasks().is_some_and(|r| r <= self.cpus);
-            self.until_check = POLL_RECHECK;
-        }
-        self.until_check -= 1;
-        if self.polling {
-            let start = std::time::Instant::now();
-            loop {
-                match free.try_recv() {
-                    Ok(buf) => return Some(buf),
-                    Err(mpsc::TryRecvError::Disconnected) => return None,
-                    Err(mpsc::TryRecvError::Empty) if start.elapsed() < POLL_LIMIT => {
-                        std::thread::sleep(POLL_SLEEP);
-                    }
-                    Err(mpsc::TryRecvError::Empty) => break,
-                }
-            }
-        }
-        free.recv().ok()
-    }
-}
-
-/// Tasks running or ready to run on the whole machine, ours included (the
-/// fourth field of `/proc/loadavg`, "running/total"); `None` where unknown.
-fn runnable_tasks() -> Option<usize> {
-    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
-    text.split_whitespace()
-        .nth(3)?
-        .split('/')
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// Tell the kernel the file will be read once, from start to end: it then
@@ -504,7 +430,7 @@ mod tests {
     }
 
     /// A hashing side slower than the reader (here: much slower) gets every
-    /// block, in order; the reader stops polling and blocks meanwhile.
+    /// block, in order.
     #[test]
     fn slow_sink_gets_every_block_in_order() {
         let dir = tempfile::tempdir().unwrap();

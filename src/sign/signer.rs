@@ -291,6 +291,9 @@ impl VerifyOptions {
     }
 }
 
+/// A caller's reader: hands every byte, in order, to the sink it is given.
+pub type Feed<'a> = dyn FnMut(&mut dyn FnMut(&[u8])) -> Result<()> + 'a;
+
 /// Where the signed bytes come from.
 pub enum Content<'a> {
     /// The file at this path, read when needed (the cache may supply its
@@ -299,7 +302,7 @@ pub enum Content<'a> {
     /// Bytes the caller hands over in order, once, to the sink it is given
     /// (a checksum list read from a descriptor it holds): the digests the
     /// signatures are checked against are computed from exactly these bytes.
-    Stream(&'a mut dyn FnMut(&mut dyn FnMut(&[u8])) -> Result<()>),
+    Stream(&'a mut Feed<'a>),
 }
 
 impl Content<'_> {

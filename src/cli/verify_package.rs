@@ -9,7 +9,8 @@ use rayon::prelude::*;
 use pkgsign::Error;
 use pkgsign::audit::{AuditLog, Event};
 use pkgsign::digest::Digest;
-use pkgsign::sign::report::{Report, Verified};
+use pkgsign::sign::report::{ChecksumMatched, Report, Verified};
+
 use pkgsign::sign::signer::{self, VerifyOptions};
 use pkgsign::trust::TrustStore;
 use serde_json::{Value, json};
@@ -62,6 +63,23 @@ pub struct Args {
     /// Print the outcome as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// What one package's check gave.
+enum Outcome {
+    /// Signatures, trusted now, met the threshold.
+    Signed(Verified),
+    /// Only the digest was checked (no key given).
+    Checksum(ChecksumMatched),
+}
+
+impl Outcome {
+    fn report(&self) -> std::borrow::Cow<'_, Report> {
+        match self {
+            Outcome::Signed(v) => std::borrow::Cow::Borrowed(v.report()),
+            Outcome::Checksum(c) => std::borrow::Cow::Owned(c.report()),
+        }
+    }
 }
 
 pub fn run(args: Args) -> Result<(), Error> {
@@ -121,8 +139,15 @@ pub fn run(args: Args) -> Result<(), Error> {
             progress: bar.as_ref().map(|(p, _)| p.clone()),
             ..opts.clone()
         };
-        let result = signer::verify_package(package, signature.as_deref(), &trust, &opts);
-        if let Ok(v) = &result {
+        // With a key: a proof of who signed. Without: the digest alone.
+        let result = match (&signature, &opts.checksum) {
+            (None, Some(expected)) => {
+                signer::verify_checksum(package, expected, &opts).map(Outcome::Checksum)
+            }
+            _ => signer::verify_package(package, signature.as_deref(), &trust, &opts)
+                .map(Outcome::Signed),
+        };
+        if let Ok(Outcome::Signed(v)) = &result {
             warn_uncounted(package, v.report());
         }
         // A verification that could not be logged does not count.
@@ -141,7 +166,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         })?;
         result
     };
-    let results: Vec<Result<Verified, Error>> = if several {
+    let results: Vec<Result<Outcome, Error>> = if several {
         let mut pool = rayon::ThreadPoolBuilder::new();
         if let Some(n) = args.jobs {
             pool = pool.num_threads(n.max(1));
@@ -197,7 +222,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             Ok(v) => {
                 if args.json {
                     let mut obj = json!({"package": shown(package), "verified": true});
-                    merge(&mut obj, v.report());
+                    merge(&mut obj, &v.report());
                     entries.push(obj);
                 } else {
                     print_verified(&args, package, v, keys_given, None);
@@ -257,11 +282,12 @@ fn merge(obj: &mut Value, report: &Report) {
 fn print_verified(
     args: &Args,
     package: &Path,
-    verified: &Verified,
+    verified: &Outcome,
     keys_given: bool,
     cache_stats: Option<Value>,
 ) {
     let report = verified.report();
+    let report = report.as_ref();
     if args.json {
         let mut obj = json!({ "ok": true, "verified": true });
         if let Some(c) = cache_stats {
@@ -308,7 +334,7 @@ pub(super) fn warn_uncounted(package: &Path, report: &Report) {
 fn audit_verification(
     log: Option<&AuditLog>,
     package: &Path,
-    result: &Result<Verified, Error>,
+    result: &Result<Outcome, Error>,
 ) -> Result<(), Error> {
     if log.is_none() {
         return Ok(());
@@ -319,7 +345,13 @@ fn audit_verification(
             .with("package_hash", report.and_then(|r| r.package_hash.clone()))
     };
     match result {
-        Ok(v) => {
+        Ok(Outcome::Checksum(c)) => {
+            audit(
+                log,
+                base("checksum_verification_success", Some(&c.report())),
+            )?;
+        }
+        Ok(Outcome::Signed(v)) => {
             // Every signature examined, also those that did not count.
             for s in &v.report().signatures {
                 let event = if s.is_valid() {
@@ -336,9 +368,6 @@ fn audit_verification(
                         .with("code", s.refusal.map(|c| c.code()))
                         .with("reason", (!s.is_valid()).then(|| s.reason.clone())),
                 )?;
-            }
-            if v.report().signatures.is_empty() {
-                audit(log, base("checksum_verification_success", Some(v.report())))?;
             }
         }
         Err(Error::Refused(r)) => {

@@ -14,7 +14,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::Serialize;
 
 use crate::digest::cache::Cache;
-use crate::digest::{self, Digest, HashAlg, Hasher};
+use crate::digest::{self, Digest, HashAlg};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::release::checksum;
@@ -345,36 +345,49 @@ impl SignedList {
                 limit: LIST_LIMIT,
             });
         }
-        let verified = signer::verify_package(list, Some(signature), trust, &opts.verify)?;
-        let signed = verified
-            .report()
-            .package_hash
-            .as_deref()
-            .and_then(|h| Digest::parse(h, false).ok())
-            .ok_or_else(|| changed(list))?;
-        let mut whole = Hasher::new(signed.alg());
+        // Hash the list once, from this descriptor: the digest the
+        // signature is checked against is the digest of the very bytes
+        // parsed here (and fingerprinted piece by piece for the second read).
         let mut pieces = Vec::new();
         let mut lines = checksum::LineSplitter::default();
         let (mut entries, mut malformed, mut shown) = (0usize, 0usize, Vec::new());
-        let mut on_line =
-            |n: usize, line: Option<&[u8]>| match line.map(|l| checksum::parse_line(l, None)) {
-                Some(checksum::Line::Entry(..)) => entries += 1,
-                _ => {
-                    malformed += 1;
-                    if shown.len() < MALFORMED_SHOWN {
-                        shown.push(n);
+        let mut read = false;
+        let verified = {
+            let mut on_line =
+                |n: usize, line: Option<&[u8]>| match line.map(|l| checksum::parse_line(l, None)) {
+                    Some(checksum::Line::Entry(..)) => entries += 1,
+                    _ => {
+                        malformed += 1;
+                        if shown.len() < MALFORMED_SHOWN {
+                            shown.push(n);
+                        }
                     }
+                };
+            let mut stream = |sink: &mut dyn FnMut(&[u8])| -> Result<()> {
+                if std::mem::replace(&mut read, true) {
+                    // Read once only: a second pass would be unchecked.
+                    return Err(changed(list));
                 }
+                let mut reader = Pieces::new(&file, list);
+                while let Some((_, piece)) = reader.next()? {
+                    sink(piece);
+                    pieces.push(digest::hash_bytes(HashAlg::Blake3, piece));
+                    lines.feed(piece, &mut on_line);
+                }
+                lines.finish(&mut on_line);
+                Ok(())
             };
-        let mut reader = Pieces::new(&file, list);
-        while let Some((_, piece)) = reader.next()? {
-            whole.update(piece);
-            pieces.push(digest::hash_bytes(HashAlg::Blake3, piece));
-            lines.feed(piece, &mut on_line);
-        }
-        lines.finish(&mut on_line);
-        // What was just parsed is what the signature vouches for.
-        if !whole.finish().ct_eq(&signed) {
+            signer::verify_content(
+                list,
+                signer::Content::Stream(&mut stream),
+                signature,
+                trust,
+                &opts.verify,
+            )?
+        };
+        // The signatures verified over the digest of what was read: it was
+        // read (and parsed) exactly once.
+        if !read {
             return Err(changed(list));
         }
         if malformed > 0 || entries == 0 {

@@ -176,26 +176,127 @@ impl fmt::Display for Report {
     }
 }
 
-/// Proof that a package verified: returned only when the threshold was met.
-/// Code that installs a package should require this value.
-#[derive(Debug, Clone)]
-pub struct Verified {
-    report: Report,
+/// What a [`Verified`] proof is about, and what it carries.
+pub trait Subject: sealed::Sealed {
+    /// What the proof holds.
+    type Evidence: fmt::Debug + Clone;
 }
 
-impl Verified {
-    pub(crate) fn new(report: Report) -> Self {
-        Verified { report }
-    }
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Package {}
+    impl Sealed for super::KeyStatement {}
+}
 
+/// Marker: a package (or a signed checksum list) whose signatures met the threshold.
+#[derive(Debug, Clone, Copy)]
+pub enum Package {}
+
+/// Marker: a key lineage statement whose signatures verified and whose
+/// signer (and cosigners) may change the directory now.
+#[derive(Debug, Clone, Copy)]
+pub enum KeyStatement {}
+
+impl Subject for Package {
+    type Evidence = Report;
+}
+
+/// What a verified key statement was signed by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementSigners {
+    /// The signing key.
+    pub signer: Fingerprint,
+    /// The signer's principal (the first key of its lineage).
+    pub principal: Fingerprint,
+    /// The distinct principals that signed it (the signer's and cosigners').
+    pub principals: Vec<Fingerprint>,
+}
+
+impl Subject for KeyStatement {
+    type Evidence = StatementSigners;
+}
+
+/// Proof that something verified: made only by the verifier, when the
+/// signatures and the trust decision allow it. Code that installs a
+/// package requires a `Verified<Package>`; code that changes a trusted-keys
+/// directory a `Verified<KeyStatement>`. A checksum-only check gives a
+/// [`ChecksumMatched`] instead, which is not a proof of authenticity.
+pub struct Verified<T: Subject = Package> {
+    evidence: T::Evidence,
+}
+
+impl<T: Subject> fmt::Debug for Verified<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verified")
+            .field("evidence", &self.evidence)
+            .finish()
+    }
+}
+
+impl<T: Subject> Clone for Verified<T> {
+    fn clone(&self) -> Self {
+        Verified {
+            evidence: self.evidence.clone(),
+        }
+    }
+}
+
+impl<T: Subject> Verified<T> {
+    pub(crate) fn new(evidence: T::Evidence) -> Self {
+        Verified { evidence }
+    }
+}
+
+impl Verified<Package> {
     /// The full report.
     pub fn report(&self) -> &Report {
-        &self.report
+        &self.evidence
     }
 
     /// The keys that signed validly.
     pub fn signers(&self) -> impl Iterator<Item = &SignatureResult> {
-        self.report.valid()
+        self.evidence.valid()
+    }
+}
+
+impl Verified<KeyStatement> {
+    /// Who signed the statement.
+    pub fn signers(&self) -> &StatementSigners {
+        &self.evidence
+    }
+}
+
+/// A package whose digest matched the one given (`--checksum` with no
+/// key): it says the bytes are the expected ones, not who made them.
+#[derive(Debug, Clone)]
+pub struct ChecksumMatched {
+    package: PathBuf,
+    digest: Digest,
+}
+
+impl ChecksumMatched {
+    pub(crate) fn new(package: &Path, digest: Digest) -> Self {
+        ChecksumMatched {
+            package: package.to_path_buf(),
+            digest,
+        }
+    }
+
+    /// The package.
+    pub fn package(&self) -> &Path {
+        &self.package
+    }
+
+    /// Its digest, equal to the expected one.
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    /// For display: a report with no signature and no threshold.
+    pub fn report(&self) -> Report {
+        let mut r = Report::new(&self.package, 0);
+        r.set_hash(&self.digest);
+        r
     }
 }
 

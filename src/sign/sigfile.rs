@@ -23,7 +23,7 @@ pub const MAGIC: &str = "pkgsign-signature";
 pub const HEADER_V1: &str = "pkgsign-signature v1";
 /// Domain-separation prefix of every signed statement: a signature over it
 /// cannot be mistaken for a signature over anything else.
-pub const CONTEXT: &[u8] = b"pkgsign package signature v1\0";
+pub const CONTEXT: &[u8] = crate::sign::Domain::PackageStatement.prefix();
 /// Largest signature file accepted.
 pub const FILE_LIMIT: u64 = 64 * 1024;
 /// Most signatures in one file.

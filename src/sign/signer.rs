@@ -11,9 +11,14 @@ use crate::digest::cache::{Cache, hash_file_cached};
 use crate::digest::{self, Digest, HashAlg, MultiHasher, Progress};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Replace};
-use crate::keys::{Fingerprint, KeySource, PublicKey, SignRequest};
-use crate::sign::report::{Refusal, Report, SignatureResult, Verified, time_text};
+use crate::keys::{Fingerprint, KeySource, PublicKey};
+use crate::sign::domain;
+use crate::sign::report::{
+    ChecksumMatched, Package, Refusal, Report, SignatureResult, Verified, time_text,
+};
 use crate::sign::sigfile::{self, Block, SignatureFile, Statement};
+use crate::sign::verifier::Verifier;
+use crate::sign::{Domain, Message, Signer};
 use crate::trust::{Decision, TrustStore, TrustedKey};
 
 /// Which signature format to write.
@@ -76,12 +81,6 @@ fn signing_secs(t: SystemTime) -> Result<u64> {
             seconds_before_1970: e.duration().as_secs().max(1),
         }),
     }
-}
-
-fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// Sign `package` with every key and write the signature file to `output`
@@ -175,19 +174,12 @@ fn sign_pkgsign(
             signed_at,
             comment: opts.comment.clone(),
         };
-        let message = statement.signed_message();
-        let signature = key.sign(SignRequest::Statement(&message))?;
-        // Check our own signature: catches faulty key sources (and RSA
-        // computation faults) before anything is published.
-        if !public.verify_statement(&message, &signature) {
-            return Err(Error::Crypto {
-                what: "signing",
-                reason: format!(
-                    "the signature made with {} does not verify; the key source is faulty",
-                    key.describe()
-                ),
-            });
-        }
+        // Checked before it is returned (see `Signer`): a faulty key
+        // source never publishes a bad signature.
+        let signature = Signer::new(*key).sign(
+            Domain::PackageStatement,
+            Message::Bytes(statement.canonical_text().as_bytes()),
+        )?;
         blocks.push(Block {
             statement,
             signature,
@@ -231,13 +223,7 @@ fn sign_raw(
             let (size, d) =
                 digest::hash_file_with(package, &[HashAlg::Sha256], opts.progress.as_ref())?;
             let d = digest::single(d, package)?;
-            let sig = key.sign(SignRequest::RawRsaSha256Digest(d.as_bytes()))?;
-            if !public.verify_raw_rsa_sha256(d.as_bytes(), &sig) {
-                return Err(Error::Crypto {
-                    what: "signing",
-                    reason: format!("the signature made with {} does not verify", key.describe()),
-                });
-            }
+            let sig = Signer::new(*key).sign(Domain::Raw, Message::Sha256(d.as_bytes()))?;
             (sig, Some(d), size)
         }
         PublicKey::Ed25519(_) => {
@@ -245,17 +231,14 @@ fn sign_raw(
             // than copy it into memory.
             let file = fsutil::open_regular(package)?;
             let (sig, size) = fsutil::with_mapped(&file, package, |bytes| {
-                // Pure Ed25519 signs the bytes as they are: a "package" that
-                // is a pkgsign statement or key statement would yield a valid
-                // package signature or key endorsement. Both start so.
-                if bytes.starts_with(RESERVED_PREFIX) {
-                    return Err(Error::Usage(format!(
-                        "{}: starts with {:?}, the prefix of pkgsign's own signed statements; a raw Ed25519 signature over it could be replayed as a pkgsign signature, so pkgsign refuses to make it",
-                        package.display(),
-                        String::from_utf8_lossy(RESERVED_PREFIX)
-                    )));
-                }
-                key.sign(SignRequest::RawEd25519(bytes))
+                // The raw domain refuses bytes that start like pkgsign's own
+                // signed statements (see `domain::RESERVED_PREFIX`).
+                Signer::new(*key)
+                    .sign(Domain::Raw, Message::Bytes(bytes))
+                    .map_err(|e| match e {
+                        Error::Usage(why) => Error::Usage(format!("{}: {why}", package.display())),
+                        other => other,
+                    })
             })?;
             (sig, None, size)
         }
@@ -271,9 +254,7 @@ fn sign_raw(
     ))
 }
 
-/// Every message pkgsign signs itself (package statements, key statements)
-/// starts with this; raw Ed25519 signatures over such bytes are refused.
-pub const RESERVED_PREFIX: &[u8] = b"pkgsign ";
+pub use crate::sign::domain::RESERVED_PREFIX;
 
 /// How to verify.
 #[derive(Debug, Clone)]
@@ -310,52 +291,127 @@ impl VerifyOptions {
     }
 }
 
-/// Verify `package` against the signature file `signature` (None: check
-/// only `opts.checksum`). Returns proof on success; a refusal is
-/// [`Error::Refused`] carrying the per-signature report.
+/// A caller's reader: hands every byte, in order, to the sink it is given.
+pub type Feed<'a> = dyn FnMut(&mut dyn FnMut(&[u8])) -> Result<()> + 'a;
+
+/// Where the signed bytes come from.
+pub enum Content<'a> {
+    /// The file at this path, read when needed (the cache may supply its
+    /// digests).
+    File,
+    /// Bytes the caller hands over in order, once, to the sink it is given
+    /// (a checksum list read from a descriptor it holds): the digests the
+    /// signatures are checked against are computed from exactly these bytes.
+    Stream(&'a mut Feed<'a>),
+}
+
+impl Content<'_> {
+    /// Feed every byte to `sink`, once.
+    fn feed(
+        &mut self,
+        package: &Path,
+        opts: &VerifyOptions,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Result<()> {
+        match self {
+            Content::File => {
+                digest::stream_file(package, Progress::wrap(opts.progress.as_ref(), sink))?;
+                Ok(())
+            }
+            Content::Stream(read) => read(sink),
+        }
+    }
+
+    /// Size and digests of the content, with every algorithm of `algs`.
+    fn hash(
+        &mut self,
+        package: &Path,
+        opts: &VerifyOptions,
+        algs: &[HashAlg],
+    ) -> Result<(u64, Vec<Digest>)> {
+        match self {
+            Content::File => opts.hash(package, algs),
+            Content::Stream(_) => {
+                let mut hashers = MultiHasher::new(algs);
+                let mut size = 0u64;
+                self.feed(package, opts, &mut |chunk| {
+                    size += chunk.len() as u64;
+                    hashers.update(chunk);
+                })?;
+                Ok((size, hashers.finish()))
+            }
+        }
+    }
+}
+
+/// Verify `package` against the signature file `signature`. Returns proof
+/// on success; a refusal is [`Error::Refused`] carrying the per-signature
+/// report. With no signature there is nothing that could give the proof:
+/// [`verify_checksum`] checks a digest alone.
 pub fn verify_package(
     package: &Path,
     signature: Option<&Path>,
     trust: &TrustStore,
     opts: &VerifyOptions,
-) -> Result<Verified> {
+) -> Result<Verified<Package>> {
+    if opts.threshold == 0 {
+        return Err(Error::Usage("--threshold must be at least 1".into()));
+    }
+    let Some(signature) = signature else {
+        return Err(Error::NoKeys(
+            "nothing to verify: give a signature file (a digest alone proves less, and is checked by verify_checksum)".into(),
+        ));
+    };
+    // Make sure the package can be read before judging signatures, so a
+    // missing package is "could not run" rather than a refusal.
+    fsutil::open_regular(package)?;
+    verify_content(package, Content::File, signature, trust, opts)
+}
+
+/// Verify `content` (named `package` in the report) against the signature
+/// file `signature`, through the [`Verifier`] at `opts.now`.
+pub fn verify_content(
+    package: &Path,
+    mut content: Content<'_>,
+    signature: &Path,
+    trust: &TrustStore,
+    opts: &VerifyOptions,
+) -> Result<Verified<Package>> {
     if opts.threshold == 0 {
         return Err(Error::Usage("--threshold must be at least 1".into()));
     }
     // The trusted-keys directory's own threshold is a floor: a caller's
     // `--threshold` may only raise it.
-    let mut report = Report::new(package, opts.threshold.max(trust.threshold()));
-    let now = unix_secs(opts.now);
-    // Make sure the package can be read before judging signatures, so a
-    // missing package is "could not run" rather than a refusal.
-    fsutil::open_regular(package)?;
-    let sigfile = match signature {
-        Some(path) => Some(sigfile::read(path)?),
-        None => None,
-    };
-    match sigfile {
-        None => {
-            let Some(expected) = &opts.checksum else {
-                return Err(Error::NoKeys(
-                    "nothing to verify: give --public-key, --trusted-keys or --checksum".into(),
-                ));
-            };
-            let (_, digests) = opts.hash(package, &[expected.alg()])?;
-            check_checksum(package, expected, &digests)?;
-            if let Some(d) = digests.first() {
-                report.set_hash(d);
-            }
-            report.threshold = 0;
-            Ok(Verified::new(report))
+    let report = Report::new(package, opts.threshold.max(trust.threshold()));
+    let verifier = Verifier::new(trust, opts.now);
+    match sigfile::read(signature)? {
+        SignatureFile::Pkgsign(blocks) => {
+            verify_blocks(package, &mut content, &blocks, &verifier, opts, report)
         }
-        Some(SignatureFile::Pkgsign(blocks)) => {
-            verify_blocks(package, &blocks, trust, opts, now, report)
-        }
-        Some(SignatureFile::Raw(sig)) => verify_raw(package, &sig, trust, opts, now, report),
+        SignatureFile::Raw(sig) => verify_raw(package, &mut content, &sig, &verifier, opts, report),
     }
 }
 
-fn check_checksum(package: &Path, expected: &Digest, digests: &[Digest]) -> Result<()> {
+/// Check only that `package`'s digest is `expected` (`--checksum` with no
+/// key). The result says nothing about who made the package.
+pub fn verify_checksum(
+    package: &Path,
+    expected: &Digest,
+    opts: &VerifyOptions,
+) -> Result<ChecksumMatched> {
+    if opts.threshold == 0 {
+        return Err(Error::Usage("--threshold must be at least 1".into()));
+    }
+    let (_, digests) = opts.hash(package, &[expected.alg()])?;
+    let actual = check_checksum(package, expected, &digests)?;
+    Ok(ChecksumMatched::new(package, actual.clone()))
+}
+
+fn check_checksum<'d>(
+    package: &Path,
+    expected: &Digest,
+    digests: &'d [Digest],
+) -> Result<&'d Digest> {
     let actual = digests
         .iter()
         .find(|d| d.alg() == expected.alg())
@@ -364,7 +420,7 @@ fn check_checksum(package: &Path, expected: &Digest, digests: &[Digest]) -> Resu
             reason: "checksum digest was not computed".into(),
         })?;
     if actual.ct_eq(expected) {
-        Ok(())
+        Ok(actual)
     } else {
         Err(Error::ChecksumMismatch {
             path: package.to_path_buf(),
@@ -375,7 +431,7 @@ fn check_checksum(package: &Path, expected: &Digest, digests: &[Digest]) -> Resu
     }
 }
 
-fn finish(mut report: Report) -> Result<Verified> {
+fn finish(mut report: Report) -> Result<Verified<Package>> {
     let distinct = |f: fn(&SignatureResult) -> Option<&Fingerprint>| {
         report.valid().filter_map(f).collect::<HashSet<_>>().len()
     };
@@ -394,12 +450,12 @@ fn finish(mut report: Report) -> Result<Verified> {
 
 fn verify_blocks(
     package: &Path,
+    content: &mut Content<'_>,
     blocks: &[Block],
-    trust: &TrustStore,
+    verifier: &Verifier<'_>,
     opts: &VerifyOptions,
-    now: u64,
     mut report: Report,
-) -> Result<Verified> {
+) -> Result<Verified<Package>> {
     // 1. Trust and statement signatures: cheap, before reading the package.
     let mut pending = Vec::new();
     for (i, block) in blocks.iter().enumerate() {
@@ -415,35 +471,30 @@ fn verify_blocks(
             refusal: None,
             reason: String::new(),
         };
-        match trust.decide(&st.key, now, Some(st.signed_at)) {
+        match verifier.check(
+            Domain::PackageStatement,
+            &st.key,
+            Some(st.scheme),
+            Message::Bytes(st.canonical_text().as_bytes()),
+            &block.signature,
+            Some(st.signed_at),
+        ) {
             Decision::Refused(code, reason) => {
+                // A trusted key whose signature is invalid is still named.
+                if code == Refusal::SignatureInvalid
+                    && let Some(k) = verifier.trust().get(&st.key)
+                {
+                    result.key_name = Some(k.name.clone());
+                    result.principal = Some(k.principal().clone());
+                }
                 result.refusal = Some(code);
                 result.reason = reason;
             }
             Decision::Accepted(key, why) => {
                 result.key_name = Some(key.name.clone());
                 result.principal = Some(key.principal().clone());
-                if key.public.statement_scheme() != st.scheme {
-                    result.refusal = Some(Refusal::SignatureInvalid);
-                    result.reason = format!(
-                        "the signature says {} but key {} is {}",
-                        st.scheme,
-                        st.key,
-                        key.public.algorithm()
-                    );
-                } else if !key
-                    .public
-                    .verify_statement(&st.signed_message(), &block.signature)
-                {
-                    result.refusal = Some(Refusal::SignatureInvalid);
-                    result.reason = format!(
-                        "the signature does not verify with key {}: the signature file was altered or made by another key",
-                        st.key
-                    );
-                } else {
-                    result.reason = why;
-                    pending.push(report.signatures.len());
-                }
+                result.reason = why;
+                pending.push(report.signatures.len());
             }
         }
         report.signatures.push(result);
@@ -462,7 +513,7 @@ fn verify_blocks(
     if algs.is_empty() {
         return finish(report);
     }
-    let (size, digests) = opts.hash(package, &algs)?;
+    let (size, digests) = content.hash(package, opts, &algs)?;
     if let Some(c) = &opts.checksum {
         check_checksum(package, c, &digests)?;
     }
@@ -499,16 +550,17 @@ const RAW_RSA: &str = "raw-rsa-pkcs1v15-sha256";
 
 fn verify_raw(
     package: &Path,
+    content: &mut Content<'_>,
     sig: &[u8],
-    trust: &TrustStore,
+    verifier: &Verifier<'_>,
     opts: &VerifyOptions,
-    now: u64,
     mut report: Report,
-) -> Result<Verified> {
+) -> Result<Verified<Package>> {
     // A raw signature does not name its key: try every trusted key of the
     // matching kind and size, in one pass over the package. Keys the trust
     // policy refuses are tried too, so that a signature by an expired or
     // revoked key is reported as such rather than as "invalid".
+    let trust = verifier.trust();
     let mut candidates: Vec<&TrustedKey> = trust
         .keys()
         .filter(|k| k.public.signature_len() == sig.len())
@@ -521,7 +573,7 @@ fn verify_raw(
         .collect();
     let mut ed_verifiers: Vec<_> = candidates
         .iter()
-        .filter_map(|k| k.public.ed25519_stream(sig).map(|v| (*k, v)))
+        .filter_map(|k| domain::verify_raw_stream(&k.public, sig).map(|v| (*k, v)))
         .collect();
     let algorithm = if sig.len() == 64 {
         RAW_ED25519
@@ -538,17 +590,14 @@ fn verify_raw(
     let mut hashers = MultiHasher::new(&algs);
     // The package's first bytes, for the domain rule below.
     let mut head: Vec<u8> = Vec::with_capacity(RESERVED_PREFIX.len());
-    digest::stream_file(
-        package,
-        Progress::wrap(opts.progress.as_ref(), |chunk| {
-            let want = RESERVED_PREFIX.len().saturating_sub(head.len());
-            head.extend(chunk.iter().take(want));
-            hashers.update(chunk);
-            for (_, v) in ed_verifiers.iter_mut() {
-                v.update(chunk);
-            }
-        }),
-    )?;
+    content.feed(package, opts, &mut |chunk| {
+        let want = RESERVED_PREFIX.len().saturating_sub(head.len());
+        head.extend(chunk.iter().take(want));
+        hashers.update(chunk);
+        for (_, v) in ed_verifiers.iter_mut() {
+            v.update(chunk);
+        }
+    })?;
     let digests = hashers.finish();
     if let Some(c) = &opts.checksum {
         check_checksum(package, c, &digests)?;
@@ -556,20 +605,25 @@ fn verify_raw(
     if let Some(d) = digests.first() {
         report.set_hash(d);
     }
-    // Pure Ed25519 signs the bytes as they are, so a raw signature over
-    // bytes that begin like pkgsign's own signed messages (a package
-    // statement, a key statement) may be such a message's signature,
-    // replayed as a package signature. pkgsign never makes one (see
-    // `sign_raw`) and never accepts one.
-    let reserved = sig.len() == 64 && head == RESERVED_PREFIX;
+    // The raw domain's rule: pure Ed25519 signs the bytes as they are, so a
+    // raw signature over bytes that begin like pkgsign's own signed
+    // messages (a package statement, a key statement) may be such a
+    // message's signature, replayed as a package signature. pkgsign never
+    // makes one (see `Signer`) and never accepts one.
+    let reserved = sig.len() == 64 && domain::raw_ed25519_reserved(&head);
     if reserved {
         ed_verifiers.clear();
     }
     let mut signer: Option<&TrustedKey> = None;
     if let Some(sha256) = digests.iter().find(|d| d.alg() == HashAlg::Sha256) {
-        signer = rsa_keys
-            .into_iter()
-            .find(|k| k.public.verify_raw_rsa_sha256(sha256.as_bytes(), sig));
+        signer = rsa_keys.into_iter().find(|k| {
+            domain::verify(
+                Domain::Raw,
+                &k.public,
+                Message::Sha256(sha256.as_bytes()),
+                sig,
+            )
+        });
     }
     if signer.is_none() {
         signer = ed_verifiers
@@ -591,7 +645,7 @@ fn verify_raw(
         Some(k) => {
             result.key = Some(k.fingerprint.clone());
             result.key_name = Some(k.name.clone());
-            match trust.decide(&k.fingerprint, now, None) {
+            match verifier.decide(&k.fingerprint, None) {
                 Decision::Accepted(_, why) => {
                     result.principal = Some(k.principal().clone());
                     result.reason = why;
@@ -650,5 +704,80 @@ mod tests {
             sign_to_string(&pkg, &[&key], &opts),
             Err(Error::Usage(_))
         ));
+    }
+}
+
+#[cfg(test)]
+mod proof_tests {
+    use super::*;
+    use crate::keys::{KeySource, KeySpec, LocalKey, generate};
+
+    fn signed_package(dir: &Path, data: &[u8]) -> (PathBuf, PathBuf, TrustStore) {
+        let pkg = dir.join("app.tar");
+        std::fs::write(&pkg, data).unwrap();
+        let key = LocalKey::new(generate(KeySpec::Ed25519).unwrap(), "mem".into());
+        let sig = dir.join("app.tar.sig");
+        sign_package(&pkg, &[&key], &SignOptions::default(), &sig).unwrap();
+        let public = dir.join("k.pub");
+        std::fs::write(
+            &public,
+            crate::keys::encoding::public_key_to_pem(key.public_key()).unwrap(),
+        )
+        .unwrap();
+        let mut trust = TrustStore::new();
+        trust.add_file(&public).unwrap();
+        (pkg, sig, trust)
+    }
+
+    /// A digest check alone is a `ChecksumMatched`, never a
+    /// `Verified<Package>` with zero signatures.
+    #[test]
+    fn a_checksum_only_run_is_not_a_verified_package() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pkg, _, trust) = signed_package(dir.path(), b"release bytes");
+        let digest = digest::hash_bytes(HashAlg::Sha256, b"release bytes");
+        let opts = VerifyOptions {
+            checksum: Some(digest.clone()),
+            ..VerifyOptions::default()
+        };
+        assert!(matches!(
+            verify_package(&pkg, None, &trust, &opts),
+            Err(Error::NoKeys(_))
+        ));
+        let matched = verify_checksum(&pkg, &digest, &opts).unwrap();
+        assert!(matched.digest().ct_eq(&digest));
+        assert!(matched.report().signatures.is_empty());
+        let other = digest::hash_bytes(HashAlg::Sha256, b"other bytes");
+        assert!(matches!(
+            verify_checksum(&pkg, &other, &opts),
+            Err(Error::ChecksumMismatch { .. })
+        ));
+    }
+
+    /// Streamed content is verified from the bytes handed over, never by
+    /// reading the path again (a checksum list is hashed once).
+    #[test]
+    fn streamed_content_is_verified_from_the_bytes_handed_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pkg, sig, trust) = signed_package(dir.path(), b"release bytes");
+        std::fs::remove_file(&pkg).unwrap();
+        let verify = |bytes: &'static [u8]| {
+            let mut feed = |sink: &mut dyn FnMut(&[u8])| -> Result<()> {
+                for chunk in bytes.chunks(3) {
+                    sink(chunk);
+                }
+                Ok(())
+            };
+            verify_content(
+                &pkg,
+                Content::Stream(&mut feed),
+                &sig,
+                &trust,
+                &VerifyOptions::default(),
+            )
+        };
+        let v = verify(b"release bytes").unwrap();
+        assert_eq!(v.signers().count(), 1);
+        assert!(matches!(verify(b"release bytez"), Err(Error::Refused(_))));
     }
 }

@@ -18,7 +18,9 @@ use base64::Engine as _;
 
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Replace};
-use crate::keys::{Fingerprint, KeySource, PublicKey, SignRequest};
+use crate::keys::{Fingerprint, KeySource, PublicKey};
+use crate::sign::Signer;
+use crate::sign::domain::{self, Domain, Message};
 use crate::text::fields::{FieldResult, Fields};
 use crate::text::{check_comment, format_time};
 
@@ -32,7 +34,7 @@ pub const HEADER: &str = "pkgsign-key-statement v2";
 /// read only to refuse them with a clear message.
 pub const HEADER_V1: &str = "pkgsign-key-statement v1";
 /// Domain separation for key statements.
-pub const CONTEXT: &[u8] = b"pkgsign key statement v2\0";
+pub const CONTEXT: &[u8] = crate::sign::Domain::KeyStatement.prefix();
 /// File extension of statement files.
 pub const EXT: &str = "stmt";
 const LIMIT: u64 = 64 * 1024;
@@ -131,11 +133,23 @@ impl Statement {
         s
     }
 
-    /// The bytes every signature of the statement is over.
-    fn message(&self) -> Vec<u8> {
-        let mut m = CONTEXT.to_vec();
-        m.extend_from_slice(self.signed_text().as_bytes());
-        m
+    /// Whether `signature` is `key`'s over this statement, in the key
+    /// statement domain.
+    fn signed_by(&self, key: &PublicKey, signature: &[u8]) -> bool {
+        domain::verify(
+            Domain::KeyStatement,
+            key,
+            Message::Bytes(self.signed_text().as_bytes()),
+            signature,
+        )
+    }
+
+    /// `key`'s signature over this statement, checked before it is returned.
+    fn sign_by(&self, key: &dyn KeySource) -> Result<Vec<u8>> {
+        Signer::new(key).sign(
+            Domain::KeyStatement,
+            Message::Bytes(self.signed_text().as_bytes()),
+        )
     }
 
     /// The whole file.
@@ -195,9 +209,8 @@ impl Statement {
             countersignature: None,
             cosignatures: Vec::new(),
         };
-        let m = st.message();
-        st.signature = sign_checked(old, &m)?;
-        st.countersignature = Some(sign_checked(new, &m)?);
+        st.signature = st.sign_by(old)?;
+        st.countersignature = Some(st.sign_by(new)?);
         Ok(st)
     }
 
@@ -225,7 +238,7 @@ impl Statement {
             countersignature: None,
             cosignatures: Vec::new(),
         };
-        st.signature = sign_checked(signer, &st.message())?;
+        st.signature = st.sign_by(signer)?;
         Ok(st)
     }
 
@@ -247,7 +260,7 @@ impl Statement {
                 "a statement holds at most {MAX_COSIGNATURES} cosignatures"
             )));
         }
-        let sig = sign_checked(key, &self.message())?;
+        let sig = self.sign_by(key)?;
         self.cosignatures.push((fp, sig));
         self.cosignatures.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(())
@@ -259,15 +272,14 @@ impl Statement {
         if signer.fingerprint() != self.signer {
             return Err("signer key mismatch".into());
         }
-        let m = self.message();
-        if !signer.verify_statement(&m, &self.signature) {
+        if !self.signed_by(signer, &self.signature) {
             return Err(format!("the signature by {} does not verify", self.signer));
         }
         if let Claim::Endorse { subject_key, .. } = &self.claim {
             let ok = self
                 .countersignature
                 .as_ref()
-                .is_some_and(|c| subject_key.verify_statement(&m, c));
+                .is_some_and(|c| self.signed_by(subject_key, c));
             if !ok {
                 return Err(format!(
                     "the countersignature by the new key {} does not verify",
@@ -284,7 +296,7 @@ impl Statement {
         self.cosignatures
             .iter()
             .find(|(f, _)| f == &fp)
-            .is_some_and(|(_, sig)| key.verify_statement(&self.message(), sig))
+            .is_some_and(|(_, sig)| self.signed_by(key, sig))
     }
 
     /// One line: what the statement says.
@@ -323,22 +335,6 @@ impl Statement {
             reason,
         })
     }
-}
-
-/// Sign `message` with `key` and check the signature before returning it:
-/// a faulty key source never publishes a bad statement.
-fn sign_checked(key: &dyn KeySource, message: &[u8]) -> Result<Vec<u8>> {
-    let sig = key.sign(SignRequest::Statement(message))?;
-    if !key.public_key().verify_statement(message, &sig) {
-        return Err(Error::Crypto {
-            what: "signing a key statement",
-            reason: format!(
-                "the signature made with {} does not verify; the key source is faulty",
-                key.describe()
-            ),
-        });
-    }
-    Ok(sig)
 }
 
 fn parse(data: &[u8]) -> FieldResult<Statement> {

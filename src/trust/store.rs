@@ -272,13 +272,12 @@ impl TrustStore {
     /// (seconds since the epoch, when the format records it), judged at `now`?
     ///
     /// Revocation always wins; then the window is checked against the
-    /// verifying machine's clock, and against the signed time when there is one.
+    /// verifying machine's clock, and against the signed time when there is
+    /// one ([`standing`], the one rule).
     pub fn decide(&self, fp: &Fingerprint, now: u64, signed_at: Option<u64>) -> Decision<'_> {
-        if let Some((t, reason)) = self.meta.get(fp).and_then(|s| s.revoked.as_ref()) {
-            return Decision::Refused(
-                Refusal::KeyRevoked,
-                format!("key {fp} was revoked at {}: {reason}", format_time(*t)),
-            );
+        if let Some(st) = self.meta.get(fp).filter(|s| s.revoked.is_some()) {
+            let why = standing(st, now, signed_at).explain(&format!("key {fp}"));
+            return Decision::Refused(Refusal::KeyRevoked, why);
         }
         let Some(k) = self.get(fp) else {
             return Decision::Refused(
@@ -287,48 +286,127 @@ impl TrustStore {
             );
         };
         let who = format!("key {} ({})", k.fingerprint, k.name);
-        let st = &k.state;
-        if let Some(nb) = st.not_before {
-            if now < nb {
-                return Decision::Refused(
-                    Refusal::KeyNotYetValid,
-                    format!("{who} is not valid before {}", format_time(nb)),
-                );
-            }
-            if let Some(s) = signed_at.filter(|s| *s < nb) {
-                return Decision::Refused(
-                    Refusal::KeyNotYetValid,
-                    format!(
-                        "{who} signed at {}, before its window opened at {}",
-                        format_time(s),
-                        format_time(nb)
-                    ),
-                );
-            }
+        let standing = standing(&k.state, now, signed_at);
+        let why = standing.explain(&who);
+        match standing.refusal() {
+            Some(code) => Decision::Refused(code, why),
+            None => Decision::Accepted(k, why),
         }
-        if let Some(na) = st.not_after {
-            if now > na {
-                return Decision::Refused(
-                    Refusal::KeyExpired,
-                    format!("{who} expired at {}", format_time(na)),
-                );
-            }
-            if let Some(s) = signed_at.filter(|s| *s > na) {
-                return Decision::Refused(
-                    Refusal::KeyExpired,
-                    format!(
-                        "{who} signed at {}, after its window closed at {}",
-                        format_time(s),
-                        format_time(na)
-                    ),
-                );
-            }
-            return Decision::Accepted(
-                k,
-                format!("{who} is trusted, retiring until {}", format_time(na)),
-            );
+    }
+}
+
+/// Where a key stands at a time: the one trust rule, shared by package
+/// verification ([`TrustStore::decide`]) and by key statements
+/// ([`crate::trust::lineage::why_not_current`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    /// Revoked (at any time: revocation always wins).
+    Revoked {
+        /// When.
+        at: u64,
+        /// Why.
+        reason: String,
+    },
+    /// Its window opens after `now`.
+    NotYetValid {
+        /// The window's start.
+        from: u64,
+    },
+    /// The signature's own time is before the window opened.
+    SignedBeforeWindow {
+        /// The signed time.
+        signed: u64,
+        /// The window's start.
+        from: u64,
+    },
+    /// Its window closed before `now`.
+    Expired {
+        /// The window's end.
+        at: u64,
+    },
+    /// The signature's own time is after the window closed.
+    SignedAfterWindow {
+        /// The signed time.
+        signed: u64,
+        /// The window's end.
+        until: u64,
+    },
+    /// Trusted now, until the window closes.
+    Retiring {
+        /// The window's end.
+        until: u64,
+    },
+    /// Trusted with no time limit.
+    Unlimited,
+}
+
+/// Where the key in state `st` stands at `now`, for a signature made at
+/// `signed_at` when the format records it.
+pub fn standing(st: &KeyState, now: u64, signed_at: Option<u64>) -> Standing {
+    if let Some((at, reason)) = &st.revoked {
+        return Standing::Revoked {
+            at: *at,
+            reason: reason.clone(),
+        };
+    }
+    if let Some(from) = st.not_before {
+        if now < from {
+            return Standing::NotYetValid { from };
         }
-        Decision::Accepted(k, format!("{who} is trusted with no time limit"))
+        if let Some(signed) = signed_at.filter(|s| *s < from) {
+            return Standing::SignedBeforeWindow { signed, from };
+        }
+    }
+    match st.not_after {
+        Some(at) if now > at => Standing::Expired { at },
+        Some(until) => match signed_at.filter(|s| *s > until) {
+            Some(signed) => Standing::SignedAfterWindow { signed, until },
+            None => Standing::Retiring { until },
+        },
+        None => Standing::Unlimited,
+    }
+}
+
+impl Standing {
+    /// The refusal it means for a signature; None when the key may sign.
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            Standing::Revoked { .. } => Some(Refusal::KeyRevoked),
+            Standing::NotYetValid { .. } | Standing::SignedBeforeWindow { .. } => {
+                Some(Refusal::KeyNotYetValid)
+            }
+            Standing::Expired { .. } | Standing::SignedAfterWindow { .. } => {
+                Some(Refusal::KeyExpired)
+            }
+            Standing::Retiring { .. } | Standing::Unlimited => None,
+        }
+    }
+
+    /// One line about the key `who` (for example `key FP (name)`).
+    pub fn explain(&self, who: &str) -> String {
+        match self {
+            Standing::Revoked { at, reason } => {
+                format!("{who} was revoked at {}: {reason}", format_time(*at))
+            }
+            Standing::NotYetValid { from } => {
+                format!("{who} is not valid before {}", format_time(*from))
+            }
+            Standing::SignedBeforeWindow { signed, from } => format!(
+                "{who} signed at {}, before its window opened at {}",
+                format_time(*signed),
+                format_time(*from)
+            ),
+            Standing::Expired { at } => format!("{who} expired at {}", format_time(*at)),
+            Standing::SignedAfterWindow { signed, until } => format!(
+                "{who} signed at {}, after its window closed at {}",
+                format_time(*signed),
+                format_time(*until)
+            ),
+            Standing::Retiring { until } => {
+                format!("{who} is trusted, retiring until {}", format_time(*until))
+            }
+            Standing::Unlimited => format!("{who} is trusted with no time limit"),
+        }
     }
 }
 

@@ -26,10 +26,11 @@ use std::path::{Path, PathBuf};
 use super::{Claim, EXT, Statement};
 use crate::error::{Error, Result};
 use crate::keys::{Fingerprint, PublicKey};
+use crate::sign::report::{KeyStatement, StatementSigners, Verified};
 use crate::text::format_time;
-use crate::trust::TrustStore;
 use crate::trust::dir::TrustDir;
 use crate::trust::meta::KeyState;
+use crate::trust::{Standing, TrustStore, standing};
 
 /// Most statement files one `trust update` reads.
 pub const MAX_STATEMENTS: usize = 10_000;
@@ -167,17 +168,28 @@ fn statement_files(from: &Path) -> Result<Vec<PathBuf>> {
 /// its lineage); None when it may. The one rule for `trust update` and for
 /// the commands that sign statements.
 pub fn why_not_current(fp: &Fingerprint, st: &KeyState, now: u64) -> Option<String> {
-    if let Some((t, _)) = &st.revoked {
-        return Some(format!("{fp} was revoked at {}", format_time(*t)));
-    }
-    if let Some(nb) = st.not_before.filter(|nb| now < *nb) {
-        return Some(format!("{fp} is not valid here before {}", format_time(nb)));
-    }
-    if let Some(na) = st.not_after.filter(|na| now > *na) {
-        return Some(format!(
-            "{fp} expired here at {}: an expired key never changes the directory, whatever the statement's issued-at claims",
-            format_time(na)
-        ));
+    // The same rule as for a package signature (`trust::standing`), with no
+    // signed time: a statement's issued-at is never trusted.
+    match standing(st, now, None) {
+        Standing::Revoked { at, .. } => {
+            return Some(format!("{fp} was revoked at {}", format_time(at)));
+        }
+        Standing::NotYetValid { from } => {
+            return Some(format!(
+                "{fp} is not valid here before {}",
+                format_time(from)
+            ));
+        }
+        Standing::Expired { at } => {
+            return Some(format!(
+                "{fp} expired here at {}: an expired key never changes the directory, whatever the statement's issued-at claims",
+                format_time(at)
+            ));
+        }
+        Standing::SignedBeforeWindow { .. }
+        | Standing::SignedAfterWindow { .. }
+        | Standing::Retiring { .. }
+        | Standing::Unlimited => {}
     }
     if let Some(s) = &st.successor {
         return Some(format!(
@@ -325,6 +337,23 @@ impl Book<'_> {
             return Ok(Step::Wait(why));
         }
 
+        let proof = Verified::<KeyStatement>::new(StatementSigners {
+            signer: st.signer.clone(),
+            principal,
+            principals,
+        });
+        self.apply(st, &proof)
+    }
+
+    /// Apply (in memory) a statement whose signatures, signer, sequence and
+    /// principals were checked (a key revoking itself is applied in
+    /// `judge`, by its own rule).
+    fn apply(&mut self, st: &Statement, proof: &Verified<KeyStatement>) -> Result<Step> {
+        let StatementSigners {
+            principal,
+            principals,
+            ..
+        } = proof.signers();
         match &st.claim {
             Claim::Endorse {
                 subject_key,

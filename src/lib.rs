@@ -61,5 +61,6 @@ pub mod sigfile;
 pub mod signer;
 pub mod trust;
 pub mod trustdir;
+pub mod trustindex;
 
 pub use error::{Error, Result};

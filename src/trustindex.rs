@@ -178,12 +178,16 @@ pub fn lookup(dir: &Path, wanted: &[Fingerprint]) -> Option<Found> {
     if !dir_meta.is_dir() || (policy == Permissions::Strict && dir_meta.mode() & 0o022 != 0) {
         return None;
     }
+    // The cache is the directory owner's, and only theirs to write.
     let cache = dir.join(CACHE_DIR);
     let cm = std::fs::symlink_metadata(&cache).ok()?;
-    if !cm.is_dir() || cm.mode() & 0o022 != 0 {
+    if !cm.is_dir() || cm.mode() & 0o022 != 0 || cm.uid() != dir_meta.uid() {
         return None;
     }
-    let (raw, _) = read_checked(&cache.join(INDEX_FILE), INDEX_LIMIT, Permissions::Strict)?;
+    let (raw, im) = read_checked(&cache.join(INDEX_FILE), INDEX_LIMIT, Permissions::Strict)?;
+    if im.uid() != dir_meta.uid() {
+        return None;
+    }
     let text = std::str::from_utf8(&raw).ok()?;
     // A cache cut short (it is written whole, then renamed) lacks its end.
     let body = text.strip_suffix("end\n")?;
@@ -225,7 +229,16 @@ pub fn lookup(dir: &Path, wanted: &[Fingerprint]) -> Option<Found> {
         let mut f = line_for(body, fp)?.splitn(3, ' ');
         let (span, name, want_stamp) = (f.next()?, f.next()?, f.next()?);
         let mut revoked = false;
-        if span != "-" {
+        if span == "-" && !toml.is_empty() {
+            // "No entry": believed only when the key's fingerprint appears
+            // nowhere in the file, in a file with no escape sequences (so
+            // that every string is written as it reads).
+            if memchr::memchr(b'\\', &toml).is_some()
+                || memchr::memmem::find(&toml, fp.as_str().as_bytes()).is_some()
+            {
+                return None;
+            }
+        } else if span != "-" {
             let (a, b) = span.split_once('-')?;
             let (a, b) = (a.parse::<usize>().ok()?, b.parse::<usize>().ok()?);
             if !whole_entry(&toml, a, b) {

@@ -69,7 +69,7 @@ trap '[[ -n $KEEP ]] && echo "kept $work" || rm -rf "$work"' EXIT
 chmod 755 "$work"
 cd "$work"
 mkdir -m 700 keys
-"$BIN" keygen --output-dir keys --name signer >/dev/null
+"$BIN" keygen --output-dir keys --name signer >/dev/null 2>&1
 head -c 1024 /dev/urandom >pkg
 "$BIN" sign-package --package pkg --private-key keys/signer.pem >/dev/null
 minisign -G -W -p mini.pub -s mini.key >/dev/null </dev/null

@@ -96,18 +96,35 @@ pub fn parse_hash_alg(s: &str) -> Result<pkgsign::digest::HashAlg, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The keys the signatures of the pkgsign signature file `sig` name; None
+/// when it cannot be read or parsed, or is a raw signature (which names no
+/// key): the verification reports that itself.
+pub fn keys_named_by(sig: &std::path::Path) -> Option<Vec<pkgsign::keys::Fingerprint>> {
+    match pkgsign::sign::sigfile::read(sig).ok()? {
+        pkgsign::sign::sigfile::SignatureFile::Pkgsign(blocks) => {
+            Some(blocks.iter().map(|b| b.statement.key.clone()).collect())
+        }
+        pkgsign::sign::sigfile::SignatureFile::Raw(_) => None,
+    }
+}
+
 /// The trusted keys of `--public-key` files and a `--trusted-keys` directory,
-/// with load warnings printed.
+/// with load warnings printed. With `wanted` (the keys the signatures to
+/// check name), only those are looked for in the directory
+/// ([`pkgsign::trust::TrustStore::add_dir_for`]).
 pub fn load_trust(
     public_keys: &[std::path::PathBuf],
     dir: Option<&std::path::Path>,
+    wanted: Option<&[pkgsign::keys::Fingerprint]>,
 ) -> Result<pkgsign::trust::TrustStore, pkgsign::Error> {
     let mut trust = pkgsign::trust::TrustStore::new();
     for p in public_keys {
         trust.add_file(p)?;
     }
-    if let Some(d) = dir {
-        trust.add_dir(d)?;
+    match (dir, wanted) {
+        (Some(d), Some(w)) => trust.add_dir_for(d, w)?,
+        (Some(d), None) => trust.add_dir(d)?,
+        (None, _) => {}
     }
     for w in &trust.warnings {
         eprintln!("warning: {w}");

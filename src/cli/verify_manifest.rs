@@ -65,11 +65,16 @@ pub fn run(args: Args) -> Result<(), Error> {
     // Every verification is a security event: one that cannot be logged
     // is not made.
     let log = args.audit.open()?;
-    let trust = load_trust(&args.public_keys, args.trusted_keys.as_deref())?;
     let signature = args
         .signature
         .clone()
         .unwrap_or_else(|| pkgsign::fsutil::sig_path_for(&args.list));
+    let wanted = super::common::keys_named_by(&signature);
+    let trust = load_trust(
+        &args.public_keys,
+        args.trusted_keys.as_deref(),
+        wanted.as_deref(),
+    )?;
     let cache = args.cache.as_deref().map(Cache::open);
     // The library tells the bar how many files the verified list names.
     let bar = super::progress::for_count(0, "checking files", args.quiet, args.json);

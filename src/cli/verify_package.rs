@@ -107,8 +107,19 @@ pub fn run(args: Args) -> Result<(), Error> {
         ));
     }
     let keys_given = !args.public_keys.is_empty() || args.trusted_keys.is_some();
+    // The keys one package's signatures name: only those are looked for
+    // in a trusted-keys directory.
+    let wanted = match (&args.signature, args.package.as_slice()) {
+        (Some(sig), _) => super::common::keys_named_by(sig),
+        (None, [package]) => super::common::keys_named_by(&pkgsign::fsutil::sig_path_for(package)),
+        _ => None,
+    };
     let trust = if keys_given {
-        load_trust(&args.public_keys, args.trusted_keys.as_deref())?
+        load_trust(
+            &args.public_keys,
+            args.trusted_keys.as_deref(),
+            wanted.as_deref(),
+        )?
     } else {
         TrustStore::new()
     };

@@ -170,11 +170,16 @@ impl Metadata {
             }
             Err(e) => return Err(e),
         };
+        Self::parse(path, &data)
+    }
+
+    /// Parse the bytes `data` of the metadata file `path` (see [`Metadata::load`]).
+    pub fn parse(path: PathBuf, data: &[u8]) -> Result<Self> {
         let bad = |reason: String| Error::Metadata {
             path: path.clone(),
             reason,
         };
-        let text = std::str::from_utf8(&data).map_err(|_| bad("not UTF-8 text".into()))?;
+        let text = std::str::from_utf8(data).map_err(|_| bad("not UTF-8 text".into()))?;
         let form: FileForm = toml::from_str(text).map_err(|e| bad(one_line(&e.to_string())))?;
         if !(1..=VERSION).contains(&form.version) {
             return Err(bad(format!(
@@ -188,56 +193,16 @@ impl Metadata {
         let mut keys: Vec<KeyState> = Vec::with_capacity(form.keys.len());
         let mut seen = std::collections::HashSet::with_capacity(form.keys.len());
         for (i, e) in form.keys.iter().enumerate() {
-            let at = |what: &str| bad(format!("key entry {}: {what}", i + 1));
-            let fp: Fingerprint = e.fingerprint.parse().map_err(|m: String| at(&m))?;
-            if !seen.insert(fp.clone()) {
-                return Err(at(&format!("fingerprint {fp} is listed twice")));
+            let st = entry_state(e).map_err(|what| bad(format!("key entry {}: {what}", i + 1)))?;
+            if let Some(fp) = &st.fingerprint
+                && !seen.insert(fp.clone())
+            {
+                return Err(bad(format!(
+                    "key entry {}: fingerprint {fp} is listed twice",
+                    i + 1
+                )));
             }
-            let time = |v: &Option<String>, field: &str| -> Result<Option<u64>> {
-                v.as_deref()
-                    .map(|s| {
-                        parse_time(s).ok_or_else(|| {
-                            at(&format!(
-                                "{field} must be an RFC 3339 UTC time like 2026-12-01T00:00:00Z"
-                            ))
-                        })
-                    })
-                    .transpose()
-            };
-            for (v, field) in [
-                (&e.name, "name"),
-                (&e.file, "file"),
-                (&e.revoked_reason, "revoked_reason"),
-            ] {
-                if v.as_deref().is_some_and(|s| !text_ok(s)) {
-                    return Err(at(&format!(
-                        "{field} is longer than {TEXT_MAX} bytes or holds control characters"
-                    )));
-                }
-            }
-            let revoked_at = time(&e.revoked_at, "revoked_at")?;
-            let key_ref = |v: &Option<String>, field: &str| -> Result<Option<Fingerprint>> {
-                v.as_deref()
-                    .map(|s| {
-                        s.parse::<Fingerprint>()
-                            .map_err(|m| at(&format!("{field}: {m}")))
-                    })
-                    .transpose()
-            };
-            if e.revoked_reason.is_some() && revoked_at.is_none() {
-                return Err(at("revoked_reason without revoked_at"));
-            }
-            keys.push(KeyState {
-                fingerprint: Some(fp),
-                name: e.name.clone(),
-                file: e.file.clone(),
-                not_before: time(&e.not_before, "not_before")?,
-                not_after: time(&e.not_after, "not_after")?,
-                revoked: revoked_at.map(|t| (t, e.revoked_reason.clone().unwrap_or_default())),
-                principal: key_ref(&e.principal, "principal")?,
-                successor: key_ref(&e.successor, "successor")?,
-                sequence: e.sequence,
-            });
+            keys.push(st);
         }
         let index = index_of(&keys);
         Ok(Metadata {
@@ -325,6 +290,94 @@ impl Metadata {
         let text = self.to_text()?;
         fsutil::write_atomic(&self.path, text.as_bytes(), 0o644, Replace::Allowed)
     }
+}
+
+/// One entry of the file, checked and parsed; the error says what is wrong
+/// with it (the caller adds which entry).
+fn entry_state(e: &Entry) -> std::result::Result<KeyState, String> {
+    let fp: Fingerprint = e.fingerprint.parse()?;
+    let time = |v: &Option<String>, field: &str| -> std::result::Result<Option<u64>, String> {
+        v.as_deref()
+            .map(|s| {
+                parse_time(s).ok_or_else(|| {
+                    format!("{field} must be an RFC 3339 UTC time like 2026-12-01T00:00:00Z")
+                })
+            })
+            .transpose()
+    };
+    for (v, field) in [
+        (&e.name, "name"),
+        (&e.file, "file"),
+        (&e.revoked_reason, "revoked_reason"),
+    ] {
+        if v.as_deref().is_some_and(|s| !text_ok(s)) {
+            return Err(format!(
+                "{field} is longer than {TEXT_MAX} bytes or holds control characters"
+            ));
+        }
+    }
+    let revoked_at = time(&e.revoked_at, "revoked_at")?;
+    let key_ref =
+        |v: &Option<String>, field: &str| -> std::result::Result<Option<Fingerprint>, String> {
+            v.as_deref()
+                .map(|s| {
+                    s.parse::<Fingerprint>()
+                        .map_err(|m| format!("{field}: {m}"))
+                })
+                .transpose()
+        };
+    if e.revoked_reason.is_some() && revoked_at.is_none() {
+        return Err("revoked_reason without revoked_at".into());
+    }
+    Ok(KeyState {
+        fingerprint: Some(fp),
+        name: e.name.clone(),
+        file: e.file.clone(),
+        not_before: time(&e.not_before, "not_before")?,
+        not_after: time(&e.not_after, "not_after")?,
+        revoked: revoked_at.map(|t| (t, e.revoked_reason.clone().unwrap_or_default())),
+        principal: key_ref(&e.principal, "principal")?,
+        successor: key_ref(&e.successor, "successor")?,
+        sequence: e.sequence,
+    })
+}
+
+/// Where each `[[key]]` entry's body is in the text of a metadata file that
+/// [`Metadata::parse`] accepted (`keys` being what it gave): the end of the
+/// file's head (the top-level fields, before the first entry), and the byte
+/// range after each header line up to the next header line, one per entry,
+/// in order. None unless every entry is written as a `[[key]]` table with
+/// that exact header line (as pkgsign writes it); a hand-written file in
+/// another TOML form is then always parsed whole.
+pub fn entry_spans(data: &[u8], keys: &[KeyState]) -> Option<(usize, Vec<(usize, usize)>)> {
+    let mut starts = Vec::with_capacity(keys.len());
+    let mut headers = Vec::with_capacity(keys.len());
+    let mut at = 0;
+    for line in data.split_inclusive(|&b| b == b'\n') {
+        if line.strip_suffix(b"\n").unwrap_or(line) == b"[[key]]" {
+            headers.push(at);
+            starts.push(at + line.len());
+        }
+        at += line.len();
+    }
+    if starts.len() != keys.len() {
+        return None;
+    }
+    let head_end = headers.first().copied().unwrap_or(data.len());
+    let ends = headers.iter().skip(1).copied().chain([data.len()]);
+    Some((head_end, starts.into_iter().zip(ends).collect()))
+}
+
+/// Parse one entry's body, cut out of a metadata file with [`entry_spans`]:
+/// the same checks as for the whole file.
+pub fn parse_entry(path: &Path, body: &[u8]) -> Result<KeyState> {
+    let bad = |reason: String| Error::Metadata {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::str::from_utf8(body).map_err(|_| bad("not UTF-8 text".into()))?;
+    let e: Entry = toml::from_str(text).map_err(|e| bad(one_line(&e.to_string())))?;
+    entry_state(&e).map_err(bad)
 }
 
 /// Where each fingerprint's entry is.

@@ -4,6 +4,7 @@
 //! the revoke workflow ([`revoke`]).
 
 pub mod dir;
+pub mod index;
 pub mod lineage;
 pub mod meta;
 pub mod perms;

@@ -19,7 +19,7 @@ use super::Refusal;
 use crate::error::{Error, Result};
 use crate::keys::{Fingerprint, PublicKey, encoding};
 use crate::text::format_time;
-use crate::trust::meta::{KeyState, Metadata, TRUST_FILE};
+use crate::trust::meta::{KeyState, META_LIMIT, Metadata, TRUST_FILE};
 
 /// A trusted public key.
 #[derive(Debug, Clone)]
@@ -206,6 +206,50 @@ impl TrustStore {
     /// unless [`crate::trust::perms::allow_insecure_permissions_for_this_process`]),
     /// and so is a `.pub` symlink that leads out of it ([`Error::KeyOutsideDir`]).
     pub fn add_dir(&mut self, dir: &Path) -> Result<()> {
+        self.scan_dir(dir, false)
+    }
+
+    /// [`TrustStore::add_dir`] for a verification whose signatures name the
+    /// keys `wanted`: only those keys' files and `trust.toml` entries are
+    /// read, found through the directory's cache ([`crate::trust::index`]).
+    /// When the cache cannot answer for every one of them exactly as a full
+    /// scan would, this is a full scan, which rebuilds it (best-effort).
+    /// Keys not in `wanted` may then be missing from the store.
+    pub fn add_dir_for(&mut self, dir: &Path, wanted: &[Fingerprint]) -> Result<()> {
+        let Some(found) = crate::trust::index::lookup(dir, wanted) else {
+            return self.scan_dir(dir, true);
+        };
+        if let Some(t) = found.threshold {
+            self.dir_threshold = self.dir_threshold.max(t as usize);
+        }
+        for st in found.states {
+            self.apply_state(st);
+        }
+        for (public, path) in found.keys {
+            let key = self.make_key(public, &path);
+            self.keys.entry(key.fingerprint.clone()).or_insert(key);
+        }
+        self.warnings.extend(found.warnings);
+        Ok(())
+    }
+
+    /// Record a key's metadata, also on a key already read.
+    fn apply_state(&mut self, st: KeyState) {
+        let Some(fp) = st.fingerprint.clone() else {
+            return;
+        };
+        if let Some(k) = self.keys.get_mut(&fp) {
+            k.state = st.clone();
+            if let Some(n) = &st.name {
+                k.name = n.clone();
+            }
+        }
+        self.meta.insert(fp, st);
+    }
+
+    /// The full scan of [`TrustStore::add_dir`]; with `index`, the
+    /// directory's cache is rebuilt from it.
+    fn scan_dir(&mut self, dir: &Path, index: bool) -> Result<()> {
         let st = std::fs::metadata(dir).map_err(|e| Error::io(dir, "reading", e))?;
         if !st.is_dir() {
             return Err(Error::Usage(format!(
@@ -222,24 +266,29 @@ impl TrustStore {
             .filter(|p| p.extension().is_some_and(|x| x == "pub"))
             .collect();
         paths.sort();
-        let meta = Metadata::load(dir, TRUST_FILE)?;
+        let toml_path = dir.join(TRUST_FILE);
+        let toml = match crate::fsutil::read_bounded(&toml_path, META_LIMIT, "metadata file") {
+            Ok(d) => Some(d),
+            Err(Error::FileNotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let meta = match &toml {
+            Some(data) => Metadata::parse(toml_path, data)?,
+            None => Metadata::load(dir, TRUST_FILE)?,
+        };
         if let Some(t) = meta.threshold() {
             self.dir_threshold = self.dir_threshold.max(t as usize);
         }
         let mut described: HashMap<&str, &Fingerprint> = HashMap::new();
         for st in meta.keys() {
             let Some(fp) = &st.fingerprint else { continue };
-            self.meta.insert(fp.clone(), st.clone());
-            if let Some(k) = self.keys.get_mut(fp) {
-                k.state = st.clone();
-                if let Some(n) = &st.name {
-                    k.name = n.clone();
-                }
-            }
+            self.apply_state(st.clone());
             if let Some(f) = st.file.as_deref() {
                 described.insert(f, fp);
             }
         }
+        let warned = self.warnings.len();
+        let mut mine: Vec<Fingerprint> = Vec::new();
         for path in paths {
             let file = path
                 .file_name()
@@ -247,6 +296,7 @@ impl TrustStore {
                 .unwrap_or_default();
             if let Some(fp) = described.get(file) {
                 if !self.keys.contains_key(*fp) {
+                    mine.push((*fp).clone());
                     self.lazy.insert(
                         (*fp).clone(),
                         Slot {
@@ -260,10 +310,34 @@ impl TrustStore {
             match encoding::load_public_key(&path) {
                 Ok(public) => {
                     let key = self.make_key(public, &path);
+                    mine.push(key.fingerprint.clone());
                     self.keys.entry(key.fingerprint.clone()).or_insert(key);
                 }
                 Err(e) => self.warnings.push(format!("skipping {e}")),
             }
+        }
+        if index {
+            // The file each key of this directory is read from, as `get` would.
+            mine.sort();
+            mine.dedup();
+            let files = mine
+                .into_iter()
+                .filter_map(|fp| {
+                    let path = match self.keys.get(&fp) {
+                        Some(k) => k.source.clone(),
+                        None => self.lazy.get(&fp)?.path.clone(),
+                    };
+                    (path.parent() == Some(dir)).then_some((fp, path))
+                })
+                .collect();
+            let scan = crate::trust::index::Scan {
+                dir_before: &st,
+                toml: toml.as_deref().map(|d| d.as_slice()),
+                meta: &meta,
+                files,
+                warnings: &self.warnings[warned..],
+            };
+            crate::trust::index::write(dir, &scan);
         }
         Ok(())
     }

@@ -27,3 +27,4 @@ mod openssl_interop;
 mod rotation_crash;
 mod rotation_scenario;
 mod trust_cli;
+mod trust_scale;

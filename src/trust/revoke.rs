@@ -94,8 +94,9 @@ pub fn check_statement_signer(
     // A key may revoke itself once it has a successor; never when revoked
     // or expired.
     let why = if signer == subject {
-        (!k.state.in_window(at) || k.state.revoked.is_some())
-            .then(|| format!("{signer} is {}", k.describe_state(at)))
+        super::standing(&k.state, at, None)
+            .refusal()
+            .map(|_| format!("{signer} is {}", k.describe_state(at)))
     } else {
         lineage::why_not_current(signer, &k.state, at)
     };

@@ -550,3 +550,39 @@ fn pub_symlink_out_of_the_trusted_directory_is_refused() {
     std::os::unix::fs::symlink(env.path("later.pub"), t.join("release.pub")).unwrap();
     run(ps(env.verify_args(&pkg, None))).fails_with(2, "KEY_OUTSIDE_DIR");
 }
+
+/// A key that is revoked or expired in the directory cannot sign a
+/// revocation, not even of itself: workers would refuse the statement, so
+/// the coordinator refuses to make it and changes nothing.
+#[test]
+fn revoked_or_expired_keys_cannot_sign_a_revocation_even_of_themselves() {
+    let env = Env::new();
+    let t = env.trusted();
+    let gone = keygen(&env, "gone");
+    let old = keygen(&env, "old");
+    let other = keygen(&env, "other");
+    trust(&["add", s(&t), s(&gone.public)]).ok();
+    trust(&["add", s(&t), s(&other.public)]).ok();
+    let past = rfc(now() - DAY);
+    trust(&["add", s(&t), s(&old.public), "--not-after", &past]).ok();
+    trust(&["revoke", s(&t), gone.fp.as_str()]).ok();
+    for (signer, subject) in [
+        (&gone, &gone),
+        (&gone, &other),
+        (&old, &old),
+        (&old, &other),
+    ] {
+        let r = trust(&[
+            "revoke",
+            s(&t),
+            subject.fp.as_str(),
+            "--sign-with",
+            s(&signer.pem),
+        ])
+        .fails(2);
+        assert!(r.stderr.contains("workers would refuse"), "{r:#?}");
+        assert!(!t.join("lineage").exists(), "{r:#?}");
+    }
+    assert_ne!(state_of(&list_json(&t), &other.fp), "revoked");
+    assert_ne!(state_of(&list_json(&t), &old.fp), "revoked");
+}

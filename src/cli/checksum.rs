@@ -4,8 +4,8 @@ use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use pkgsign::Error;
 use pkgsign::digest::{self, Digest, HashAlg, Hasher};
+use pkgsign::error::{Code, Error};
 use pkgsign::release::checksum::{self, Style};
 use rayon::prelude::*;
 
@@ -107,7 +107,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     let mut failed = 0usize;
     // The first failure's code stands for the run (NOT_A_FILE for a
     // directory, FILE_NOT_FOUND for a missing file, ...).
-    let mut code: Option<&'static str> = None;
+    let mut code: Option<Code> = None;
     let mut out = std::io::stdout().lock();
     let mut entries = Vec::new();
     for (p, r) in args.files.iter().zip(results) {
@@ -126,7 +126,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             }
         }
     }
-    let code = code.unwrap_or("FILE_NOT_FOUND");
+    let code = code.unwrap_or(Code::FileNotFound);
     if args.json {
         let mut obj = serde_json::json!({"ok": failed == 0, "files": entries});
         if failed > 0 {
@@ -256,11 +256,11 @@ fn check(args: &Args, list_path: &Path) -> Result<(), Error> {
     let strict_failed = args.strict && malformed > 0;
     let failed = bad + missing > 0 || none_verified || strict_failed;
     let code = if bad > 0 {
-        "CHECKSUM_MISMATCH"
+        Code::ChecksumMismatch
     } else if missing > 0 || none_verified {
-        "FILE_NOT_FOUND"
+        Code::FileNotFound
     } else {
-        "MANIFEST_MALFORMED"
+        Code::ManifestMalformed
     };
     if args.json {
         let mut obj = serde_json::json!({

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use pkgsign::Error;
 use pkgsign::audit::Event;
 use pkgsign::keys::KeySpec;
-use pkgsign::rotate::{self, Options};
+use pkgsign::rotate::{self, Action, Options};
 use serde_json::json;
 
 use super::common::{AuditArgs, PermArgs, audit, now, parse_duration};
@@ -127,14 +127,14 @@ pub fn run(args: Args) -> Result<(), Error> {
         init: args.init,
     };
     let out = rotate::rotate(&args.keys_dir, &args.trusted_keys, &opts)?;
-    if args.init && out.action != "created" {
+    if args.init && out.action != Action::Created {
         eprintln!(
             "warning: --init: {} already had a current key, so it was handled as without --init ({}); drop --init from anything that runs again",
             args.name, out.action
         );
     }
     let done = match out.action {
-        "not-due" => "nothing was rotated (not due)".to_string(),
+        Action::NotDue => "nothing was rotated (not due)".to_string(),
         _ => format!(
             "the rotation was done (new key {})",
             out.current_key
@@ -166,13 +166,13 @@ pub fn run(args: Args) -> Result<(), Error> {
         .map(|k| k.to_string())
         .unwrap_or_default();
     match out.action {
-        "not-due" => println!(
+        Action::NotDue => println!(
             "not due: {} ({cur}) is {} old, rotation needs more than {}",
             args.name,
             days(out.age_seconds.unwrap_or(0)),
             days(args.if_older_than.unwrap_or(0))
         ),
-        "created" => println!("created {} ({cur}); no key to rotate", args.name),
+        Action::Created => println!("created {} ({cur}); no key to rotate", args.name),
         _ => {
             let old = out
                 .old_key
@@ -220,7 +220,7 @@ fn audit_rotation(
                 .with("file", file.clone()),
         )?;
     }
-    if out.action != "not-due" {
+    if out.action != Action::NotDue {
         let new = out.current_key.as_ref().map(|k| k.to_string());
         audit(
             log,

@@ -7,7 +7,7 @@ use pkgsign::Error;
 use pkgsign::audit::Event;
 use pkgsign::keys::{Fingerprint, KeySource, encoding};
 use pkgsign::trust::dir::TrustDir;
-use pkgsign::trust::lineage::{self, Statement};
+use pkgsign::trust::lineage::{self, Decision, Statement};
 use serde_json::json;
 
 use super::common::{AuditArgs, audit, now, parse_fingerprint, parse_time, print_warnings};
@@ -369,7 +369,10 @@ pub fn run(args: Args) -> Result<(), Error> {
             let mut t = TrustDir::open(&tdir)?;
             let results = lineage::update(&mut t, &from, now())?;
             audit_update(log.as_ref(), &tdir, &results)?;
-            let refused = results.iter().filter(|r| r.outcome == "refused").count();
+            let refused = results
+                .iter()
+                .filter(|r| r.outcome == Decision::Refused)
+                .count();
             if json {
                 // One object, also on refusal: `cli::run` prints no second
                 // one for `StatementsRefused`.
@@ -453,8 +456,8 @@ fn check_existing(tdir: &Path) -> Result<(), Error> {
 /// signature); none for one applied before.
 fn update_event(r: &lineage::Applied) -> Option<&'static str> {
     match r.outcome {
-        "applied" => Some("lineage_applied"),
-        "refused" => Some("unauthorized_update_attempt"),
+        Decision::Applied => Some("lineage_applied"),
+        Decision::Refused => Some("unauthorized_update_attempt"),
         _ => None,
     }
 }
@@ -464,7 +467,10 @@ fn audit_update(
     tdir: &Path,
     results: &[lineage::Applied],
 ) -> Result<(), Error> {
-    let applied = results.iter().filter(|r| r.outcome == "applied").count();
+    let applied = results
+        .iter()
+        .filter(|r| r.outcome == Decision::Applied)
+        .count();
     for r in results {
         let Some(event) = update_event(r) else {
             continue;

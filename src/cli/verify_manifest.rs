@@ -3,8 +3,8 @@
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
-use pkgsign::Error;
 use pkgsign::audit::Event;
+use pkgsign::error::{Code, Error};
 use pkgsign::release::cache::Cache;
 use pkgsign::release::manifest::{FileResult, Options, SignedList};
 use pkgsign::sign::signer::VerifyOptions;
@@ -229,7 +229,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     // could not be logged does not count, whatever the files said.
     let code = match &logged {
         Err(e) => e.code(),
-        Ok(()) => summary.first_code.unwrap_or("CHECKSUM_MISMATCH"),
+        Ok(()) => summary.first_code.unwrap_or(Code::ChecksumMismatch),
     };
     let counts = ok && logged.is_ok();
     let mut tail = || -> std::io::Result<()> {
@@ -240,7 +240,7 @@ pub fn run(args: Args) -> Result<(), Error> {
                 summary.failed
             )?;
             if !counts {
-                write!(out, ",\"code\":{}", serde_json::Value::from(code))?;
+                write!(out, ",\"code\":{}", serde_json::Value::from(code.as_str()))?;
             }
             if let Err(e) = &logged {
                 write!(

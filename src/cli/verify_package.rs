@@ -6,9 +6,9 @@ use std::sync::Arc;
 use pkgsign::release::cache::Cache;
 use rayon::prelude::*;
 
-use pkgsign::Error;
 use pkgsign::audit::{AuditLog, Event};
 use pkgsign::digest::Digest;
+use pkgsign::error::{Code, Error};
 use pkgsign::sign::report::{Report, Verified};
 use pkgsign::sign::signer::{self, VerifyOptions};
 use pkgsign::trust::TrustStore;
@@ -239,7 +239,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             failed,
             total: args.package.len(),
             what: "packages",
-            code: first_code.unwrap_or("SIGNATURE_INVALID"),
+            code: first_code.unwrap_or(Code::SignatureInvalid),
             exit: worst,
         });
     }

@@ -24,7 +24,7 @@ use crate::text::fields::{FieldResult, Fields};
 
 mod apply;
 
-pub use apply::{Applied, MAX_STATEMENTS, update, why_not_current};
+pub use apply::{Applied, Decision, MAX_STATEMENTS, update, why_not_current};
 
 /// First line of a key statement file.
 pub const HEADER: &str = "pkgsign-key-statement v2";

@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 
 use crate::sign::report::Report;
 
+mod code;
+pub use code::Code;
+
 /// Result alias used throughout the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -194,7 +197,7 @@ pub enum Error {
         /// What they are ("files", "packages").
         what: &'static str,
         /// The code to report.
-        code: &'static str,
+        code: Code,
         /// The exit code (1 refused, 2 could not run).
         exit: u8,
     },
@@ -352,37 +355,37 @@ fn line_suffix(line: Option<usize>) -> String {
 
 impl Error {
     /// The stable upper-case code of the contract.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            Error::Usage(_) => "USAGE",
-            Error::FileNotFound { .. } => "FILE_NOT_FOUND",
-            Error::NotAFile { .. } => "NOT_A_FILE",
-            Error::TooLarge { .. } => "FILE_TOO_LARGE",
-            Error::Io { .. } => "IO_ERROR",
-            Error::KeyMalformed { .. } => "KEY_MALFORMED",
-            Error::KeyUnsupported { .. } => "KEY_UNSUPPORTED",
-            Error::KeyTooWeak { .. } => "KEY_TOO_WEAK",
-            Error::KeyPermissions { .. } => "KEY_PERMISSIONS",
-            Error::PassphraseRequired { .. } => "PASSPHRASE_REQUIRED",
-            Error::PassphraseWrong { .. } => "PASSPHRASE_WRONG",
-            Error::AlreadyExists { .. } => "ALREADY_EXISTS",
-            Error::SignatureMalformed { .. } => "SIGNATURE_MALFORMED",
-            Error::SignatureVersionUnsupported { .. } => "SIGNATURE_VERSION_UNSUPPORTED",
-            Error::ChecksumMismatch { .. } => "CHECKSUM_MISMATCH",
-            Error::Metadata { .. } => "METADATA_INVALID",
+            Error::Usage(_) => Code::Usage,
+            Error::FileNotFound { .. } => Code::FileNotFound,
+            Error::NotAFile { .. } => Code::NotAFile,
+            Error::TooLarge { .. } => Code::FileTooLarge,
+            Error::Io { .. } => Code::IoError,
+            Error::KeyMalformed { .. } => Code::KeyMalformed,
+            Error::KeyUnsupported { .. } => Code::KeyUnsupported,
+            Error::KeyTooWeak { .. } => Code::KeyTooWeak,
+            Error::KeyPermissions { .. } => Code::KeyPermissions,
+            Error::PassphraseRequired { .. } => Code::PassphraseRequired,
+            Error::PassphraseWrong { .. } => Code::PassphraseWrong,
+            Error::AlreadyExists { .. } => Code::AlreadyExists,
+            Error::SignatureMalformed { .. } => Code::SignatureMalformed,
+            Error::SignatureVersionUnsupported { .. } => Code::SignatureVersionUnsupported,
+            Error::ChecksumMismatch { .. } => Code::ChecksumMismatch,
+            Error::Metadata { .. } => Code::MetadataInvalid,
             Error::Refused(report) => report.code(),
-            Error::ManifestMalformed { .. } => "MANIFEST_MALFORMED",
-            Error::NoKeys(_) => "NO_KEYS",
-            Error::StatementsRefused(_) => "STATEMENT_REFUSED",
-            Error::StatementOutdated { .. } => "STATEMENT_OUTDATED",
-            Error::TooManyStatements { .. } => "TOO_MANY_STATEMENTS",
-            Error::ItemsFailed { code, .. } => code,
-            Error::Crypto { .. } => "CRYPTO_ERROR",
-            Error::ClockWrong { .. } => "CLOCK_WRONG",
-            Error::AuditLogUnwritable { .. } => "AUDIT_LOG_UNWRITABLE",
-            Error::InsecurePermissions { .. } => "KEY_PERMISSIONS",
-            Error::KeyOutsideDir { .. } => "KEY_OUTSIDE_DIR",
-            Error::NoCurrentKey { .. } => "KEY_NOT_FOUND",
+            Error::ManifestMalformed { .. } => Code::ManifestMalformed,
+            Error::NoKeys(_) => Code::NoKeys,
+            Error::StatementsRefused(_) => Code::StatementRefused,
+            Error::StatementOutdated { .. } => Code::StatementOutdated,
+            Error::TooManyStatements { .. } => Code::TooManyStatements,
+            Error::ItemsFailed { code, .. } => *code,
+            Error::Crypto { .. } => Code::CryptoError,
+            Error::ClockWrong { .. } => Code::ClockWrong,
+            Error::AuditLogUnwritable { .. } => Code::AuditLogUnwritable,
+            Error::InsecurePermissions { .. } => Code::KeyPermissions,
+            Error::KeyOutsideDir { .. } => Code::KeyOutsideDir,
+            Error::NoCurrentKey { .. } => Code::KeyNotFound,
         }
     }
 

@@ -63,6 +63,7 @@ pub fn parse_time(s: &str) -> Result<u64, String> {
 /// Parse a key fingerprint.
 pub fn parse_fingerprint(s: &str) -> Result<pkgsign::keys::Fingerprint, String> {
     s.parse()
+        .map_err(|e: pkgsign::keys::FingerprintError| e.to_string())
 }
 
 /// Seconds since the epoch now.

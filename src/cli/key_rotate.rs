@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use pkgsign::Error;
-use pkgsign::audit::Event;
+use pkgsign::audit::{AuditEvent, Event};
 use pkgsign::keys::KeySpec;
 use pkgsign::rotate::{self, Action, Options};
 use serde_json::json;
@@ -215,7 +215,7 @@ fn audit_rotation(
     for (key, file) in &out.deleted {
         audit(
             log,
-            Event::new("key_deleted")
+            Event::new(AuditEvent::KeyDeleted)
                 .with("key", key.to_string())
                 .with("file", file.clone()),
         )?;
@@ -224,14 +224,14 @@ fn audit_rotation(
         let new = out.current_key.as_ref().map(|k| k.to_string());
         audit(
             log,
-            Event::new("key_generated")
+            Event::new(AuditEvent::KeyGenerated)
                 .with("key", new.clone())
                 .with("algorithm", out.algorithm.clone()),
         )?;
         if out.revoked {
             audit(
                 log,
-                Event::new("key_revoked")
+                Event::new(AuditEvent::KeyRevoked)
                     .with("key", out.old_key.as_ref().map(|k| k.to_string()))
                     .with(
                         "reason",
@@ -243,7 +243,7 @@ fn audit_rotation(
         }
         audit(
             log,
-            Event::new("key_rotation_completed")
+            Event::new(AuditEvent::KeyRotationCompleted)
                 .with("key", new)
                 .with("old_key", out.old_key.as_ref().map(|k| k.to_string()))
                 .with("emergency", args.emergency)

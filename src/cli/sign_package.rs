@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::ValueEnum;
 use pkgsign::Error;
-use pkgsign::audit::Event;
+use pkgsign::audit::{AuditEvent, Event};
 use pkgsign::digest::HashAlg;
 use pkgsign::keys::{KeySource, encoding};
 use pkgsign::rotate::keystore;
@@ -116,7 +116,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     for k in &keys {
         audit(
             log.as_ref(),
-            Event::new("package_signed")
+            Event::new(AuditEvent::PackageSigned)
                 .with("package", shown(&args.package))
                 .with(
                     "package_hash",

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use pkgsign::Error;
-use pkgsign::audit::Event;
+use pkgsign::audit::{AuditEvent, Event};
 use pkgsign::keys::{Fingerprint, KeySource, encoding};
 use pkgsign::trust::dir::TrustDir;
 use pkgsign::trust::lineage::{self, Decision, Statement};
@@ -157,7 +157,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             print_warnings(&warnings);
             audit(
                 log.as_ref(),
-                Event::new("key_trusted")
+                Event::new(AuditEvent::KeyTrusted)
                     .with("key", fp.to_string())
                     .with("name", name.clone())
                     .with("algorithm", public.algorithm().to_string())
@@ -241,7 +241,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             print_warnings(&warnings);
             audit(
                 log.as_ref(),
-                Event::new("key_revoked")
+                Event::new(AuditEvent::KeyRevoked)
                     .with("key", fingerprint.to_string())
                     .with("reason", reason.clone())
                     .with("trusted_keys", shown(&tdir)),
@@ -280,7 +280,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             let n = t.remove(&fingerprint)?;
             audit(
                 log.as_ref(),
-                Event::new("key_removed")
+                Event::new(AuditEvent::KeyRemoved)
                     .with("key", fingerprint.to_string())
                     .with("files_removed", n)
                     .with("trusted_keys", shown(&tdir)),
@@ -316,7 +316,7 @@ pub fn run(args: Args) -> Result<(), Error> {
                 t.set_threshold(n)?;
                 audit(
                     log.as_ref(),
-                    Event::new("trust_threshold_changed")
+                    Event::new(AuditEvent::TrustThresholdChanged)
                         .with("from", before)
                         .with("to", n)
                         .with("trusted_keys", shown(&tdir)),
@@ -454,10 +454,10 @@ fn check_existing(tdir: &Path) -> Result<(), Error> {
 /// The audit event of one statement `trust update` examined: applied, or
 /// refused (an attempt to change the directory without a trusted key's
 /// signature); none for one applied before.
-fn update_event(r: &lineage::Applied) -> Option<&'static str> {
+fn update_event(r: &lineage::Applied) -> Option<AuditEvent> {
     match r.outcome {
-        Decision::Applied => Some("lineage_applied"),
-        Decision::Refused => Some("unauthorized_update_attempt"),
+        Decision::Applied => Some(AuditEvent::LineageApplied),
+        Decision::Refused => Some(AuditEvent::UnauthorizedUpdateAttempt),
         _ => None,
     }
 }

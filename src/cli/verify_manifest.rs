@@ -3,7 +3,7 @@
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
-use pkgsign::audit::Event;
+use pkgsign::audit::{AuditEvent, Event};
 use pkgsign::error::{Code, Error};
 use pkgsign::release::cache::Cache;
 use pkgsign::release::manifest::{FileResult, Options, SignedList};
@@ -91,7 +91,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     let refused = |e: &Error| -> Result<(), Error> {
         audit(
             log.as_ref(),
-            Event::new("signature_verification_failure")
+            Event::new(AuditEvent::SignatureVerificationFailure)
                 .with("package", shown(&args.list))
                 .with("code", e.code())
                 .with("reason", e.to_string()),
@@ -201,9 +201,9 @@ pub fn run(args: Args) -> Result<(), Error> {
     let logged = audit(
         log.as_ref(),
         Event::new(if ok {
-            "signature_verification_success"
+            AuditEvent::SignatureVerificationSuccess
         } else {
-            "signature_verification_failure"
+            AuditEvent::SignatureVerificationFailure
         })
         .with("package", shown(&args.list))
         .with("package_hash", verified.report().package_hash.clone())

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use pkgsign::release::cache::Cache;
 use rayon::prelude::*;
 
-use pkgsign::audit::{AuditLog, Event};
+use pkgsign::audit::{AuditEvent, AuditLog, Event};
 use pkgsign::digest::Digest;
 use pkgsign::error::{Code, Error};
 use pkgsign::sign::report::{Report, Verified};
@@ -313,7 +313,7 @@ fn audit_verification(
     if log.is_none() {
         return Ok(());
     }
-    let base = |event: &str, report: Option<&Report>| {
+    let base = |event: AuditEvent, report: Option<&Report>| {
         Event::new(event)
             .with("package", shown(package))
             .with("package_hash", report.and_then(|r| r.package_hash.clone()))
@@ -323,9 +323,9 @@ fn audit_verification(
             // Every signature examined, also those that did not count.
             for s in &v.report().signatures {
                 let event = if s.is_valid() {
-                    "signature_verification_success"
+                    AuditEvent::SignatureVerificationSuccess
                 } else {
-                    "signature_verification_failure"
+                    AuditEvent::SignatureVerificationFailure
                 };
                 audit(
                     log,
@@ -338,15 +338,18 @@ fn audit_verification(
                 )?;
             }
             if v.report().signatures.is_empty() {
-                audit(log, base("checksum_verification_success", Some(v.report())))?;
+                audit(
+                    log,
+                    base(AuditEvent::ChecksumVerificationSuccess, Some(v.report())),
+                )?;
             }
         }
         Err(Error::Refused(r)) => {
             for s in &r.signatures {
                 let event = if s.is_valid() {
-                    "signature_verification_success"
+                    AuditEvent::SignatureVerificationSuccess
                 } else {
-                    "signature_verification_failure"
+                    AuditEvent::SignatureVerificationFailure
                 };
                 audit(
                     log,
@@ -360,7 +363,7 @@ fn audit_verification(
             if r.signatures.is_empty() {
                 audit(
                     log,
-                    base("signature_verification_failure", Some(r))
+                    base(AuditEvent::SignatureVerificationFailure, Some(r))
                         .with("code", r.code())
                         .with("reason", r.to_string()),
                 )?;
@@ -368,7 +371,7 @@ fn audit_verification(
         }
         Err(e) => audit(
             log,
-            base("signature_verification_failure", None)
+            base(AuditEvent::SignatureVerificationFailure, None)
                 .with("code", e.code())
                 .with("reason", e.to_string()),
         )?,

@@ -179,10 +179,11 @@ fn sha256_hex(data: &[u8]) -> String {
 }
 
 fn fp(s: &str, path: &Path) -> Result<Fingerprint> {
-    s.parse().map_err(|e: String| Error::Metadata {
-        path: path.to_path_buf(),
-        reason: e,
-    })
+    s.parse()
+        .map_err(|e: keys::FingerprintError| Error::Metadata {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
 }
 
 /// Rotate (see the module docs). Takes the keys directory's lock, then the

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Replace};
-use crate::keys::Fingerprint;
+use crate::keys::{Fingerprint, FingerprintError};
 use crate::sign::sigfile::{format_time, parse_time};
 
 /// File name of the metadata in a trusted-keys directory.
@@ -189,7 +189,10 @@ impl Metadata {
         let mut seen = std::collections::HashSet::with_capacity(form.keys.len());
         for (i, e) in form.keys.iter().enumerate() {
             let at = |what: &str| bad(format!("key entry {}: {what}", i + 1));
-            let fp: Fingerprint = e.fingerprint.parse().map_err(|m: String| at(&m))?;
+            let fp: Fingerprint = e
+                .fingerprint
+                .parse()
+                .map_err(|m: FingerprintError| at(&m.to_string()))?;
             if !seen.insert(fp.clone()) {
                 return Err(at(&format!("fingerprint {fp} is listed twice")));
             }

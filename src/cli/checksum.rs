@@ -10,6 +10,7 @@ use pkgsign::release::checksum::{self, Style};
 use rayon::prelude::*;
 
 use super::common::parse_hash_alg;
+use super::error::{CliError, message};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -82,20 +83,21 @@ fn hash_path(path: &Path, alg: HashAlg) -> Result<Digest, Error> {
     digest::single(d, path)
 }
 
-fn pool(jobs: Option<usize>) -> Result<rayon::ThreadPool, Error> {
+fn pool(jobs: Option<usize>) -> Result<rayon::ThreadPool, CliError> {
     let mut b = rayon::ThreadPoolBuilder::new();
     if let Some(n) = jobs {
         b = b.num_threads(n.max(1));
     }
-    b.build().map_err(|e| Error::Usage(format!("--jobs: {e}")))
+    b.build()
+        .map_err(|e| CliError::Usage(format!("--jobs: {e}")))
 }
 
-pub fn run(args: Args) -> Result<(), Error> {
+pub fn run(args: Args) -> Result<(), CliError> {
     if let Some(list) = &args.check {
         return check(&args, list);
     }
     if args.strict || args.status || args.ignore_missing {
-        return Err(Error::Usage(
+        return Err(CliError::Usage(
             "--strict, --status and --ignore-missing are meaningful only with --check LIST".into(),
         ));
     }
@@ -122,7 +124,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             Err(e) => {
                 failed += 1;
                 code = code.or(Some(e.code()));
-                eprintln!("pkgsign: {}", super::one_line(&e.to_string()));
+                eprintln!("pkgsign: {}", super::one_line(&message(&e)));
             }
         }
     }
@@ -135,7 +137,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         super::print_json(&obj);
     }
     if failed > 0 {
-        return Err(Error::ItemsFailed {
+        return Err(CliError::ItemsFailed {
             failed,
             total: args.files.len(),
             what: "files",
@@ -146,7 +148,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     Ok(())
 }
 
-fn check(args: &Args, list_path: &Path) -> Result<(), Error> {
+fn check(args: &Args, list_path: &Path) -> Result<(), CliError> {
     use pkgsign::fsutil::{open_stream, read_bounded_from};
     let limit = pkgsign::release::manifest::LIST_LIMIT;
     let data = if list_path.as_os_str() == "-" {
@@ -156,7 +158,7 @@ fn check(args: &Args, list_path: &Path) -> Result<(), Error> {
     };
     let list = checksum::parse(&data, args.algorithm);
     if list.entries.is_empty() {
-        return Err(Error::Usage(format!(
+        return Err(CliError::Usage(format!(
             "{}: no properly formatted checksum lines found",
             list_path.display()
         )));
@@ -196,7 +198,7 @@ fn check(args: &Args, list_path: &Path) -> Result<(), Error> {
             }
             Err(err) => {
                 missing += 1;
-                eprintln!("pkgsign: {}", super::one_line(&err.to_string()));
+                eprintln!("pkgsign: {}", super::one_line(&message(err)));
                 "FAILED open or read"
             }
         };
@@ -279,7 +281,7 @@ fn check(args: &Args, list_path: &Path) -> Result<(), Error> {
         super::json_printed();
     }
     if bad + missing > 0 || none_verified {
-        return Err(Error::ItemsFailed {
+        return Err(CliError::ItemsFailed {
             // With every listed file missing and ignored, they all failed.
             failed: if bad + missing > 0 {
                 bad + missing
@@ -302,7 +304,8 @@ fn check(args: &Args, list_path: &Path) -> Result<(), Error> {
                 .take(pkgsign::release::manifest::MALFORMED_SHOWN)
                 .collect(),
             count: malformed,
-        });
+        }
+        .into());
     }
     Ok(())
 }

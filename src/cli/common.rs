@@ -102,7 +102,7 @@ pub fn parse_hash_alg(s: &str) -> Result<pkgsign::digest::HashAlg, String> {
 pub fn load_trust(
     public_keys: &[std::path::PathBuf],
     dir: Option<&std::path::Path>,
-) -> Result<pkgsign::trust::TrustStore, pkgsign::Error> {
+) -> Result<pkgsign::trust::TrustStore, super::error::CliError> {
     let mut trust = pkgsign::trust::TrustStore::new();
     for p in public_keys {
         trust.add_file(p)?;
@@ -114,9 +114,7 @@ pub fn load_trust(
         eprintln!("warning: {w}");
     }
     if trust.is_empty() {
-        return Err(pkgsign::Error::NoKeys(
-            "no usable trusted key: give --public-key PUB or a --trusted-keys DIR holding .pub files".into(),
-        ));
+        return Err(super::error::CliError::NoTrustedKey);
     }
     Ok(trust)
 }

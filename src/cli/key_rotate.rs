@@ -9,6 +9,7 @@ use pkgsign::rotate::{self, Action, Options};
 use serde_json::json;
 
 use super::common::{AuditArgs, PermArgs, audit, now, parse_duration};
+use super::error::CliError;
 use super::keygen::Algorithm;
 use super::{PassphraseArgs, print_json};
 
@@ -78,10 +79,10 @@ pub struct Args {
 /// verifying until they have it.
 const GRACE_FLOOR: u64 = 3_600;
 
-pub fn run(args: Args) -> Result<(), Error> {
+pub fn run(args: Args) -> Result<(), CliError> {
     args.perms.apply();
     if args.grace_period < GRACE_FLOOR && !args.emergency {
-        return Err(Error::Usage(format!(
+        return Err(CliError::Usage(format!(
             "--grace-period {}s is below the floor of 1h: the old key must stay trusted until workers have picked up the new one, or the releases it signed stop verifying; give --grace-period 1h or more, or --emergency to revoke the old key at once",
             args.grace_period
         )));
@@ -94,7 +95,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         (None, None) => None,
         (Some(Algorithm::Ed25519), None) => Some(KeySpec::Ed25519),
         (Some(Algorithm::Ed25519), Some(_)) => {
-            return Err(Error::Usage(
+            return Err(CliError::Usage(
                 "--bits applies to RSA keys only; add --algorithm rsa or drop --bits".into(),
             ));
         }
@@ -144,7 +145,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         ),
     };
     if let Err(e) = audit_rotation(&args, &out, log.as_ref()) {
-        return Err(e.audit_done(done));
+        return Err(e.audit_done(done).into());
     }
     if args.json {
         let mut v = serde_json::to_value(&out).unwrap_or_default();

@@ -9,6 +9,7 @@ use pkgsign::fsutil::Replace;
 use pkgsign::keys::{self, KeySpec, generate::write_key_pair};
 use serde_json::json;
 
+use super::error::CliError;
 use super::{PassphraseArgs, print_json, shown};
 
 /// Key algorithm to generate.
@@ -49,11 +50,11 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(args: Args) -> Result<(), Error> {
+pub fn run(args: Args) -> Result<(), CliError> {
     let spec = match (args.algorithm, args.bits.as_deref()) {
         (Algorithm::Ed25519, None) => KeySpec::Ed25519,
         (Algorithm::Ed25519, Some(_)) => {
-            return Err(Error::Usage(
+            return Err(CliError::Usage(
                 "--bits applies to RSA keys only; add --algorithm rsa or drop --bits".into(),
             ));
         }

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use clap::ValueEnum;
-use pkgsign::Error;
 use pkgsign::audit::{AuditEvent, Event};
 use pkgsign::digest::HashAlg;
 use pkgsign::keys::{KeySource, encoding};
@@ -12,6 +11,7 @@ use pkgsign::sign::signer::{self, Format, SignOptions};
 use serde_json::json;
 
 use super::common::{AuditArgs, PermArgs, audit, now, parse_hash_alg};
+use super::error::CliError;
 use super::{PassphraseArgs, print_json, shown};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -70,7 +70,7 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(args: Args) -> Result<(), Error> {
+pub fn run(args: Args) -> Result<(), CliError> {
     args.perms.apply();
     // A requested audit log that cannot be written stops us before we act.
     let log = args.audit.open()?;

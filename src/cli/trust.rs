@@ -11,6 +11,7 @@ use pkgsign::trust::lineage::{self, Decision, Statement};
 use serde_json::json;
 
 use super::common::{AuditArgs, audit, now, parse_fingerprint, parse_time, print_warnings};
+use super::error::CliError;
 use super::{PassphraseArgs, print_json, shown};
 
 #[derive(Debug, clap::Args)]
@@ -122,7 +123,7 @@ enum Command {
     },
 }
 
-pub fn run(args: Args) -> Result<(), Error> {
+pub fn run(args: Args) -> Result<(), CliError> {
     let json = args.json;
     if args.insecure_permissions {
         pkgsign::perms::allow_insecure_permissions_for_this_process();
@@ -379,7 +380,7 @@ pub fn run(args: Args) -> Result<(), Error> {
                 let mut obj =
                     json!({"ok": refused == 0, "verified": refused == 0, "statements": results});
                 if refused > 0 {
-                    let e = Error::StatementsRefused(refused);
+                    let e = CliError::StatementsRefused(refused);
                     obj["code"] = json!(e.code());
                     obj["error"] = json!(super::one_line(&e.to_string()));
                 }
@@ -390,7 +391,7 @@ pub fn run(args: Args) -> Result<(), Error> {
                 }
             }
             if refused > 0 {
-                return Err(Error::StatementsRefused(refused));
+                return Err(CliError::StatementsRefused(refused));
             }
         }
     }
@@ -405,9 +406,9 @@ fn check_statement_signer(
     signer: &Fingerprint,
     subject: &Fingerprint,
     at: u64,
-) -> Result<(), Error> {
+) -> Result<(), CliError> {
     let refuse = |why: String| {
-        Err(Error::Usage(format!(
+        Err(CliError::Usage(format!(
             "--sign-with key {why} in {}; workers would refuse its statement: sign with the current key of its lineage",
             shown(t.path())
         )))
@@ -431,10 +432,10 @@ fn check_statement_signer(
 
 /// A directory the command reads and must not create: missing is
 /// `FILE_NOT_FOUND`.
-fn require_dir(tdir: &Path) -> Result<(), Error> {
+fn require_dir(tdir: &Path) -> Result<(), CliError> {
     let meta = std::fs::metadata(tdir).map_err(|e| Error::io(tdir, "reading", e))?;
     if !meta.is_dir() {
-        return Err(Error::Usage(format!(
+        return Err(CliError::Usage(format!(
             "{}: not a directory; give the trusted-keys directory",
             shown(tdir)
         )));

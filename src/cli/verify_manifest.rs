@@ -11,6 +11,7 @@ use pkgsign::sign::signer::VerifyOptions;
 use serde_json::json;
 
 use super::common::{AuditArgs, PermArgs, audit, load_trust};
+use super::error::{CliError, message};
 use super::{json_printed, one_line, print_json, shown};
 
 #[derive(Debug, clap::Args)]
@@ -60,7 +61,7 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(args: Args) -> Result<(), Error> {
+pub fn run(args: Args) -> Result<(), CliError> {
     args.perms.apply();
     // Every verification is a security event: one that cannot be logged
     // is not made.
@@ -94,7 +95,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             Event::new(AuditEvent::SignatureVerificationFailure)
                 .with("package", shown(&args.list))
                 .with("code", e.code())
-                .with("reason", e.to_string()),
+                .with("reason", message(e)),
         )
         .map_err(|a| {
             a.audit_done(format!(
@@ -122,14 +123,14 @@ pub fn run(args: Args) -> Result<(), Error> {
                     "ok": false,
                     "verified": false,
                     "code": e.code(),
-                    "error": one_line(&e.to_string()),
+                    "error": one_line(&message(&e)),
                     "list": shown(&args.list),
                     "malformed_lines": lines,
                     "malformed_count": count,
                 }));
                 json_printed();
             }
-            return Err(e);
+            return Err(e.into());
         }
     };
     // Results are written as they come, in list order: nothing but a
@@ -176,7 +177,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         Err(e) => {
             if args.json {
                 // Close the object begun above: still exactly one.
-                let tail = json!({"code": e.code(), "error": one_line(&e.to_string())});
+                let tail = json!({"code": e.code(), "error": one_line(&message(&e))});
                 let _ = writeln!(
                     out,
                     "],\"ok\":false,\"verified\":false,\"code\":{},\"error\":{}}}",
@@ -186,7 +187,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             }
             let _ = out.flush();
             refused(&e)?;
-            return Err(e);
+            return Err(e.into());
         }
     };
     if let Some(c) = &cache
@@ -194,7 +195,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     {
         eprintln!(
             "warning: could not save the cache: {}",
-            super::one_line(&e.to_string())
+            super::one_line(&message(&e))
         );
     }
     let ok = summary.failed == 0;
@@ -246,7 +247,7 @@ pub fn run(args: Args) -> Result<(), Error> {
                 write!(
                     out,
                     ",\"error\":{}",
-                    serde_json::Value::from(one_line(&e.to_string()))
+                    serde_json::Value::from(one_line(&message(e)))
                 )?;
             }
             if let Some(c) = &cache {
@@ -278,7 +279,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         );
     }
     if !ok {
-        return Err(Error::ItemsFailed {
+        return Err(CliError::ItemsFailed {
             failed: summary.failed,
             total: summary.total,
             what: "files",

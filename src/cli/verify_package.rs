@@ -15,6 +15,7 @@ use pkgsign::trust::TrustStore;
 use serde_json::{Value, json};
 
 use super::common::{AuditArgs, PermArgs, audit, load_trust};
+use super::error::{CliError, exit_code, message, refused_message};
 use super::{print_json, shown};
 
 #[derive(Debug, clap::Args)]
@@ -64,7 +65,7 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(args: Args) -> Result<(), Error> {
+pub fn run(args: Args) -> Result<(), CliError> {
     args.perms.apply();
     // Every verification is a security event: one that cannot be logged
     // is not made.
@@ -84,7 +85,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     }
     let several = args.package.len() > 1;
     if several && (args.signature.is_some() || checksum.is_some()) {
-        return Err(Error::Usage(
+        return Err(CliError::Usage(
             "--signature and --checksum apply to one package; with several --package each is checked against its own FILE.sig".into(),
         ));
     }
@@ -95,7 +96,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         TrustStore::new()
     };
     if !keys_given && checksum.is_none() {
-        return Err(Error::Usage(
+        return Err(CliError::Usage(
             "nothing to verify against: give --public-key PUB, --trusted-keys DIR, or --checksum ALGO:HEX"
                 .into(),
         ));
@@ -148,7 +149,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         }
         let pool = pool
             .build()
-            .map_err(|e| Error::Usage(format!("--jobs: {e}")))?;
+            .map_err(|e| CliError::Usage(format!("--jobs: {e}")))?;
         pool.install(|| args.package.par_iter().map(verify_one).collect())
     } else {
         args.package.iter().map(verify_one).collect()
@@ -161,7 +162,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     {
         eprintln!(
             "warning: could not save the cache: {}",
-            super::one_line(&e.to_string())
+            super::one_line(&message(&e))
         );
     }
     // With --json and --cache, say how many digests came from the cache.
@@ -205,11 +206,11 @@ pub fn run(args: Args) -> Result<(), Error> {
             }
             Err(e) => {
                 failed += 1;
-                worst = worst.max(e.exit_code());
+                worst = worst.max(exit_code(e));
                 first_code.get_or_insert(e.code());
                 if args.json {
                     let mut obj = json!({"package": shown(package), "verified": false,
-                        "code": e.code(), "error": super::one_line(&e.to_string())});
+                        "code": e.code(), "error": super::one_line(&message(e))});
                     if let Error::Refused(r) = e {
                         merge(&mut obj, r.as_ref());
                     }
@@ -218,7 +219,7 @@ pub fn run(args: Args) -> Result<(), Error> {
                     println!(
                         "FAILED {}: {}",
                         shown(package),
-                        super::one_line(&e.to_string())
+                        super::one_line(&message(e))
                     );
                 }
             }
@@ -235,7 +236,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         print_json(&obj);
     }
     if failed > 0 {
-        return Err(Error::ItemsFailed {
+        return Err(CliError::ItemsFailed {
             failed,
             total: args.package.len(),
             what: "packages",
@@ -365,7 +366,7 @@ fn audit_verification(
                     log,
                     base(AuditEvent::SignatureVerificationFailure, Some(r))
                         .with("code", r.code())
-                        .with("reason", r.to_string()),
+                        .with("reason", refused_message(r)),
                 )?;
             }
         }
@@ -373,7 +374,7 @@ fn audit_verification(
             log,
             base(AuditEvent::SignatureVerificationFailure, None)
                 .with("code", e.code())
-                .with("reason", e.to_string()),
+                .with("reason", message(e)),
         )?,
     }
     Ok(())

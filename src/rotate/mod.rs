@@ -331,7 +331,7 @@ pub fn rotate(dir: &Path, tdir: &Path, opts: &Options<'_>) -> Result<Outcome> {
         statements,
         sequence,
     };
-    let text = serde_json::to_string_pretty(&journal).map_err(|e| Error::Crypto {
+    let text = serde_json::to_string_pretty(&journal).map_err(|e| Error::Encoding {
         what: "writing the rotation journal",
         reason: e.to_string(),
     })?;

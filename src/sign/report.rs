@@ -195,19 +195,9 @@ impl fmt::Display for Report {
             .filter(|s| !s.is_valid())
             .map(|s| format!("signature {}: {}", s.index, s.reason))
             .collect();
-        let hint = match self.code() {
-            Code::KeyNotTrusted => {
-                "if you trust the signer, add its .pub with --public-key or to the trusted-keys directory"
-            }
-            Code::KeyExpired | Code::KeyNotYetValid => {
-                "ask the publisher for a package signed by a currently valid key"
-            }
-            Code::KeyRevoked => "the key was revoked: do not install this package",
-            _ => "do not install this package; fetch it and its .sig again from the publisher",
-        };
         write!(
             f,
-            "{pkg}: verification refused: {}; {hint}",
+            "{pkg}: verification refused: {}",
             if reasons.is_empty() {
                 "no signature".to_string()
             } else {

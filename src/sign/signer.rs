@@ -126,9 +126,7 @@ pub fn sign_to_string(
     opts: &SignOptions,
 ) -> Result<(String, Signed)> {
     if keys.is_empty() {
-        return Err(Error::NoKeys(
-            "no signing key: give --private-key KEY or --keys-dir DIR".into(),
-        ));
+        return Err(Error::NoKeys(crate::error::NoKeys::ToSign));
     }
     let mut seen = HashSet::new();
     for k in keys {
@@ -336,9 +334,7 @@ pub fn verify_package(
     match sigfile {
         None => {
             let Some(expected) = &opts.checksum else {
-                return Err(Error::NoKeys(
-                    "nothing to verify: give --public-key, --trusted-keys or --checksum".into(),
-                ));
+                return Err(Error::NoKeys(crate::error::NoKeys::ToVerify));
             };
             let (_, digests) = opts.hash(package, &[expected.alg()])?;
             check_checksum(package, expected, &digests)?;

@@ -28,6 +28,73 @@ pub struct AuditLog {
     file: Arc<File>,
 }
 
+/// The name of an audit event, as the log's `event` field spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AuditEvent {
+    /// A package was signed (one event per key).
+    PackageSigned,
+    /// A signature counted in a verification.
+    SignatureVerificationSuccess,
+    /// A signature did not count, or a verification was refused.
+    SignatureVerificationFailure,
+    /// A key pair was generated.
+    KeyGenerated,
+    /// A retired private key was deleted after its grace window.
+    KeyDeleted,
+    /// A key was revoked.
+    KeyRevoked,
+    /// A key rotation finished.
+    KeyRotationCompleted,
+    /// A key was added to a trusted-keys directory.
+    KeyTrusted,
+    /// A key was removed from a trusted-keys directory.
+    KeyRemoved,
+    /// A trusted-keys directory's threshold was changed.
+    TrustThresholdChanged,
+    /// `trust update` applied a signed key statement.
+    LineageApplied,
+    /// `trust update` refused a statement: an attempt to change the
+    /// directory without a trusted key's signature.
+    UnauthorizedUpdateAttempt,
+    /// A package checked by digest only (`--checksum`, no key) matched.
+    ChecksumVerificationSuccess,
+    /// An update was applied.
+    UpdateApplied,
+    /// An update was refused.
+    UpdateRefused,
+}
+
+impl AuditEvent {
+    /// The spelling in the log (`package_signed`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditEvent::PackageSigned => "package_signed",
+            AuditEvent::SignatureVerificationSuccess => "signature_verification_success",
+            AuditEvent::SignatureVerificationFailure => "signature_verification_failure",
+            AuditEvent::KeyGenerated => "key_generated",
+            AuditEvent::KeyDeleted => "key_deleted",
+            AuditEvent::KeyRevoked => "key_revoked",
+            AuditEvent::KeyRotationCompleted => "key_rotation_completed",
+            AuditEvent::KeyTrusted => "key_trusted",
+            AuditEvent::KeyRemoved => "key_removed",
+            AuditEvent::TrustThresholdChanged => "trust_threshold_changed",
+            AuditEvent::LineageApplied => "lineage_applied",
+            AuditEvent::UnauthorizedUpdateAttempt => "unauthorized_update_attempt",
+            AuditEvent::ChecksumVerificationSuccess => "checksum_verification_success",
+            AuditEvent::UpdateApplied => "update_applied",
+            AuditEvent::UpdateRefused => "update_refused",
+        }
+    }
+}
+
+impl std::fmt::Display for AuditEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One event: its name and the fields that apply.
 #[derive(Debug, Clone, Default)]
 pub struct Event {
@@ -35,8 +102,8 @@ pub struct Event {
 }
 
 impl Event {
-    /// A new event named `event` (e.g. `package_signed`).
-    pub fn new(event: &str) -> Self {
+    /// A new event of kind `event` (e.g. [`AuditEvent::PackageSigned`]).
+    pub fn new(event: AuditEvent) -> Self {
         let mut fields = Map::new();
         fields.insert("event".into(), json!(event));
         Event { fields }
@@ -152,6 +219,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn audit_event_names_keep_the_contract_spelling() {
+        let contract = [
+            (
+                AuditEvent::SignatureVerificationSuccess,
+                "signature_verification_success",
+            ),
+            (
+                AuditEvent::SignatureVerificationFailure,
+                "signature_verification_failure",
+            ),
+            (AuditEvent::PackageSigned, "package_signed"),
+            (AuditEvent::KeyGenerated, "key_generated"),
+            (AuditEvent::KeyRotationCompleted, "key_rotation_completed"),
+            (AuditEvent::KeyRevoked, "key_revoked"),
+            (AuditEvent::KeyTrusted, "key_trusted"),
+            (AuditEvent::KeyRemoved, "key_removed"),
+            (AuditEvent::LineageApplied, "lineage_applied"),
+            (
+                AuditEvent::UnauthorizedUpdateAttempt,
+                "unauthorized_update_attempt",
+            ),
+            (AuditEvent::UpdateApplied, "update_applied"),
+            (AuditEvent::UpdateRefused, "update_refused"),
+            (AuditEvent::KeyDeleted, "key_deleted"),
+            (
+                AuditEvent::ChecksumVerificationSuccess,
+                "checksum_verification_success",
+            ),
+            (AuditEvent::TrustThresholdChanged, "trust_threshold_changed"),
+        ];
+        for (e, s) in contract {
+            assert_eq!(serde_json::to_string(&e).unwrap(), format!("\"{s}\""));
+            assert_eq!(e.as_str(), s);
+            assert_eq!(Event::new(e).fields["event"], s);
+        }
+    }
+
+    #[test]
     fn lines_from_threads_are_whole() {
         let dir = tempfile::tempdir().unwrap();
         let log = AuditLog::open(&dir.path().join("audit.log")).unwrap();
@@ -160,7 +265,7 @@ mod tests {
                 let log = log.clone();
                 s.spawn(move || {
                     for i in 0..200 {
-                        log.record(Event::new("package_signed").with("n", t * 1000 + i))
+                        log.record(Event::new(AuditEvent::PackageSigned).with("n", t * 1000 + i))
                             .unwrap();
                     }
                 });

@@ -3,12 +3,13 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use pkgsign::Error;
 use pkgsign::digest::{Digest, HashAlg};
+use pkgsign::error::{Code, Error};
 use pkgsign::release::checksum::{self, Style};
 use rayon::prelude::*;
 
 use super::common::parse_hash_alg;
+use super::error::{CliError, message};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -60,20 +61,21 @@ fn warn_if_insecure(alg: HashAlg) {
     }
 }
 
-fn pool(jobs: Option<usize>) -> Result<rayon::ThreadPool, Error> {
+fn pool(jobs: Option<usize>) -> Result<rayon::ThreadPool, CliError> {
     let mut b = rayon::ThreadPoolBuilder::new();
     if let Some(n) = jobs {
         b = b.num_threads(n.max(1));
     }
-    b.build().map_err(|e| Error::Usage(format!("--jobs: {e}")))
+    b.build()
+        .map_err(|e| CliError::Usage(format!("--jobs: {e}")))
 }
 
-pub fn run(args: Args) -> Result<(), Error> {
+pub fn run(args: Args) -> Result<(), CliError> {
     if let Some(list) = &args.check {
         return check(&args, list);
     }
     if args.strict || args.status || args.ignore_missing {
-        return Err(Error::Usage(
+        return Err(CliError::Usage(
             "--strict, --status and --ignore-missing are meaningful only with --check LIST".into(),
         ));
     }
@@ -89,7 +91,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     let mut failed = 0usize;
     // The first failure's code stands for the run (NOT_A_FILE for a
     // directory, FILE_NOT_FOUND for a missing file, ...).
-    let mut code: Option<&'static str> = None;
+    let mut code: Option<Code> = None;
     let mut out = std::io::stdout().lock();
     let mut entries = Vec::new();
     for (p, r) in args.files.iter().zip(results) {
@@ -104,11 +106,11 @@ pub fn run(args: Args) -> Result<(), Error> {
             Err(e) => {
                 failed += 1;
                 code = code.or(Some(e.code()));
-                eprintln!("pkgsign: {}", super::one_line(&e.to_string()));
+                eprintln!("pkgsign: {}", super::one_line(&message(&e)));
             }
         }
     }
-    let code = code.unwrap_or("FILE_NOT_FOUND");
+    let code = code.unwrap_or(Code::FileNotFound);
     if args.json {
         let mut obj = serde_json::json!({"ok": failed == 0, "files": entries});
         if failed > 0 {
@@ -117,7 +119,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         super::print_json(&obj);
     }
     if failed > 0 {
-        return Err(Error::ItemsFailed {
+        return Err(CliError::ItemsFailed {
             failed,
             total: args.files.len(),
             what: "files",
@@ -128,7 +130,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     Ok(())
 }
 
-fn check(args: &Args, list_path: &Path) -> Result<(), Error> {
+fn check(args: &Args, list_path: &Path) -> Result<(), CliError> {
     use pkgsign::fsutil::{open_stream, read_bounded_from};
     let limit = pkgsign::release::manifest::LIST_LIMIT;
     let data = if list_path.as_os_str() == "-" {
@@ -138,7 +140,7 @@ fn check(args: &Args, list_path: &Path) -> Result<(), Error> {
     };
     let list = checksum::parse(&data, args.algorithm);
     if list.entries.is_empty() {
-        return Err(Error::Usage(format!(
+        return Err(CliError::Usage(format!(
             "{}: no properly formatted checksum lines found",
             list_path.display()
         )));
@@ -159,7 +161,7 @@ fn check(args: &Args, list_path: &Path) -> Result<(), Error> {
             continue;
         };
         if let checksum::Checked::Unreadable(err) = r {
-            eprintln!("pkgsign: {}", super::one_line(&err.to_string()));
+            eprintln!("pkgsign: {}", super::one_line(&message(err)));
         }
         let (escaped, shown) = checksum::display_name(&e.name);
         if args.json {
@@ -217,11 +219,11 @@ fn check(args: &Args, list_path: &Path) -> Result<(), Error> {
     let strict_failed = args.strict && malformed > 0;
     let failed = bad + missing > 0 || none_verified || strict_failed;
     let code = if bad > 0 {
-        "CHECKSUM_MISMATCH"
+        Code::ChecksumMismatch
     } else if missing > 0 || none_verified {
-        "FILE_NOT_FOUND"
+        Code::FileNotFound
     } else {
-        "MANIFEST_MALFORMED"
+        Code::ManifestMalformed
     };
     if args.json {
         let mut obj = serde_json::json!({
@@ -240,7 +242,7 @@ fn check(args: &Args, list_path: &Path) -> Result<(), Error> {
         super::json_printed();
     }
     if bad + missing > 0 || none_verified {
-        return Err(Error::ItemsFailed {
+        return Err(CliError::ItemsFailed {
             // With every listed file missing and ignored, they all failed.
             failed: if bad + missing > 0 {
                 bad + missing
@@ -263,7 +265,8 @@ fn check(args: &Args, list_path: &Path) -> Result<(), Error> {
                 .take(pkgsign::release::manifest::MALFORMED_SHOWN)
                 .collect(),
             count: malformed,
-        });
+        }
+        .into());
     }
     Ok(())
 }

@@ -63,6 +63,7 @@ pub fn parse_time(s: &str) -> Result<u64, String> {
 /// Parse a key fingerprint.
 pub fn parse_fingerprint(s: &str) -> Result<pkgsign::keys::Fingerprint, String> {
     s.parse()
+        .map_err(|e: pkgsign::keys::FingerprintError| e.to_string())
 }
 
 /// Seconds since the epoch now.
@@ -116,7 +117,7 @@ pub fn load_trust(
     public_keys: &[std::path::PathBuf],
     dir: Option<&std::path::Path>,
     wanted: Option<&[pkgsign::keys::Fingerprint]>,
-) -> Result<pkgsign::trust::TrustStore, pkgsign::Error> {
+) -> Result<pkgsign::trust::TrustStore, super::error::CliError> {
     let mut trust = pkgsign::trust::TrustStore::new();
     for p in public_keys {
         trust.add_file(p)?;
@@ -130,9 +131,7 @@ pub fn load_trust(
         eprintln!("warning: {w}");
     }
     if trust.is_empty() {
-        return Err(pkgsign::Error::NoKeys(
-            "no usable trusted key: give --public-key PUB or a --trusted-keys DIR holding .pub files".into(),
-        ));
+        return Err(super::error::CliError::NoTrustedKey);
     }
     Ok(trust)
 }

@@ -3,12 +3,13 @@
 use std::path::PathBuf;
 
 use pkgsign::Error;
-use pkgsign::audit::Event;
+use pkgsign::audit::{AuditEvent, Event};
 use pkgsign::keys::KeySpec;
-use pkgsign::rotate::{self, Options};
+use pkgsign::rotate::{self, Action, Options};
 use serde_json::json;
 
 use super::common::{AuditArgs, PermArgs, audit, now, parse_duration};
+use super::error::CliError;
 use super::keygen::Algorithm;
 use super::{PassphraseArgs, print_json};
 
@@ -78,10 +79,10 @@ pub struct Args {
 /// verifying until they have it.
 const GRACE_FLOOR: u64 = 3_600;
 
-pub fn run(args: Args) -> Result<(), Error> {
+pub fn run(args: Args) -> Result<(), CliError> {
     args.perms.apply();
     if args.grace_period < GRACE_FLOOR && !args.emergency {
-        return Err(Error::Usage(format!(
+        return Err(CliError::Usage(format!(
             "--grace-period {}s is below the floor of 1h: the old key must stay trusted until workers have picked up the new one, or the releases it signed stop verifying; give --grace-period 1h or more, or --emergency to revoke the old key at once",
             args.grace_period
         )));
@@ -94,7 +95,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         (None, None) => None,
         (Some(Algorithm::Ed25519), None) => Some(KeySpec::Ed25519),
         (Some(Algorithm::Ed25519), Some(_)) => {
-            return Err(Error::Usage(
+            return Err(CliError::Usage(
                 "--bits applies to RSA keys only; add --algorithm rsa or drop --bits".into(),
             ));
         }
@@ -127,14 +128,14 @@ pub fn run(args: Args) -> Result<(), Error> {
         init: args.init,
     };
     let out = rotate::rotate(&args.keys_dir, &args.trusted_keys, &opts)?;
-    if args.init && out.action != "created" {
+    if args.init && out.action != Action::Created {
         eprintln!(
             "warning: --init: {} already had a current key, so it was handled as without --init ({}); drop --init from anything that runs again",
             args.name, out.action
         );
     }
     let done = match out.action {
-        "not-due" => "nothing was rotated (not due)".to_string(),
+        Action::NotDue => "nothing was rotated (not due)".to_string(),
         _ => format!(
             "the rotation was done (new key {})",
             out.current_key
@@ -144,7 +145,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         ),
     };
     if let Err(e) = audit_rotation(&args, &out, log.as_ref()) {
-        return Err(e.audit_done(done));
+        return Err(e.audit_done(done).into());
     }
     if args.json {
         let mut v = serde_json::to_value(&out).unwrap_or_default();
@@ -166,13 +167,13 @@ pub fn run(args: Args) -> Result<(), Error> {
         .map(|k| k.to_string())
         .unwrap_or_default();
     match out.action {
-        "not-due" => println!(
+        Action::NotDue => println!(
             "not due: {} ({cur}) is {} old, rotation needs more than {}",
             args.name,
             days(out.age_seconds.unwrap_or(0)),
             days(args.if_older_than.unwrap_or(0))
         ),
-        "created" => println!("created {} ({cur}); no key to rotate", args.name),
+        Action::Created => println!("created {} ({cur}); no key to rotate", args.name),
         _ => {
             let old = out
                 .old_key
@@ -215,23 +216,23 @@ fn audit_rotation(
     for (key, file) in &out.deleted {
         audit(
             log,
-            Event::new("key_deleted")
+            Event::new(AuditEvent::KeyDeleted)
                 .with("key", key.to_string())
                 .with("file", file.clone()),
         )?;
     }
-    if out.action != "not-due" {
+    if out.action != Action::NotDue {
         let new = out.current_key.as_ref().map(|k| k.to_string());
         audit(
             log,
-            Event::new("key_generated")
+            Event::new(AuditEvent::KeyGenerated)
                 .with("key", new.clone())
                 .with("algorithm", out.algorithm.clone()),
         )?;
         if out.revoked {
             audit(
                 log,
-                Event::new("key_revoked")
+                Event::new(AuditEvent::KeyRevoked)
                     .with("key", out.old_key.as_ref().map(|k| k.to_string()))
                     .with(
                         "reason",
@@ -243,7 +244,7 @@ fn audit_rotation(
         }
         audit(
             log,
-            Event::new("key_rotation_completed")
+            Event::new(AuditEvent::KeyRotationCompleted)
                 .with("key", new)
                 .with("old_key", out.old_key.as_ref().map(|k| k.to_string()))
                 .with("emergency", args.emergency)

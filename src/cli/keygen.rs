@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 
 use clap::ValueEnum;
-use pkgsign::Error;
 use pkgsign::fsutil::Replace;
 use pkgsign::keys::{self, KeySpec};
 use serde_json::json;
 
+use super::error::CliError;
 use super::{PassphraseArgs, print_json, shown};
 
 /// Key algorithm to generate.
@@ -48,11 +48,11 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(args: Args) -> Result<(), Error> {
+pub fn run(args: Args) -> Result<(), CliError> {
     let spec = match (args.algorithm, args.bits.as_deref()) {
         (Algorithm::Ed25519, None) => KeySpec::Ed25519,
         (Algorithm::Ed25519, Some(_)) => {
-            return Err(Error::Usage(
+            return Err(CliError::Usage(
                 "--bits applies to RSA keys only; add --algorithm rsa or drop --bits".into(),
             ));
         }

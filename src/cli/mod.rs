@@ -3,6 +3,7 @@
 
 mod checksum;
 mod common;
+mod error;
 mod key_rotate;
 mod keygen;
 mod progress;
@@ -17,6 +18,8 @@ use std::process::ExitCode;
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 use pkgsign::Error;
+
+use self::error::CliError;
 use pkgsign::keys::Passphrase;
 use serde_json::{Value, json};
 
@@ -65,7 +68,10 @@ pub fn run(cli: Cli) -> ExitCode {
             // (So have the commands over many files.)
             let json = json
                 && !JSON_PRINTED.load(std::sync::atomic::Ordering::SeqCst)
-                && !matches!(e, Error::StatementsRefused(_) | Error::ItemsFailed { .. });
+                && !matches!(
+                    e,
+                    CliError::StatementsRefused(_) | CliError::ItemsFailed { .. }
+                );
             report_error(&e, json, verifying);
             ExitCode::from(e.exit_code())
         }
@@ -114,7 +120,7 @@ pub fn usage_error(e: &clap::Error) -> ExitCode {
 
 /// Print an error: one `error:` line on stderr and, with `--json`, one
 /// object on stdout.
-fn report_error(e: &Error, json: bool, verifying: bool) {
+fn report_error(e: &CliError, json: bool, verifying: bool) {
     eprintln!("error: {}", one_line(&e.to_string()));
     if json {
         let mut obj = json!({
@@ -122,9 +128,9 @@ fn report_error(e: &Error, json: bool, verifying: bool) {
             "code": e.code(),
             "error": one_line(&e.to_string()),
         });
-        if let Error::Refused(report) = e
+        if let Some(report) = e.report()
             && let (Value::Object(map), Ok(Value::Object(extra))) =
-                (&mut obj, serde_json::to_value(report.as_ref()))
+                (&mut obj, serde_json::to_value(report))
         {
             map.extend(extra);
         }

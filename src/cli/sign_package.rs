@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 
 use clap::ValueEnum;
-use pkgsign::Error;
-use pkgsign::audit::Event;
+use pkgsign::audit::{AuditEvent, Event};
 use pkgsign::digest::HashAlg;
 use pkgsign::keys::{KeySource, encoding};
 use pkgsign::rotate::keystore;
@@ -12,6 +11,7 @@ use pkgsign::sign::signer::{self, Format, SignOptions};
 use serde_json::json;
 
 use super::common::{AuditArgs, PermArgs, audit, now, parse_hash_alg};
+use super::error::CliError;
 use super::{PassphraseArgs, print_json, shown};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -70,7 +70,7 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(args: Args) -> Result<(), Error> {
+pub fn run(args: Args) -> Result<(), CliError> {
     args.perms.apply();
     // A requested audit log that cannot be written stops us before we act.
     let log = args.audit.open()?;
@@ -116,7 +116,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     for k in &keys {
         audit(
             log.as_ref(),
-            Event::new("package_signed")
+            Event::new(AuditEvent::PackageSigned)
                 .with("package", shown(&args.package))
                 .with(
                     "package_hash",

@@ -4,13 +4,14 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use pkgsign::Error;
-use pkgsign::audit::Event;
+use pkgsign::audit::{AuditEvent, Event};
 use pkgsign::keys::{Fingerprint, KeySource, encoding};
 use pkgsign::trust::dir::TrustDir;
-use pkgsign::trust::lineage::{self, Statement};
+use pkgsign::trust::lineage::{self, Decision, Statement};
 use serde_json::json;
 
 use super::common::{AuditArgs, audit, now, parse_fingerprint, parse_time, print_warnings};
+use super::error::CliError;
 use super::{PassphraseArgs, print_json, shown};
 
 #[derive(Debug, clap::Args)]
@@ -122,7 +123,7 @@ enum Command {
     },
 }
 
-pub fn run(args: Args) -> Result<(), Error> {
+pub fn run(args: Args) -> Result<(), CliError> {
     let json = args.json;
     if args.insecure_permissions {
         pkgsign::trust::perms::allow_insecure_permissions_for_this_process();
@@ -157,7 +158,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             print_warnings(&warnings);
             audit(
                 log.as_ref(),
-                Event::new("key_trusted")
+                Event::new(AuditEvent::KeyTrusted)
                     .with("key", fp.to_string())
                     .with("name", name.clone())
                     .with("algorithm", public.algorithm().to_string())
@@ -226,7 +227,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             print_warnings(&warnings);
             audit(
                 log.as_ref(),
-                Event::new("key_revoked")
+                Event::new(AuditEvent::KeyRevoked)
                     .with("key", fingerprint.to_string())
                     .with("reason", reason.clone())
                     .with("trusted_keys", shown(&tdir)),
@@ -265,7 +266,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             let n = t.remove(&fingerprint)?;
             audit(
                 log.as_ref(),
-                Event::new("key_removed")
+                Event::new(AuditEvent::KeyRemoved)
                     .with("key", fingerprint.to_string())
                     .with("files_removed", n)
                     .with("trusted_keys", shown(&tdir)),
@@ -301,7 +302,7 @@ pub fn run(args: Args) -> Result<(), Error> {
                 t.set_threshold(n)?;
                 audit(
                     log.as_ref(),
-                    Event::new("trust_threshold_changed")
+                    Event::new(AuditEvent::TrustThresholdChanged)
                         .with("from", before)
                         .with("to", n)
                         .with("trusted_keys", shown(&tdir)),
@@ -354,14 +355,17 @@ pub fn run(args: Args) -> Result<(), Error> {
             let mut t = TrustDir::open(&tdir)?;
             let results = lineage::update(&mut t, &from, now())?;
             audit_update(log.as_ref(), &tdir, &results)?;
-            let refused = results.iter().filter(|r| r.outcome == "refused").count();
+            let refused = results
+                .iter()
+                .filter(|r| r.outcome == Decision::Refused)
+                .count();
             if json {
                 // One object, also on refusal: `cli::run` prints no second
                 // one for `StatementsRefused`.
                 let mut obj =
                     json!({"ok": refused == 0, "verified": refused == 0, "statements": results});
                 if refused > 0 {
-                    let e = Error::StatementsRefused(refused);
+                    let e = CliError::StatementsRefused(refused);
                     obj["code"] = json!(e.code());
                     obj["error"] = json!(super::one_line(&e.to_string()));
                 }
@@ -372,7 +376,7 @@ pub fn run(args: Args) -> Result<(), Error> {
                 }
             }
             if refused > 0 {
-                return Err(Error::StatementsRefused(refused));
+                return Err(CliError::StatementsRefused(refused));
             }
         }
     }
@@ -381,10 +385,10 @@ pub fn run(args: Args) -> Result<(), Error> {
 
 /// A directory the command reads and must not create: missing is
 /// `FILE_NOT_FOUND`.
-fn require_dir(tdir: &Path) -> Result<(), Error> {
+fn require_dir(tdir: &Path) -> Result<(), CliError> {
     let meta = std::fs::metadata(tdir).map_err(|e| Error::io(tdir, "reading", e))?;
     if !meta.is_dir() {
-        return Err(Error::Usage(format!(
+        return Err(CliError::Usage(format!(
             "{}: not a directory; give the trusted-keys directory",
             shown(tdir)
         )));
@@ -404,10 +408,10 @@ fn check_existing(tdir: &Path) -> Result<(), Error> {
 /// The audit event of one statement `trust update` examined: applied, or
 /// refused (an attempt to change the directory without a trusted key's
 /// signature); none for one applied before.
-fn update_event(r: &lineage::Applied) -> Option<&'static str> {
+fn update_event(r: &lineage::Applied) -> Option<AuditEvent> {
     match r.outcome {
-        "applied" => Some("lineage_applied"),
-        "refused" => Some("unauthorized_update_attempt"),
+        Decision::Applied => Some(AuditEvent::LineageApplied),
+        Decision::Refused => Some(AuditEvent::UnauthorizedUpdateAttempt),
         _ => None,
     }
 }
@@ -417,7 +421,10 @@ fn audit_update(
     tdir: &Path,
     results: &[lineage::Applied],
 ) -> Result<(), Error> {
-    let applied = results.iter().filter(|r| r.outcome == "applied").count();
+    let applied = results
+        .iter()
+        .filter(|r| r.outcome == Decision::Applied)
+        .count();
     for r in results {
         let Some(event) = update_event(r) else {
             continue;

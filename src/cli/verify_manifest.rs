@@ -3,14 +3,15 @@
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
-use pkgsign::Error;
-use pkgsign::audit::Event;
+use pkgsign::audit::{AuditEvent, Event};
+use pkgsign::error::{Code, Error};
 use pkgsign::digest::cache::Cache;
 use pkgsign::release::manifest::{FileResult, Options, SignedList};
 use pkgsign::sign::signer::VerifyOptions;
 use serde_json::json;
 
 use super::common::{AuditArgs, PermArgs, audit, load_trust};
+use super::error::{CliError, message};
 use super::{json_printed, one_line, print_json, shown};
 
 #[derive(Debug, clap::Args)]
@@ -60,7 +61,7 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(args: Args) -> Result<(), Error> {
+pub fn run(args: Args) -> Result<(), CliError> {
     args.perms.apply();
     // Every verification is a security event: one that cannot be logged
     // is not made.
@@ -96,10 +97,10 @@ pub fn run(args: Args) -> Result<(), Error> {
     let refused = |e: &Error| -> Result<(), Error> {
         audit(
             log.as_ref(),
-            Event::new("signature_verification_failure")
+            Event::new(AuditEvent::SignatureVerificationFailure)
                 .with("package", shown(&args.list))
                 .with("code", e.code())
-                .with("reason", e.to_string()),
+                .with("reason", message(e)),
         )
         .map_err(|a| {
             a.audit_done(format!(
@@ -127,14 +128,14 @@ pub fn run(args: Args) -> Result<(), Error> {
                     "ok": false,
                     "verified": false,
                     "code": e.code(),
-                    "error": one_line(&e.to_string()),
+                    "error": one_line(&message(&e)),
                     "list": shown(&args.list),
                     "malformed_lines": lines,
                     "malformed_count": count,
                 }));
                 json_printed();
             }
-            return Err(e);
+            return Err(e.into());
         }
     };
     // Results are written as they come, in list order: nothing but a
@@ -181,7 +182,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         Err(e) => {
             if args.json {
                 // Close the object begun above: still exactly one.
-                let tail = json!({"code": e.code(), "error": one_line(&e.to_string())});
+                let tail = json!({"code": e.code(), "error": one_line(&message(&e))});
                 let _ = writeln!(
                     out,
                     "],\"ok\":false,\"verified\":false,\"code\":{},\"error\":{}}}",
@@ -191,7 +192,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             }
             let _ = out.flush();
             refused(&e)?;
-            return Err(e);
+            return Err(e.into());
         }
     };
     if let Some(c) = &cache
@@ -199,16 +200,16 @@ pub fn run(args: Args) -> Result<(), Error> {
     {
         eprintln!(
             "warning: could not save the cache: {}",
-            super::one_line(&e.to_string())
+            super::one_line(&message(&e))
         );
     }
     let ok = summary.failed == 0;
     let logged = audit(
         log.as_ref(),
         Event::new(if ok {
-            "signature_verification_success"
+            AuditEvent::SignatureVerificationSuccess
         } else {
-            "signature_verification_failure"
+            AuditEvent::SignatureVerificationFailure
         })
         .with("package", shown(&args.list))
         .with("package_hash", verified.report().package_hash.clone())
@@ -234,7 +235,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     // could not be logged does not count, whatever the files said.
     let code = match &logged {
         Err(e) => e.code(),
-        Ok(()) => summary.first_code.unwrap_or("CHECKSUM_MISMATCH"),
+        Ok(()) => summary.first_code.unwrap_or(Code::ChecksumMismatch),
     };
     let counts = ok && logged.is_ok();
     let mut tail = || -> std::io::Result<()> {
@@ -245,13 +246,13 @@ pub fn run(args: Args) -> Result<(), Error> {
                 summary.failed
             )?;
             if !counts {
-                write!(out, ",\"code\":{}", serde_json::Value::from(code))?;
+                write!(out, ",\"code\":{}", serde_json::Value::from(code.as_str()))?;
             }
             if let Err(e) = &logged {
                 write!(
                     out,
                     ",\"error\":{}",
-                    serde_json::Value::from(one_line(&e.to_string()))
+                    serde_json::Value::from(one_line(&message(e)))
                 )?;
             }
             if let Some(c) = &cache {
@@ -283,7 +284,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         );
     }
     if !ok {
-        return Err(Error::ItemsFailed {
+        return Err(CliError::ItemsFailed {
             failed: summary.failed,
             total: summary.total,
             what: "files",

@@ -6,16 +6,16 @@ use std::sync::Arc;
 use pkgsign::digest::cache::Cache;
 use rayon::prelude::*;
 
-use pkgsign::Error;
-use pkgsign::audit::{AuditLog, Event};
+use pkgsign::audit::{AuditEvent, AuditLog, Event};
 use pkgsign::digest::Digest;
+use pkgsign::error::{Code, Error};
 use pkgsign::sign::report::{ChecksumMatched, Report, Verified};
-
 use pkgsign::sign::signer::{self, VerifyOptions};
 use pkgsign::trust::TrustStore;
 use serde_json::{Value, json};
 
 use super::common::{AuditArgs, PermArgs, audit, load_trust};
+use super::error::{CliError, exit_code, message, refused_message};
 use super::{print_json, shown};
 
 #[derive(Debug, clap::Args)]
@@ -82,7 +82,7 @@ impl Outcome {
     }
 }
 
-pub fn run(args: Args) -> Result<(), Error> {
+pub fn run(args: Args) -> Result<(), CliError> {
     args.perms.apply();
     // Every verification is a security event: one that cannot be logged
     // is not made.
@@ -102,7 +102,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     }
     let several = args.package.len() > 1;
     if several && (args.signature.is_some() || checksum.is_some()) {
-        return Err(Error::Usage(
+        return Err(CliError::Usage(
             "--signature and --checksum apply to one package; with several --package each is checked against its own FILE.sig".into(),
         ));
     }
@@ -124,7 +124,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         TrustStore::new()
     };
     if !keys_given && checksum.is_none() {
-        return Err(Error::Usage(
+        return Err(CliError::Usage(
             "nothing to verify against: give --public-key PUB, --trusted-keys DIR, or --checksum ALGO:HEX"
                 .into(),
         ));
@@ -184,7 +184,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         }
         let pool = pool
             .build()
-            .map_err(|e| Error::Usage(format!("--jobs: {e}")))?;
+            .map_err(|e| CliError::Usage(format!("--jobs: {e}")))?;
         pool.install(|| args.package.par_iter().map(verify_one).collect())
     } else {
         args.package.iter().map(verify_one).collect()
@@ -197,7 +197,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     {
         eprintln!(
             "warning: could not save the cache: {}",
-            super::one_line(&e.to_string())
+            super::one_line(&message(&e))
         );
     }
     // With --json and --cache, say how many digests came from the cache.
@@ -241,11 +241,11 @@ pub fn run(args: Args) -> Result<(), Error> {
             }
             Err(e) => {
                 failed += 1;
-                worst = worst.max(e.exit_code());
+                worst = worst.max(exit_code(e));
                 first_code.get_or_insert(e.code());
                 if args.json {
                     let mut obj = json!({"package": shown(package), "verified": false,
-                        "code": e.code(), "error": super::one_line(&e.to_string())});
+                        "code": e.code(), "error": super::one_line(&message(e))});
                     if let Error::Refused(r) = e {
                         merge(&mut obj, r.as_ref());
                     }
@@ -254,7 +254,7 @@ pub fn run(args: Args) -> Result<(), Error> {
                     println!(
                         "FAILED {}: {}",
                         shown(package),
-                        super::one_line(&e.to_string())
+                        super::one_line(&message(e))
                     );
                 }
             }
@@ -271,11 +271,11 @@ pub fn run(args: Args) -> Result<(), Error> {
         print_json(&obj);
     }
     if failed > 0 {
-        return Err(Error::ItemsFailed {
+        return Err(CliError::ItemsFailed {
             failed,
             total: args.package.len(),
             what: "packages",
-            code: first_code.unwrap_or("SIGNATURE_INVALID"),
+            code: first_code.unwrap_or(Code::SignatureInvalid),
             exit: worst,
         });
     }
@@ -350,7 +350,7 @@ fn audit_verification(
     if log.is_none() {
         return Ok(());
     }
-    let base = |event: &str, report: Option<&Report>| {
+    let base = |event: AuditEvent, report: Option<&Report>| {
         Event::new(event)
             .with("package", shown(package))
             .with("package_hash", report.and_then(|r| r.package_hash.clone()))
@@ -359,16 +359,16 @@ fn audit_verification(
         Ok(Outcome::Checksum(c)) => {
             audit(
                 log,
-                base("checksum_verification_success", Some(&c.report())),
+                base(AuditEvent::ChecksumVerificationSuccess, Some(&c.report())),
             )?;
         }
         Ok(Outcome::Signed(v)) => {
             // Every signature examined, also those that did not count.
             for s in &v.report().signatures {
                 let event = if s.is_valid() {
-                    "signature_verification_success"
+                    AuditEvent::SignatureVerificationSuccess
                 } else {
-                    "signature_verification_failure"
+                    AuditEvent::SignatureVerificationFailure
                 };
                 audit(
                     log,
@@ -384,9 +384,9 @@ fn audit_verification(
         Err(Error::Refused(r)) => {
             for s in &r.signatures {
                 let event = if s.is_valid() {
-                    "signature_verification_success"
+                    AuditEvent::SignatureVerificationSuccess
                 } else {
-                    "signature_verification_failure"
+                    AuditEvent::SignatureVerificationFailure
                 };
                 audit(
                     log,
@@ -400,17 +400,17 @@ fn audit_verification(
             if r.signatures.is_empty() {
                 audit(
                     log,
-                    base("signature_verification_failure", Some(r))
+                    base(AuditEvent::SignatureVerificationFailure, Some(r))
                         .with("code", r.code())
-                        .with("reason", r.to_string()),
+                        .with("reason", refused_message(r)),
                 )?;
             }
         }
         Err(e) => audit(
             log,
-            base("signature_verification_failure", None)
+            base(AuditEvent::SignatureVerificationFailure, None)
                 .with("code", e.code())
-                .with("reason", e.to_string()),
+                .with("reason", message(e)),
         )?,
     }
     Ok(())

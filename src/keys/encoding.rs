@@ -794,7 +794,7 @@ mod tests {
         };
         match res {
             Ok(()) => "OK",
-            Err(e) => e.code(),
+            Err(e) => e.code().as_str(),
         }
     }
 

@@ -80,16 +80,28 @@ impl Fingerprint {
     }
 }
 
+/// Why a text is not a key fingerprint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FingerprintError {
+    /// It does not start with `SHA256:`.
+    #[error("a key fingerprint starts with SHA256:")]
+    NoPrefix,
+    /// What follows `SHA256:` is not 43 characters of canonical unpadded base64.
+    #[error("a key fingerprint is SHA256: followed by 43 base64 characters")]
+    BadDigest,
+}
+
 impl FromStr for Fingerprint {
-    type Err = String;
+    type Err = FingerprintError;
     /// Strict: `SHA256:` and exactly 43 characters of canonical unpadded base64.
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, FingerprintError> {
         let b64 = s
             .strip_prefix("SHA256:")
-            .ok_or_else(|| "a key fingerprint starts with SHA256:".to_string())?;
+            .ok_or(FingerprintError::NoPrefix)?;
         match base64::engine::general_purpose::STANDARD_NO_PAD.decode(b64) {
             Ok(bytes) if bytes.len() == 32 => Ok(Fingerprint(s.to_string())),
-            _ => Err("a key fingerprint is SHA256: followed by 43 base64 characters".to_string()),
+            _ => Err(FingerprintError::BadDigest),
         }
     }
 }
@@ -177,7 +189,7 @@ impl PublicKey {
 
     /// The name of the signature scheme this key uses for pkgsign-format
     /// statements (`ed25519` or `rsa-pss-sha256`).
-    pub fn statement_scheme(&self) -> &'static str {
+    pub fn statement_scheme(&self) -> Scheme {
         match self {
             PublicKey::Ed25519(_) => SCHEME_ED25519,
             PublicKey::Rsa(_) => SCHEME_RSA_PSS_SHA256,
@@ -230,10 +242,52 @@ impl PublicKey {
     }
 }
 
-/// Scheme name of Ed25519 statement signatures.
-pub const SCHEME_ED25519: &str = "ed25519";
-/// Scheme name of RSA-PSS statement signatures.
-pub const SCHEME_RSA_PSS_SHA256: &str = "rsa-pss-sha256";
+/// The signature scheme of a pkgsign-format statement, as its `algorithm:`
+/// line (and JSON output) spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[non_exhaustive]
+pub enum Scheme {
+    /// Ed25519 (strict verification).
+    #[serde(rename = "ed25519")]
+    Ed25519,
+    /// RSASSA-PSS with SHA-256, MGF1-SHA-256 and a 32-byte salt.
+    #[serde(rename = "rsa-pss-sha256")]
+    RsaPssSha256,
+}
+
+impl Scheme {
+    /// The name written in signature files (`ed25519`, `rsa-pss-sha256`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Ed25519 => "ed25519",
+            Scheme::RsaPssSha256 => "rsa-pss-sha256",
+        }
+    }
+
+    /// The scheme of an `algorithm:` line; `None` for any other spelling.
+    pub fn from_name(name: &str) -> Option<Scheme> {
+        [Scheme::Ed25519, Scheme::RsaPssSha256]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<Scheme> for serde_json::Value {
+    fn from(s: Scheme) -> Self {
+        serde_json::Value::from(s.as_str())
+    }
+}
+
+/// Ed25519 statement signatures.
+pub const SCHEME_ED25519: Scheme = Scheme::Ed25519;
+/// RSA-PSS statement signatures.
+pub const SCHEME_RSA_PSS_SHA256: Scheme = Scheme::RsaPssSha256;
 
 /// A private key held in memory. It has no `Debug` that shows secrets, and
 /// its key material is zeroized when dropped (by the underlying crates).

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::digest::cache::Cache;
 use crate::digest::{self, Digest, HashAlg};
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::fsutil;
 use crate::release::checksum;
 use crate::sign::report::Verified;
@@ -49,7 +49,7 @@ pub struct FileResult {
     pub ok: bool,
     /// A stable code when it did not: `CHECKSUM_MISMATCH`, `FILE_NOT_FOUND`,
     /// `PATH_REFUSED`, `WEAK_ALGORITHM`, `IO_ERROR`, `NOT_A_FILE`.
-    pub code: Option<&'static str>,
+    pub code: Option<Code>,
     /// One line.
     pub detail: String,
     /// Whether the digest came from the cache.
@@ -81,7 +81,7 @@ pub struct Summary {
     /// Files that failed.
     pub failed: usize,
     /// The first failing file's code, in list order.
-    pub first_code: Option<&'static str>,
+    pub first_code: Option<Code>,
 }
 
 /// Options.
@@ -301,7 +301,7 @@ impl Checker<'_> {
                     name: String::from_utf8_lossy(&e.name).into_owned(),
                     line: e.line,
                     ok: false,
-                    code: Some("IO_ERROR"),
+                    code: Some(Code::IoError),
                     detail: "not checked".into(),
                     cached: false,
                     cache: None,
@@ -555,7 +555,7 @@ fn check_one(
         cached: false,
         cache: None,
     };
-    let fail = |mut r: FileResult, code: &'static str, detail: String| {
+    let fail = |mut r: FileResult, code: Code, detail: String| {
         r.code = Some(code);
         r.detail = detail;
         Some(r)
@@ -564,14 +564,14 @@ fn check_one(
     if !alg.fit_for_signatures() {
         return fail(
             r,
-            "WEAK_ALGORITHM",
+            Code::WeakAlgorithm,
             format!("{alg} is insecure; a signed list must use SHA-256 or stronger"),
         );
     }
     let Some(rel) = safe_relative(&e.name) else {
         return fail(
             r,
-            "PATH_REFUSED",
+            Code::PathRefused,
             "absolute or climbs out of the list's directory; not opened".into(),
         );
     };
@@ -582,14 +582,14 @@ fn check_one(
         Ok(_) => {
             return fail(
                 r,
-                "PATH_REFUSED",
+                Code::PathRefused,
                 "leads outside the list's directory through a symlink; not read".into(),
             );
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            return fail(r, "FILE_NOT_FOUND", "missing".into());
+            return fail(r, Code::FileNotFound, "missing".into());
         }
-        Err(err) => return fail(r, "IO_ERROR", err.to_string()),
+        Err(err) => return fail(r, Code::IoError, err.to_string()),
     }
     // Open beneath the list's directory: with openat2(RESOLVE_BENEATH) the
     // kernel refuses any way out, even a symlink swapped in after the check
@@ -599,14 +599,14 @@ fn check_one(
         Err(err) if is_refusal(&err) => {
             return fail(
                 r,
-                "PATH_REFUSED",
+                Code::PathRefused,
                 "leads outside the list's directory, or through a symlink this kernel cannot follow safely (no openat2); not read".into(),
             );
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            return fail(r, "FILE_NOT_FOUND", "missing".into());
+            return fail(r, Code::FileNotFound, "missing".into());
         }
-        Err(err) => return fail(r, "IO_ERROR", err.to_string()),
+        Err(err) => return fail(r, Code::IoError, err.to_string()),
     };
     match file.metadata() {
         Ok(m) if m.is_file() => {
@@ -617,8 +617,8 @@ fn check_one(
                 });
             }
         }
-        Ok(_) => return fail(r, "NOT_A_FILE", "not a regular file".into()),
-        Err(err) => return fail(r, "IO_ERROR", err.to_string()),
+        Ok(_) => return fail(r, Code::NotAFile, "not a regular file".into()),
+        Err(err) => return fail(r, Code::IoError, err.to_string()),
     }
     // The file is open: from here on only reading can fail.
     let found = if mode == Mode::NoHash {
@@ -639,7 +639,7 @@ fn check_one(
     };
     let (d, cached) = match found.and_then(|(d, cached)| Ok((digest::single(d, &path)?, cached))) {
         Ok(found) => found,
-        Err(err) => return fail(r, "IO_ERROR", err.to_string()),
+        Err(err) => return fail(r, Code::IoError, err.to_string()),
     };
     r.cached = cached;
     if cached {
@@ -648,7 +648,7 @@ fn check_one(
     if !d.ct_eq(&e.expected) {
         return fail(
             r,
-            "CHECKSUM_MISMATCH",
+            Code::ChecksumMismatch,
             format!(
                 "{alg} digest is {}, the list says {}",
                 d.hex(),

@@ -109,11 +109,9 @@ pub fn active_keys(
         keys.push(key);
     }
     if keys.is_empty() {
-        return Err(Error::NoKeys(format!(
-            "{}: no private key inside its validity window; create one with `pkgsign keygen --output-dir {}` or `pkgsign key-rotate --init`",
-            dir.display(),
-            dir.display()
-        )));
+        return Err(Error::NoKeys(crate::error::NoKeys::InWindow {
+            dir: dir.to_path_buf(),
+        }));
     }
     Ok((keys, skipped))
 }

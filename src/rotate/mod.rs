@@ -89,11 +89,49 @@ pub struct Options<'a> {
     pub init: bool,
 }
 
+/// What a rotation did, as `key-rotate --json` spells it in `action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Action {
+    /// The current key was replaced by a new one.
+    Rotated,
+    /// No current key existed: the first one was created (`--init`).
+    Created,
+    /// The current key is younger than asked for: nothing was done.
+    NotDue,
+}
+
+impl Action {
+    /// The spelling of the JSON output (`rotated`, `created`, `not-due`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Rotated => "rotated",
+            Action::Created => "created",
+            Action::NotDue => "not-due",
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Compares with the JSON spelling, so that callers written against the
+/// string field (`out.action == "rotated"`) keep working.
+impl PartialEq<&str> for Action {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// What a rotation did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
-    /// `rotated`, `created` (no current key existed), or `not-due`.
-    pub action: &'static str,
+    /// What was done.
+    pub action: Action,
     /// The key that was current before.
     pub old_key: Option<Fingerprint>,
     /// The current key now.
@@ -141,10 +179,11 @@ fn sha256_hex(data: &[u8]) -> String {
 }
 
 fn fp(s: &str, path: &Path) -> Result<Fingerprint> {
-    s.parse().map_err(|e: String| Error::Metadata {
-        path: path.to_path_buf(),
-        reason: e,
-    })
+    s.parse()
+        .map_err(|e: keys::FingerprintError| Error::Metadata {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
 }
 
 /// Rotate (see the module docs). Takes the keys directory's lock, then the
@@ -175,7 +214,7 @@ pub fn rotate(dir: &Path, tdir: &Path, opts: &Options<'_>) -> Result<Outcome> {
         Err(e) => return Err(Error::io(&cur_path, "reading", e)),
     };
     let mut outcome = Outcome {
-        action: "rotated",
+        action: Action::Rotated,
         old_key: current.as_ref().map(|k| k.public_key().fingerprint()),
         current_key: None,
         old_key_trusted_until: None,
@@ -199,7 +238,7 @@ pub fn rotate(dir: &Path, tdir: &Path, opts: &Options<'_>) -> Result<Outcome> {
         });
         let age = opts.now.saturating_sub(born);
         if age < limit {
-            outcome.action = "not-due";
+            outcome.action = Action::NotDue;
             outcome.current_key = Some(fp);
             outcome.age_seconds = Some(age);
             return Ok(outcome);
@@ -264,7 +303,7 @@ pub fn rotate(dir: &Path, tdir: &Path, opts: &Options<'_>) -> Result<Outcome> {
             (Some(old_fp.to_string()), Some(sha256_hex(&bytes)), retired)
         }
         None => {
-            outcome.action = "created";
+            outcome.action = Action::Created;
             (None, None, None)
         }
     };
@@ -292,7 +331,7 @@ pub fn rotate(dir: &Path, tdir: &Path, opts: &Options<'_>) -> Result<Outcome> {
         statements,
         sequence,
     };
-    let text = serde_json::to_string_pretty(&journal).map_err(|e| Error::Crypto {
+    let text = serde_json::to_string_pretty(&journal).map_err(|e| Error::Encoding {
         what: "writing the rotation journal",
         reason: e.to_string(),
     })?;
@@ -550,6 +589,18 @@ mod tests {
     /// 2027-01-15T08:00:00Z.
     const T: u64 = 1_800_000_000;
     const NAME: &str = "signing-key";
+
+    #[test]
+    fn rotation_action_json_keeps_the_contract_spelling() {
+        for (a, s) in [
+            (Action::Rotated, "rotated"),
+            (Action::Created, "created"),
+            (Action::NotDue, "not-due"),
+        ] {
+            assert_eq!(serde_json::to_string(&a).unwrap(), format!("\"{s}\""));
+            assert_eq!(a.to_string(), s);
+        }
+    }
 
     fn opts(now: u64) -> Options<'static> {
         Options {

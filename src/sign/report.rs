@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::digest::Digest;
+use crate::error::Code;
 use crate::keys::Fingerprint;
 use crate::text::format_time;
 
@@ -86,16 +87,16 @@ impl Report {
     }
 
     /// The code to report for a refused verification.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         if self.valid_keys > 0 {
-            return "THRESHOLD_NOT_MET";
+            return Code::ThresholdNotMet;
         }
         self.signatures
             .iter()
             .filter_map(|s| s.refusal)
             .min_by_key(|r| r.priority())
             .map(Refusal::code)
-            .unwrap_or("SIGNATURE_INVALID")
+            .unwrap_or(Code::SignatureInvalid)
     }
 
     /// The valid signatures.
@@ -154,19 +155,9 @@ impl fmt::Display for Report {
             .filter(|s| !s.is_valid())
             .map(|s| format!("signature {}: {}", s.index, s.reason))
             .collect();
-        let hint = match self.code() {
-            "KEY_NOT_TRUSTED" => {
-                "if you trust the signer, add its .pub with --public-key or to the trusted-keys directory"
-            }
-            "KEY_EXPIRED" | "KEY_NOT_YET_VALID" => {
-                "ask the publisher for a package signed by a currently valid key"
-            }
-            "KEY_REVOKED" => "the key was revoked: do not install this package",
-            _ => "do not install this package; fetch it and its .sig again from the publisher",
-        };
         write!(
             f,
-            "{pkg}: verification refused: {}; {hint}",
+            "{pkg}: verification refused: {}",
             if reasons.is_empty() {
                 "no signature".to_string()
             } else {

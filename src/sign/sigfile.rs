@@ -14,7 +14,7 @@ use base64::Engine as _;
 
 use crate::digest::{Digest, HashAlg};
 use crate::error::{Error, Result};
-use crate::keys::{Fingerprint, SCHEME_ED25519, SCHEME_RSA_PSS_SHA256};
+use crate::keys::{Fingerprint, Scheme};
 use crate::text::fields::{FieldError, FieldResult, Fields, shown};
 
 /// First word of a pkgsign signature file.
@@ -36,7 +36,7 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statement {
     /// Signature scheme (`ed25519` or `rsa-pss-sha256`).
-    pub scheme: &'static str,
+    pub scheme: Scheme,
     /// Fingerprint of the signing key.
     pub key: Fingerprint,
     /// Digest of the whole package.
@@ -122,20 +122,16 @@ pub fn to_raw_text(signature: &[u8]) -> String {
     s
 }
 
-fn scheme_from(s: &str) -> Option<&'static str> {
-    match s {
-        SCHEME_ED25519 => Some(SCHEME_ED25519),
-        SCHEME_RSA_PSS_SHA256 => Some(SCHEME_RSA_PSS_SHA256),
-        _ => None,
-    }
+fn scheme_from(s: &str) -> Option<Scheme> {
+    Scheme::from_name(s)
 }
 
 /// Longest signature of any scheme: RSA-8192.
 const MAX_SIGNATURE_LEN: usize = 1024;
 
-fn sig_len_ok(scheme: &str, len: usize) -> bool {
+fn sig_len_ok(scheme: Scheme, len: usize) -> bool {
     match scheme {
-        SCHEME_ED25519 => len == 64,
+        Scheme::Ed25519 => len == 64,
         _ => (256..=MAX_SIGNATURE_LEN).contains(&len),
     }
 }
@@ -244,14 +240,14 @@ fn parse_pkgsign(text: &str) -> ParseResult<SignatureFile> {
     Ok(SignatureFile::Pkgsign(blocks))
 }
 
-fn malformed((line, reason): FieldError) -> (Option<usize>, Failure) {
+fn malformed(FieldError { line, reason }: FieldError) -> (Option<usize>, Failure) {
     (line, Failure::Malformed(reason))
 }
 
 fn parse_block(f: &mut Fields<'_>) -> FieldResult<Block> {
     let (n, alg) = f.next("algorithm")?;
     let scheme = scheme_from(alg).ok_or_else(|| {
-        (
+        FieldError::new(
             Some(n),
             format!(
                 "unknown signature algorithm {:?} (known: ed25519, rsa-pss-sha256)",
@@ -264,37 +260,37 @@ fn parse_block(f: &mut Fields<'_>) -> FieldResult<Block> {
     let digest = match Digest::parse(digest_text, false) {
         Ok(d) if d.alg().fit_for_signatures() => d,
         Ok(d) => {
-            return Err((
+            return Err(FieldError::new(
                 Some(n),
                 format!("{} is not accepted for signatures", d.alg()),
             ));
         }
-        Err(e) => return Err((Some(n), e.to_string())),
+        Err(e) => return Err(FieldError::new(Some(n), e.to_string())),
     };
     if digest.to_string() != digest_text {
-        return Err((Some(n), "digest hex must be lower case".into()));
+        return Err(FieldError::new(Some(n), "digest hex must be lower case"));
     }
     let (n, size) = f.next("size")?;
     let size = match size.parse::<u64>() {
         Ok(s) if s.to_string() == size => s,
         _ => {
-            return Err((
+            return Err(FieldError::new(
                 Some(n),
-                "size must be a decimal number without leading zeros".into(),
+                "size must be a decimal number without leading zeros",
             ));
         }
     };
     let signed_at = f.time("signed-at")?;
     let comment = match f.optional("comment")? {
         Some((n, c)) => {
-            check_comment(c).map_err(|e| (Some(n), e))?;
+            check_comment(c).map_err(|e| FieldError::new(Some(n), e))?;
             Some(c.to_string())
         }
         None => None,
     };
     let (n, signature) = f.base64("signature", MAX_SIGNATURE_LEN)?;
     if !sig_len_ok(scheme, signature.len()) {
-        return Err((
+        return Err(FieldError::new(
             Some(n),
             format!(
                 "{scheme} signatures are never {} bytes long",

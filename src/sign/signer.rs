@@ -125,9 +125,7 @@ pub fn sign_to_string(
     opts: &SignOptions,
 ) -> Result<(String, Signed)> {
     if keys.is_empty() {
-        return Err(Error::NoKeys(
-            "no signing key: give --private-key KEY or --keys-dir DIR".into(),
-        ));
+        return Err(Error::NoKeys(crate::error::NoKeys::ToSign));
     }
     let mut seen = HashSet::new();
     for k in keys {
@@ -358,9 +356,7 @@ pub fn verify_package(
         return Err(Error::Usage("--threshold must be at least 1".into()));
     }
     let Some(signature) = signature else {
-        return Err(Error::NoKeys(
-            "nothing to verify: give a signature file (a digest alone proves less, and is checked by verify_checksum)".into(),
-        ));
+        return Err(Error::NoKeys(crate::error::NoKeys::ToVerify));
     };
     // Make sure the package can be read before judging signatures, so a
     // missing package is "could not run" rather than a refusal.

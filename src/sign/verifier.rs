@@ -10,7 +10,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::keys::Fingerprint;
+use crate::keys::{Fingerprint, Scheme};
 use crate::sign::domain::{self, Domain, Message};
 use crate::sign::report::Refusal;
 use crate::trust::{Decision, TrustStore};
@@ -56,7 +56,7 @@ impl<'a> Verifier<'a> {
         &self,
         domain: Domain,
         key: &Fingerprint,
-        scheme: Option<&str>,
+        scheme: Option<Scheme>,
         message: Message<'_>,
         signature: &[u8],
         signed_at: Option<u64>,

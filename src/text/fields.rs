@@ -11,7 +11,23 @@ use crate::text::{is_displayable, parse_time};
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// A parse failure: the line (when known) and what is wrong with it.
-pub(crate) type FieldError = (Option<usize>, String);
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FieldError {
+    /// The 1-based line to blame, when one is.
+    pub(crate) line: Option<usize>,
+    /// What is wrong.
+    pub(crate) reason: String,
+}
+
+impl FieldError {
+    /// A failure at `line` (or of the whole text, for `None`).
+    pub(crate) fn new(line: Option<usize>, reason: impl Into<String>) -> Self {
+        FieldError {
+            line,
+            reason: reason.into(),
+        }
+    }
+}
 
 /// The result of reading a field.
 pub(crate) type FieldResult<T> = std::result::Result<T, FieldError>;
@@ -50,10 +66,13 @@ impl<'a> Fields<'a> {
     /// The next line, whatever it holds; `expected` names what should be
     /// there, for the error when the text ends.
     pub(crate) fn line(&mut self, expected: &str) -> FieldResult<(usize, &'a str)> {
-        self.lines.next().map(|(i, l)| (i + 1, l)).ok_or((
-            None,
-            format!("the file ends where {expected} was expected (truncated?)"),
-        ))
+        self.lines
+            .next()
+            .map(|(i, l)| (i + 1, l))
+            .ok_or(FieldError::new(
+                None,
+                format!("the file ends where {expected} was expected (truncated?)"),
+            ))
     }
 
     /// The value of the next line, which must be the field `name` with a
@@ -62,12 +81,14 @@ impl<'a> Fields<'a> {
         let (n, line) = self.line(&format!("field {name:?}"))?;
         match line.split_once(": ") {
             Some((k, v)) if k == name && !v.is_empty() => Ok((n, v)),
-            Some((k, _)) if k == name => Err((Some(n), format!("field {name:?} is empty"))),
-            Some((k, _)) => Err((
+            Some((k, _)) if k == name => {
+                Err(FieldError::new(Some(n), format!("field {name:?} is empty")))
+            }
+            Some((k, _)) => Err(FieldError::new(
                 Some(n),
                 format!("expected field {name:?}, found {:?}", shown(k)),
             )),
-            None => Err((
+            None => Err(FieldError::new(
                 Some(n),
                 format!("expected \"{name}: VALUE\", found {:?}", shown(line)),
             )),
@@ -103,7 +124,8 @@ impl<'a> Fields<'a> {
     /// A key fingerprint, `SHA256:` and unpadded base64.
     pub(crate) fn fingerprint(&mut self, name: &str) -> FieldResult<Fingerprint> {
         let (n, v) = self.next(name)?;
-        v.parse().map_err(|e: String| (Some(n), e))
+        v.parse()
+            .map_err(|e: crate::keys::FingerprintError| FieldError::new(Some(n), e.to_string()))
     }
 
     /// Canonical standard base64 (padded, no line breaks, zero trailing
@@ -112,13 +134,16 @@ impl<'a> Fields<'a> {
         let (n, v) = self.next(name)?;
         match B64.decode(v) {
             Ok(b) if b.len() <= max && B64.encode(&b) == v => Ok((n, b)),
-            Ok(_) | Err(_) => Err((Some(n), format!("{name} is not canonical base64"))),
+            Ok(_) | Err(_) => Err(FieldError::new(
+                Some(n),
+                format!("{name} is not canonical base64"),
+            )),
         }
     }
 }
 
 fn time_value(name: &str, n: usize, v: &str) -> FieldResult<u64> {
-    parse_time(v).ok_or((
+    parse_time(v).ok_or(FieldError::new(
         Some(n),
         format!("{name} must be an RFC 3339 UTC time like 2026-12-01T00:00:00Z"),
     ))
@@ -137,9 +162,9 @@ mod tests {
         assert_eq!(f.base64("sig", 3).unwrap(), (3, vec![0, 1, 2]));
         assert_eq!(f.next_line_number(), 4);
         assert!(f.has_more());
-        assert_eq!(f.next("more").unwrap_err().0, Some(4));
+        assert_eq!(f.next("more").unwrap_err().line, Some(4));
         assert!(!f.has_more());
-        assert_eq!(f.next("more").unwrap_err().0, None);
+        assert_eq!(f.next("more").unwrap_err().line, None);
     }
 
     #[test]

@@ -36,8 +36,8 @@ pub struct Listed {
     pub not_before: Option<String>,
     /// Window end.
     pub not_after: Option<String>,
-    /// `active`, `retiring`, `expired`, `not-yet-valid` or `revoked`.
-    pub state: &'static str,
+    /// Where the key stands now.
+    pub state: KeyStatus,
     /// The state in words.
     pub detail: String,
     /// Revocation reason.
@@ -49,17 +49,54 @@ pub struct Listed {
     pub successor: Option<Fingerprint>,
 }
 
-fn state_word(st: &KeyState, now: u64) -> &'static str {
+/// Where a trusted key stands at a time, as `trust list` shows it; the JSON
+/// spelling is `active`, `retiring`, `expired`, `not-yet-valid` or `revoked`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum KeyStatus {
+    /// Trusted with no end of window.
+    Active,
+    /// Trusted now, until the end of its window.
+    Retiring,
+    /// Its window has ended.
+    Expired,
+    /// Its window has not begun.
+    NotYetValid,
+    /// Revoked.
+    Revoked,
+}
+
+impl KeyStatus {
+    /// The JSON spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "active",
+            KeyStatus::Retiring => "retiring",
+            KeyStatus::Expired => "expired",
+            KeyStatus::NotYetValid => "not-yet-valid",
+            KeyStatus::Revoked => "revoked",
+        }
+    }
+}
+
+impl std::fmt::Display for KeyStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn state_word(st: &KeyState, now: u64) -> KeyStatus {
     if st.revoked.is_some() {
-        "revoked"
+        KeyStatus::Revoked
     } else if st.not_before.is_some_and(|nb| now < nb) {
-        "not-yet-valid"
+        KeyStatus::NotYetValid
     } else if st.not_after.is_some_and(|na| now > na) {
-        "expired"
+        KeyStatus::Expired
     } else if st.not_after.is_some() {
-        "retiring"
+        KeyStatus::Retiring
     } else {
-        "active"
+        KeyStatus::Active
     }
 }
 
@@ -319,7 +356,7 @@ impl TrustDir {
                     file: None,
                     not_before: st.not_before.map(crate::text::format_time),
                     not_after: st.not_after.map(crate::text::format_time),
-                    state: "revoked",
+                    state: KeyStatus::Revoked,
                     detail: describe_state(st, now),
                     revoked_reason: st.revoked.as_ref().map(|(_, r)| r.clone()),
                     principal: st.principal.clone(),
@@ -340,6 +377,20 @@ mod tests {
     use crate::keys::{KeySpec, generate};
 
     const T: u64 = 1_800_000_000;
+
+    #[test]
+    fn key_status_json_keeps_the_trust_list_spelling() {
+        for (st, s) in [
+            (KeyStatus::Active, "active"),
+            (KeyStatus::Retiring, "retiring"),
+            (KeyStatus::Expired, "expired"),
+            (KeyStatus::NotYetValid, "not-yet-valid"),
+            (KeyStatus::Revoked, "revoked"),
+        ] {
+            assert_eq!(serde_json::to_string(&st).unwrap(), format!("\"{s}\""));
+            assert_eq!(st.to_string(), s);
+        }
+    }
 
     fn public() -> PublicKey {
         generate(KeySpec::Ed25519).unwrap().public_key()
@@ -368,7 +419,7 @@ mod tests {
         // The tombstone: listed, still revoked, with the first reason.
         let (l, _) = t.list(T + 5).unwrap();
         let e = listed(&l, &fp);
-        assert_eq!((e.state, e.file.as_deref()), ("revoked", None));
+        assert_eq!((e.state, e.file.as_deref()), (KeyStatus::Revoked, None));
         assert_eq!(e.revoked_reason.as_deref(), Some("leaked"));
         assert!(matches!(t.add(&k, "k", None, None), Err(Error::Usage(_))));
         // Dropped back in by hand: still revoked for a verifier.
@@ -436,7 +487,10 @@ mod tests {
         t.revoke(&keys[4].fingerprint(), T - 5, "r").unwrap();
         let (l, warnings) = t.list(T).unwrap();
         assert!(warnings.is_empty());
-        let states: Vec<(&str, &str)> = l.iter().map(|k| (k.name.as_str(), k.state)).collect();
+        let states: Vec<(&str, &str)> = l
+            .iter()
+            .map(|k| (k.name.as_str(), k.state.as_str()))
+            .collect();
         assert_eq!(
             states,
             [
@@ -454,8 +508,11 @@ mod tests {
         );
         // At the exact ends the window is still open.
         let (l, _) = t.list(T + 10).unwrap();
-        assert_eq!(listed(&l, &keys[1].fingerprint()).state, "retiring");
+        assert_eq!(
+            listed(&l, &keys[1].fingerprint()).state,
+            KeyStatus::Retiring
+        );
         let (l, _) = t.list(T + 11).unwrap();
-        assert_eq!(listed(&l, &keys[1].fingerprint()).state, "expired");
+        assert_eq!(listed(&l, &keys[1].fingerprint()).state, KeyStatus::Expired);
     }
 }

@@ -21,12 +21,12 @@ use crate::fsutil::{self, Replace};
 use crate::keys::{Fingerprint, KeySource, PublicKey};
 use crate::sign::Signer;
 use crate::sign::domain::{self, Domain, Message};
-use crate::text::fields::{FieldResult, Fields};
+use crate::text::fields::{FieldError, FieldResult, Fields};
 use crate::text::{check_comment, format_time};
 
 mod apply;
 
-pub use apply::{Applied, MAX_STATEMENTS, update, why_not_current};
+pub use apply::{Applied, Decision, MAX_STATEMENTS, update, why_not_current};
 
 /// First line of a key statement file.
 pub const HEADER: &str = "pkgsign-key-statement v2";
@@ -329,7 +329,7 @@ impl Statement {
                 path: path.to_path_buf(),
             });
         }
-        parse(&data).map_err(|(line, reason)| Error::SignatureMalformed {
+        parse(&data).map_err(|FieldError { line, reason }| Error::SignatureMalformed {
             path: path.to_path_buf(),
             line,
             reason,
@@ -338,13 +338,17 @@ impl Statement {
 }
 
 fn parse(data: &[u8]) -> FieldResult<Statement> {
-    let text = std::str::from_utf8(data).map_err(|_| (None, "not UTF-8 text".to_string()))?;
-    let body = text
-        .strip_suffix('\n')
-        .ok_or((None, "the file does not end with a newline".to_string()))?;
+    let text = std::str::from_utf8(data).map_err(|_| FieldError::new(None, "not UTF-8 text"))?;
+    let body = text.strip_suffix('\n').ok_or(FieldError::new(
+        None,
+        "the file does not end with a newline",
+    ))?;
     let mut f = Fields::new(body);
     if f.line("the header")?.1 != HEADER {
-        return Err((Some(1), format!("the first line must be {HEADER:?}")));
+        return Err(FieldError::new(
+            Some(1),
+            format!("the first line must be {HEADER:?}"),
+        ));
     }
     let (kn, kind) = f.next("kind")?;
     let (sn, seq) = f.next("sequence")?;
@@ -352,9 +356,9 @@ fn parse(data: &[u8]) -> FieldResult<Statement> {
         .parse::<u64>()
         .ok()
         .filter(|n| *n >= 1 && n.to_string() == seq)
-        .ok_or((
+        .ok_or(FieldError::new(
             Some(sn),
-            "sequence must be a whole number from 1".to_string(),
+            "sequence must be a whole number from 1",
         ))?;
     let subject = f.fingerprint("subject")?;
     let claim = match kind {
@@ -362,16 +366,16 @@ fn parse(data: &[u8]) -> FieldResult<Statement> {
             let (_, der) = f.base64("subject-key", MAX_BASE64)?;
             let subject_key =
                 crate::keys::encoding::public_key_from_spki_der(Path::new("subject-key"), &der)
-                    .map_err(|e| (None, e.to_string()))?;
+                    .map_err(|e| FieldError::new(None, e.to_string()))?;
             if subject_key.fingerprint() != subject {
-                return Err((
+                return Err(FieldError::new(
                     None,
-                    "subject-key does not match the subject fingerprint".into(),
+                    "subject-key does not match the subject fingerprint",
                 ));
             }
             let (nn, subject_name) = f.next("subject-name")?;
             crate::keys::generate::check_name(subject_name)
-                .map_err(|e| (Some(nn), e.to_string()))?;
+                .map_err(|e| FieldError::new(Some(nn), e.to_string()))?;
             let not_before = f.time("not-before")?;
             let not_after = f.optional_time("not-after")?;
             let signer_not_after = f.optional_time("signer-not-after")?;
@@ -386,13 +390,13 @@ fn parse(data: &[u8]) -> FieldResult<Statement> {
         "revoke" => {
             let revoked_at = f.time("revoked-at")?;
             let (n, reason) = f.next("reason")?;
-            check_comment(reason).map_err(|e| (Some(n), e))?;
+            check_comment(reason).map_err(|e| FieldError::new(Some(n), e))?;
             Claim::Revoke {
                 revoked_at,
                 reason: reason.to_string(),
             }
         }
-        _ => return Err((Some(kn), "kind must be endorse or revoke".into())),
+        _ => return Err(FieldError::new(Some(kn), "kind must be endorse or revoke")),
     };
     let issued_at = f.time("issued-at")?;
     let signer = f.fingerprint("signer")?;
@@ -404,7 +408,7 @@ fn parse(data: &[u8]) -> FieldResult<Statement> {
     let mut cosignatures = Vec::new();
     while let Some((n, v)) = f.optional("cosignature")? {
         if cosignatures.len() >= MAX_COSIGNATURES {
-            return Err((
+            return Err(FieldError::new(
                 Some(n),
                 format!("more than {MAX_COSIGNATURES} cosignatures"),
             ));
@@ -412,9 +416,9 @@ fn parse(data: &[u8]) -> FieldResult<Statement> {
         cosignatures.push(cosignature(n, v)?);
     }
     if f.has_more() {
-        return Err((
+        return Err(FieldError::new(
             Some(f.next_line_number()),
-            "unexpected data after the last field".into(),
+            "unexpected data after the last field",
         ));
     }
     let st = Statement {
@@ -431,21 +435,18 @@ fn parse(data: &[u8]) -> FieldResult<Statement> {
     // also refuses cosignatures out of order or twice).
     let sorted = st.cosignatures.windows(2).all(|w| w[0].0 < w[1].0);
     if !sorted || st.to_text() != text {
-        return Err((None, "not in canonical form".into()));
+        return Err(FieldError::new(None, "not in canonical form"));
     }
     Ok(st)
 }
 
 /// `FINGERPRINT BASE64`, the value of a `cosignature:` line.
 fn cosignature(n: usize, v: &str) -> FieldResult<(Fingerprint, Vec<u8>)> {
-    let bad = || {
-        (
-            Some(n),
-            "cosignature must be \"FINGERPRINT BASE64\"".to_string(),
-        )
-    };
+    let bad = || FieldError::new(Some(n), "cosignature must be \"FINGERPRINT BASE64\"");
     let (fp, sig) = v.split_once(' ').ok_or_else(bad)?;
-    let fp: Fingerprint = fp.parse().map_err(|e: String| (Some(n), e))?;
+    let fp: Fingerprint = fp
+        .parse()
+        .map_err(|e: crate::keys::FingerprintError| FieldError::new(Some(n), e.to_string()))?;
     match B64.decode(sig) {
         Ok(b) if b.len() <= MAX_BASE64 && B64.encode(&b) == sig => Ok((fp, b)),
         _ => Err(bad()),

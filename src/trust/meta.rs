@@ -295,7 +295,7 @@ impl Metadata {
 /// One entry of the file, checked and parsed; the error says what is wrong
 /// with it (the caller adds which entry).
 fn entry_state(e: &Entry) -> std::result::Result<KeyState, String> {
-    let fp: Fingerprint = e.fingerprint.parse()?;
+    let fp: Fingerprint = e.fingerprint.parse().map_err(|m| format!("{m}"))?;
     let time = |v: &Option<String>, field: &str| -> std::result::Result<Option<u64>, String> {
         v.as_deref()
             .map(|s| {

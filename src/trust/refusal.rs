@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::error::Code;
+
 /// Why a signature did not count. Each has a stable code of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -22,13 +24,13 @@ pub enum Refusal {
 
 impl Refusal {
     /// The contract's code.
-    pub fn code(self) -> &'static str {
+    pub fn code(self) -> Code {
         match self {
-            Refusal::SignatureInvalid => "SIGNATURE_INVALID",
-            Refusal::KeyNotTrusted => "KEY_NOT_TRUSTED",
-            Refusal::KeyExpired => "KEY_EXPIRED",
-            Refusal::KeyNotYetValid => "KEY_NOT_YET_VALID",
-            Refusal::KeyRevoked => "KEY_REVOKED",
+            Refusal::SignatureInvalid => Code::SignatureInvalid,
+            Refusal::KeyNotTrusted => Code::KeyNotTrusted,
+            Refusal::KeyExpired => Code::KeyExpired,
+            Refusal::KeyNotYetValid => Code::KeyNotYetValid,
+            Refusal::KeyRevoked => Code::KeyRevoked,
         }
     }
 

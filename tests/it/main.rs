@@ -23,6 +23,7 @@ mod checksum_cli;
 mod cli_sign_verify;
 mod lineage_attacks;
 mod manifest_cli;
+mod module_graph;
 mod openssl_interop;
 mod rotation_crash;
 mod rotation_scenario;

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::digest::{Digest, HashAlg};
-use crate::keys::Fingerprint;
+use crate::keys::{Fingerprint, SCHEME_ED25519, SCHEME_RSA_PSS_SHA256};
 use crate::text::is_displayable;
 
 fn p() -> &'static Path {

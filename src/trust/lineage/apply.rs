@@ -35,13 +35,52 @@ use crate::trust::{Standing, TrustStore, standing};
 /// Most statement files one `trust update` reads.
 pub const MAX_STATEMENTS: usize = 10_000;
 
+/// What `trust update` decided for one statement; its JSON spelling is the
+/// lower-case name (`applied`, `already`, `refused`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Decision {
+    /// The statement changed the directory.
+    Applied,
+    /// The directory already said what the statement says: nothing to do.
+    Already,
+    /// The statement was not applied (forged, unreadable, or not chained to
+    /// a key trusted now).
+    Refused,
+}
+
+impl Decision {
+    /// The JSON spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Applied => "applied",
+            Decision::Already => "already",
+            Decision::Refused => "refused",
+        }
+    }
+}
+
+impl std::fmt::Display for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Compares with the JSON spelling (`d == "applied"`).
+impl PartialEq<&str> for Decision {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// What `trust update` did with one statement.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Applied {
     /// The statement file.
     pub file: PathBuf,
-    /// `applied`, `already` (nothing to do) or `refused`.
-    pub outcome: &'static str,
+    /// What was decided.
+    pub outcome: Decision,
     /// One line.
     pub detail: String,
     /// The key the statement is about, when it could be read.
@@ -83,7 +122,7 @@ pub fn update(tdir: &mut TrustDir, from: &Path, now: u64) -> Result<Vec<Applied>
             }),
             Err(e) => results.push(Applied {
                 file,
-                outcome: "refused",
+                outcome: Decision::Refused,
                 detail: e.to_string(),
                 subject: None,
                 signer: None,
@@ -110,9 +149,9 @@ pub fn update(tdir: &mut TrustDir, from: &Path, now: u64) -> Result<Vec<Applied>
             let (outcome, detail) = match book.judge(&mut p)? {
                 Step::Applied(d) => {
                     progress = true;
-                    ("applied", d)
+                    (Decision::Applied, d)
                 }
-                Step::Already(d) => ("already", d),
+                Step::Already(d) => (Decision::Already, d),
                 Step::Wait(why) => {
                     p.why = why;
                     still.push(p);
@@ -129,7 +168,7 @@ pub fn update(tdir: &mut TrustDir, from: &Path, now: u64) -> Result<Vec<Applied>
         }
         if !progress || still.is_empty() {
             results.extend(still.into_iter().map(|p| Applied {
-                outcome: "refused",
+                outcome: Decision::Refused,
                 detail: p.why,
                 subject: Some(p.st.subject),
                 signer: Some(p.st.signer),

@@ -360,3 +360,15 @@ fn only_the_canonical_form_parses() {
     st.verify_with(a.public_key()).unwrap();
     assert!(st.cosignature_verifies(c.public_key()));
 }
+
+#[test]
+fn update_decision_json_keeps_the_trust_update_spelling() {
+    for (d, s) in [
+        (Decision::Applied, "applied"),
+        (Decision::Already, "already"),
+        (Decision::Refused, "refused"),
+    ] {
+        assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"{s}\""));
+        assert_eq!(d.to_string(), s);
+    }
+}

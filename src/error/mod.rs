@@ -1,14 +1,36 @@
-//! The one error type of the library.
+//! The error type of the library.
 //!
-//! Every variant names what failed, on which file or key, and the message ends
-//! with what the user can do about it. [`Error::code`] gives the stable
-//! upper-case code of the contract (used in `--json` output) and
-//! [`Error::exit_code`] the process exit code (1: verification refused,
-//! 2: could not run).
+//! Every variant names what failed, on which file or key, with the facts in
+//! fields. Messages name no command-line flag and no exit status: the
+//! `pkgsign` binary maps an error to its exit code and adds the "what to do
+//! next" hint of its command line (`src/cli/error.rs`), so that a service
+//! using the library gets messages about its own inputs. [`Error::code`]
+//! gives the stable upper-case [`Code`] of the contract.
 
 use std::path::{Path, PathBuf};
 
 use crate::sign::report::Report;
+
+mod code;
+pub use code::Code;
+
+/// Which key was missing (see [`Error::NoKeys`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NoKeys {
+    /// Signing was asked for with no key.
+    #[error("no signing key")]
+    ToSign,
+    /// Verification was asked for with no trusted key and no expected digest.
+    #[error("nothing to verify")]
+    ToVerify,
+    /// A signing-keys directory holds no key inside its validity window.
+    #[error("{}: no private key inside its validity window", .dir.display())]
+    InWindow {
+        /// The signing-keys directory.
+        dir: PathBuf,
+    },
+}
 
 /// Result alias used throughout the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -77,7 +99,7 @@ pub enum Error {
     },
 
     /// An RSA key is smaller than 2048 bits (or larger than 8192).
-    #[error("{}: RSA key of {bits} bits refused: pkgsign accepts 2048 to 8192 bits; generate a new key with `pkgsign keygen --algorithm rsa --bits 3072`", .path.display())]
+    #[error("{}: RSA key of {bits} bits refused: pkgsign accepts 2048 to 8192 bits", .path.display())]
     KeyTooWeak {
         /// The key file.
         path: PathBuf,
@@ -86,7 +108,7 @@ pub enum Error {
     },
 
     /// A private key file can be read or written by group or others.
-    #[error("{}: private key is accessible by group or others (mode {mode:04o}); run `chmod 600 {}` and keep it private", .path.display(), .path.display())]
+    #[error("{}: private key is accessible by group or others (mode {mode:04o})", .path.display())]
     KeyPermissions {
         /// The key file.
         path: PathBuf,
@@ -95,21 +117,21 @@ pub enum Error {
     },
 
     /// An encrypted key needs a passphrase and none was given.
-    #[error("{}: the private key is encrypted; give its passphrase with --passphrase-file FILE or the PKGSIGN_PASSPHRASE environment variable", .path.display())]
+    #[error("{}: the private key is encrypted and no passphrase was given", .path.display())]
     PassphraseRequired {
         /// The key file.
         path: PathBuf,
     },
 
     /// The passphrase did not decrypt the key.
-    #[error("{}: wrong passphrase, or the encrypted key is damaged; check --passphrase-file / PKGSIGN_PASSPHRASE", .path.display())]
+    #[error("{}: wrong passphrase, or the encrypted key is damaged", .path.display())]
     PassphraseWrong {
         /// The key file.
         path: PathBuf,
     },
 
     /// A file pkgsign would create already exists.
-    #[error("{}: already exists; pkgsign never overwrites a key silently: choose another --name or --output-dir, or pass --force to replace it", .path.display())]
+    #[error("{}: already exists", .path.display())]
     AlreadyExists {
         /// The existing file.
         path: PathBuf,
@@ -161,12 +183,6 @@ pub enum Error {
     #[error("{0}")]
     Refused(Box<Report>),
 
-    /// `trust update` refused some statements (forged, or not chained to a trusted key).
-    #[error(
-        "{0} key statement(s) refused: they are not signed by a key this directory trusts; check where they came from"
-    )]
-    StatementsRefused(usize),
-
     /// A key statement in the format of pkgsign 0.1 (no sequence number).
     #[error("{}: key statement format v1 (written by pkgsign 0.1) has no sequence number and is no longer applied; on the coordinator run `pkgsign key-rotate` to publish a statement in the current format, or trust the current key by hand with `pkgsign trust add TDIR KEY.pub` (see docs/rotation.md)", .path.display())]
     StatementOutdated {
@@ -181,22 +197,6 @@ pub enum Error {
         dir: PathBuf,
         /// The cap.
         limit: usize,
-    },
-
-    /// Some items of a command over many files failed; each was reported
-    /// on its own line.
-    #[error("{failed} of {total} {what} failed; see the lines above")]
-    ItemsFailed {
-        /// How many failed.
-        failed: usize,
-        /// How many there were.
-        total: usize,
-        /// What they are ("files", "packages").
-        what: &'static str,
-        /// The code to report.
-        code: &'static str,
-        /// The exit code (1 refused, 2 could not run).
-        exit: u8,
     },
 
     /// A checksum list holds lines that are not checksum entries, or no
@@ -214,7 +214,7 @@ pub enum Error {
 
     /// No key was available to sign with or to verify against.
     #[error("{0}")]
-    NoKeys(String),
+    NoKeys(NoKeys),
 
     /// The system clock is set before 1970: a signing time cannot be written.
     #[error(
@@ -227,7 +227,7 @@ pub enum Error {
 
     /// The audit log that was asked for cannot be opened or written. Before
     /// the command acted, nothing was done; after, `done` says what was.
-    #[error("{}: cannot write the audit log ({action}: {source}); {done}; fix the path or its permissions (the log must be a regular file, not a symlink, in an existing directory), or run without --audit-log and PKGSIGN_AUDIT_LOG", .path.display())]
+    #[error("{}: cannot write the audit log ({action}: {source}); {done}", .path.display())]
     AuditLogUnwritable {
         /// The audit log file.
         path: PathBuf,
@@ -243,7 +243,7 @@ pub enum Error {
     /// A key directory or a key or metadata file in it can be written by
     /// group or others: anyone who can write it can choose which keys are
     /// trusted or used (ssh's StrictModes refuses the same).
-    #[error("{}: {what} is writable by group or others (mode {mode:04o}){}, so another user could choose the keys pkgsign trusts or signs with; run `chmod go-w {}` (or pass --insecure-permissions to accept the risk)", .path.display(), others_suffix(.all.len()), shell_words(.all))]
+    #[error("{}: {what} is writable by group or others (mode {mode:04o}){}, so another user could choose the keys pkgsign trusts or signs with", .path.display(), others_suffix(.all.len()))]
     InsecurePermissions {
         /// The first offending directory or file.
         path: PathBuf,
@@ -269,7 +269,7 @@ pub enum Error {
 
     /// `key-rotate` found no current key of that name, and creating the
     /// first one was not asked for.
-    #[error("{}: no current key named {name:?} (keys here: {}); check --name for a typo, or pass --init to create the first key of {name:?}", .dir.display(), names_or_none(.existing))]
+    #[error("{}: no current key named {name:?} (keys here: {})", .dir.display(), names_or_none(.existing))]
     NoCurrentKey {
         /// The signing-keys directory.
         dir: PathBuf,
@@ -277,6 +277,15 @@ pub enum Error {
         name: String,
         /// The names of the current keys the directory holds.
         existing: Vec<String>,
+    },
+
+    /// Encoding a machine-readable file (JSON) failed.
+    #[error("{what} failed: {reason}")]
+    Encoding {
+        /// What was being encoded.
+        what: &'static str,
+        /// The encoder's message.
+        reason: String,
     },
 
     /// A cryptographic operation failed unexpectedly.
@@ -295,25 +304,6 @@ fn others_suffix(n: usize) -> String {
         2 => " and so is 1 other path".into(),
         n => format!(" and so are {} other paths", n - 1),
     }
-}
-
-/// Paths as shell words: single-quoted unless plainly safe.
-fn shell_words(paths: &[PathBuf]) -> String {
-    paths
-        .iter()
-        .map(|p| {
-            let s = p.display().to_string();
-            let plain = !s.is_empty()
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"/._-+:@,=".contains(&b));
-            if plain {
-                s
-            } else {
-                format!("'{}'", s.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn names_or_none(names: &[String]) -> String {
@@ -352,53 +342,36 @@ fn line_suffix(line: Option<usize>) -> String {
 
 impl Error {
     /// The stable upper-case code of the contract.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            Error::Usage(_) => "USAGE",
-            Error::FileNotFound { .. } => "FILE_NOT_FOUND",
-            Error::NotAFile { .. } => "NOT_A_FILE",
-            Error::TooLarge { .. } => "FILE_TOO_LARGE",
-            Error::Io { .. } => "IO_ERROR",
-            Error::KeyMalformed { .. } => "KEY_MALFORMED",
-            Error::KeyUnsupported { .. } => "KEY_UNSUPPORTED",
-            Error::KeyTooWeak { .. } => "KEY_TOO_WEAK",
-            Error::KeyPermissions { .. } => "KEY_PERMISSIONS",
-            Error::PassphraseRequired { .. } => "PASSPHRASE_REQUIRED",
-            Error::PassphraseWrong { .. } => "PASSPHRASE_WRONG",
-            Error::AlreadyExists { .. } => "ALREADY_EXISTS",
-            Error::SignatureMalformed { .. } => "SIGNATURE_MALFORMED",
-            Error::SignatureVersionUnsupported { .. } => "SIGNATURE_VERSION_UNSUPPORTED",
-            Error::ChecksumMismatch { .. } => "CHECKSUM_MISMATCH",
-            Error::Metadata { .. } => "METADATA_INVALID",
+            Error::Usage(_) => Code::Usage,
+            Error::FileNotFound { .. } => Code::FileNotFound,
+            Error::NotAFile { .. } => Code::NotAFile,
+            Error::TooLarge { .. } => Code::FileTooLarge,
+            Error::Io { .. } => Code::IoError,
+            Error::KeyMalformed { .. } => Code::KeyMalformed,
+            Error::KeyUnsupported { .. } => Code::KeyUnsupported,
+            Error::KeyTooWeak { .. } => Code::KeyTooWeak,
+            Error::KeyPermissions { .. } => Code::KeyPermissions,
+            Error::PassphraseRequired { .. } => Code::PassphraseRequired,
+            Error::PassphraseWrong { .. } => Code::PassphraseWrong,
+            Error::AlreadyExists { .. } => Code::AlreadyExists,
+            Error::SignatureMalformed { .. } => Code::SignatureMalformed,
+            Error::SignatureVersionUnsupported { .. } => Code::SignatureVersionUnsupported,
+            Error::ChecksumMismatch { .. } => Code::ChecksumMismatch,
+            Error::Metadata { .. } => Code::MetadataInvalid,
             Error::Refused(report) => report.code(),
-            Error::ManifestMalformed { .. } => "MANIFEST_MALFORMED",
-            Error::NoKeys(_) => "NO_KEYS",
-            Error::StatementsRefused(_) => "STATEMENT_REFUSED",
-            Error::StatementOutdated { .. } => "STATEMENT_OUTDATED",
-            Error::TooManyStatements { .. } => "TOO_MANY_STATEMENTS",
-            Error::ItemsFailed { code, .. } => code,
-            Error::Crypto { .. } => "CRYPTO_ERROR",
-            Error::ClockWrong { .. } => "CLOCK_WRONG",
-            Error::AuditLogUnwritable { .. } => "AUDIT_LOG_UNWRITABLE",
-            Error::InsecurePermissions { .. } => "KEY_PERMISSIONS",
-            Error::KeyOutsideDir { .. } => "KEY_OUTSIDE_DIR",
-            Error::NoCurrentKey { .. } => "KEY_NOT_FOUND",
-        }
-    }
-
-    /// The process exit code of the contract: 1 when a verification was
-    /// refused, 2 when the command could not run.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Error::ItemsFailed { exit, .. } => *exit,
-            Error::SignatureMalformed { .. }
-            | Error::SignatureVersionUnsupported { .. }
-            | Error::ChecksumMismatch { .. }
-            | Error::Refused(_)
-            | Error::ManifestMalformed { .. }
-            | Error::StatementsRefused(_)
-            | Error::StatementOutdated { .. } => 1,
-            _ => 2,
+            Error::ManifestMalformed { .. } => Code::ManifestMalformed,
+            Error::NoKeys(_) => Code::NoKeys,
+            Error::StatementOutdated { .. } => Code::StatementOutdated,
+            Error::TooManyStatements { .. } => Code::TooManyStatements,
+            Error::Crypto { .. } => Code::CryptoError,
+            Error::Encoding { .. } => Code::EncodingError,
+            Error::ClockWrong { .. } => Code::ClockWrong,
+            Error::AuditLogUnwritable { .. } => Code::AuditLogUnwritable,
+            Error::InsecurePermissions { .. } => Code::KeyPermissions,
+            Error::KeyOutsideDir { .. } => Code::KeyOutsideDir,
+            Error::NoCurrentKey { .. } => Code::KeyNotFound,
         }
     }
 

@@ -1,0 +1,201 @@
+//! The command line's errors: the library's errors plus those only a
+//! command line has (usage, several items failed), each mapped to the
+//! contract's exit status and `code`, and shown with what to do next in
+//! terms of this command line's flags (as rage's binary does over age).
+
+use std::fmt;
+use std::path::PathBuf;
+
+use pkgsign::error::{Code, Error, NoKeys};
+use pkgsign::sign::report::Report;
+
+/// Everything a subcommand can fail with.
+#[derive(Debug)]
+pub enum CliError {
+    /// A library error.
+    Lib(Error),
+    /// The command line was inconsistent.
+    Usage(String),
+    /// Neither `--public-key` nor a `--trusted-keys` directory gave a usable key.
+    NoTrustedKey,
+    /// Some items of a command over many files failed; each was reported
+    /// on its own line.
+    ItemsFailed {
+        /// How many failed.
+        failed: usize,
+        /// How many there were.
+        total: usize,
+        /// What they are ("files", "packages").
+        what: &'static str,
+        /// The code to report.
+        code: Code,
+        /// The exit code (1 refused, 2 could not run).
+        exit: u8,
+    },
+    /// `trust update` refused some statements (forged, or not chained to a
+    /// trusted key).
+    StatementsRefused(usize),
+}
+
+impl From<Error> for CliError {
+    fn from(e: Error) -> Self {
+        CliError::Lib(e)
+    }
+}
+
+impl CliError {
+    /// The stable upper-case code of the contract.
+    pub fn code(&self) -> Code {
+        match self {
+            CliError::Lib(e) => e.code(),
+            CliError::Usage(_) => Code::Usage,
+            CliError::NoTrustedKey => Code::NoKeys,
+            CliError::ItemsFailed { code, .. } => *code,
+            CliError::StatementsRefused(_) => Code::StatementRefused,
+        }
+    }
+
+    /// The process exit code of the contract: 1 when a verification was
+    /// refused, 2 when the command could not run.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Lib(e) => exit_code(e),
+            CliError::ItemsFailed { exit, .. } => *exit,
+            CliError::StatementsRefused(_) => 1,
+            CliError::Usage(_) | CliError::NoTrustedKey => 2,
+        }
+    }
+
+    /// The verification report, when a verification was refused.
+    pub fn report(&self) -> Option<&Report> {
+        match self {
+            CliError::Lib(Error::Refused(r)) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// The exit status of a library error: 1 when a verification was refused
+/// (a bad, malformed or unknown signature, a digest that differs, a refused
+/// statement), 2 when the command could not run.
+pub fn exit_code(e: &Error) -> u8 {
+    match e {
+        Error::SignatureMalformed { .. }
+        | Error::SignatureVersionUnsupported { .. }
+        | Error::ChecksumMismatch { .. }
+        | Error::Refused(_)
+        | Error::ManifestMalformed { .. }
+        | Error::StatementOutdated { .. } => 1,
+        _ => 2,
+    }
+}
+
+/// What to do next, in this command line's terms, appended to the
+/// library's message (with its separator), or "" when the message says it.
+fn hint(e: &Error) -> String {
+    match e {
+        Error::KeyPermissions { path, .. } => {
+            format!("; run `chmod 600 {}` and keep it private", path.display())
+        }
+        Error::PassphraseRequired { .. } => {
+            "; give its passphrase with --passphrase-file FILE or the PKGSIGN_PASSPHRASE environment variable".into()
+        }
+        Error::PassphraseWrong { .. } => "; check --passphrase-file / PKGSIGN_PASSPHRASE".into(),
+        Error::AlreadyExists { .. } => {
+            "; pkgsign never overwrites a key silently: choose another --name or --output-dir, or pass --force to replace it".into()
+        }
+        Error::KeyTooWeak { .. } => {
+            "; generate a new key with `pkgsign keygen --algorithm rsa --bits 3072`".into()
+        }
+        Error::AuditLogUnwritable { .. } => {
+            "; fix the path or its permissions (the log must be a regular file, not a symlink, in an existing directory), or run without --audit-log and PKGSIGN_AUDIT_LOG".into()
+        }
+        Error::InsecurePermissions { all, .. } => format!(
+            "; run `chmod go-w {}` (or pass --insecure-permissions to accept the risk)",
+            shell_words(all)
+        ),
+        Error::NoCurrentKey { name, .. } => format!(
+            "; check --name for a typo, or pass --init to create the first key of {name:?}"
+        ),
+        Error::NoKeys(NoKeys::ToSign) => ": give --private-key KEY or --keys-dir DIR".into(),
+        Error::NoKeys(NoKeys::ToVerify) => {
+            ": give --public-key, --trusted-keys or --checksum".into()
+        }
+        Error::NoKeys(NoKeys::InWindow { dir }) => format!(
+            "; create one with `pkgsign keygen --output-dir {}` or `pkgsign key-rotate --init`",
+            dir.display()
+        ),
+        Error::Refused(report) => refused_hint(report).into(),
+        _ => String::new(),
+    }
+}
+
+/// What to do about a refused verification, by its code.
+fn refused_hint(report: &Report) -> &'static str {
+    match report.code() {
+        // The report's message already says what to do.
+        Code::ThresholdNotMet => "",
+        Code::KeyNotTrusted => {
+            "; if you trust the signer, add its .pub with --public-key or to the trusted-keys directory"
+        }
+        Code::KeyExpired | Code::KeyNotYetValid => {
+            "; ask the publisher for a package signed by a currently valid key"
+        }
+        Code::KeyRevoked => "; the key was revoked: do not install this package",
+        _ => "; do not install this package; fetch it and its .sig again from the publisher",
+    }
+}
+
+/// A refused verification's message with what to do next.
+pub fn refused_message(report: &Report) -> String {
+    format!("{report}{}", refused_hint(report))
+}
+
+/// A library error's message with what to do next: what `error:` prints.
+pub fn message(e: &Error) -> String {
+    format!("{e}{}", hint(e))
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Lib(e) => f.write_str(&message(e)),
+            CliError::Usage(m) => f.write_str(m),
+            CliError::NoTrustedKey => f.write_str(
+                "no usable trusted key: give --public-key PUB or a --trusted-keys DIR holding .pub files",
+            ),
+            CliError::ItemsFailed {
+                failed,
+                total,
+                what,
+                ..
+            } => write!(f, "{failed} of {total} {what} failed; see the lines above"),
+            CliError::StatementsRefused(n) => write!(
+                f,
+                "{n} key statement(s) refused: they are not signed by a key this directory trusts; check where they came from"
+            ),
+        }
+    }
+}
+
+/// Paths as shell words: single-quoted unless plainly safe.
+fn shell_words(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| {
+            let s = p.display().to_string();
+            let plain = !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/._-+:@,=".contains(&b));
+            if plain {
+                s
+            } else {
+                format!("'{}'", s.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests;

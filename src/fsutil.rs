@@ -274,11 +274,11 @@ pub fn write_atomic_batch(dir: &Path, files: &[(PathBuf, String)], mode: u32) ->
     let mut temps = Vec::with_capacity(files.len());
     for (dest, contents) in files {
         if parent_dir(dest) != dir {
-            return Err(Error::Usage(format!(
-                "{}: not in {}",
-                dest.display(),
-                dir.display()
-            )));
+            return Err(crate::error::Invalid::NotInDir {
+                path: dest.clone(),
+                dir: dir.to_path_buf(),
+            }
+            .into());
         }
         temps.push((write_temp(dir, contents.as_bytes(), mode)?, dest));
     }

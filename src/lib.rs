@@ -8,20 +8,23 @@
 //! - [`digest`]: hash algorithms, `ALGO:HEX` values, one-pass streaming and
 //!   the digest cache;
 //! - [`text`]: the time and comment rules of every signed text file;
-//! - [`sign`]: the signature file formats, the one place that hashes
-//!   packages and makes or checks signatures, and the proof of a verification;
+//! - [`sign`]: signature domains, the one [`sign::Signer`] (it checks every
+//!   signature it makes), the signature file formats, signing packages, and
+//!   the report and proof values of a verification;
 //! - [`trust`]: the trusted keys and each trust decision, the metadata files,
 //!   changing a trusted-keys directory, key lineage statements, and the
 //!   StrictModes checks of key directories;
+//! - [`verify`]: the one [`verify::Verifier`], and verifying a package
+//!   against a trust store into a typed proof;
 //! - [`rotate`]: a coordinator's signing-keys directory and crash-safe rotation;
 //! - [`release`]: checksum lists and signed manifests;
-//! - [`error`]: the error type, its stable codes and exit codes;
+//! - [`error`]: the error type and the contract's stable codes;
 //! - [`fsutil`]: bounded reads, atomic writes and directory locks;
 //! - [`audit`]: the JSON-lines audit log.
 //!
 //! ```
-//! use pkgsign::{keys, sign::signer, trust::TrustStore};
-//! # fn main() -> Result<(), pkgsign::Error> {
+//! use pkgsign::{keys, sign::signer, trust::TrustStore, verify};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let dir = tempfile::tempdir().unwrap();
 //! let pkg = dir.path().join("app.tar.gz");
 //! std::fs::write(&pkg, b"release bytes").unwrap();
@@ -34,7 +37,7 @@
 //! std::fs::write(&pubfile, keys::encoding::public_key_to_pem(keys::KeySource::public_key(&key))?).unwrap();
 //! let mut trust = TrustStore::new();
 //! trust.add_file(&pubfile)?;
-//! let proof = signer::verify_package(&pkg, Some(&sig), &trust, &signer::VerifyOptions::default())?;
+//! let proof = verify::verify_package(&pkg, Some(&sig), &trust, &verify::VerifyOptions::default())?;
 //! assert_eq!(proof.signers().count(), 1);
 //! # Ok(()) }
 //! ```
@@ -51,5 +54,6 @@ pub mod rotate;
 pub mod sign;
 pub mod text;
 pub mod trust;
+pub mod verify;
 
 pub use error::{Error, Result};

@@ -6,14 +6,17 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use pkgsign::error::{Code, Error, NoKeys};
+use pkgsign::error::{Code, Error, Invalid, KeyDirKind, NoKeys};
 use pkgsign::sign::report::Report;
+use pkgsign::verify::VerifyError;
 
 /// Everything a subcommand can fail with.
 #[derive(Debug)]
 pub enum CliError {
     /// A library error.
     Lib(Error),
+    /// A verification was refused; the report says why, per signature.
+    Refused(Box<Report>),
     /// The command line was inconsistent.
     Usage(String),
     /// Neither `--public-key` nor a `--trusted-keys` directory gave a usable key.
@@ -43,11 +46,21 @@ impl From<Error> for CliError {
     }
 }
 
+impl From<VerifyError> for CliError {
+    fn from(e: VerifyError) -> Self {
+        match e {
+            VerifyError::Refused(r) => CliError::Refused(r),
+            VerifyError::Failed(e) => CliError::Lib(e),
+        }
+    }
+}
+
 impl CliError {
     /// The stable upper-case code of the contract.
     pub fn code(&self) -> Code {
         match self {
             CliError::Lib(e) => e.code(),
+            CliError::Refused(r) => r.code(),
             CliError::Usage(_) => Code::Usage,
             CliError::NoTrustedKey => Code::NoKeys,
             CliError::ItemsFailed { code, .. } => *code,
@@ -61,7 +74,7 @@ impl CliError {
         match self {
             CliError::Lib(e) => exit_code(e),
             CliError::ItemsFailed { exit, .. } => *exit,
-            CliError::StatementsRefused(_) => 1,
+            CliError::Refused(_) | CliError::StatementsRefused(_) => 1,
             CliError::Usage(_) | CliError::NoTrustedKey => 2,
         }
     }
@@ -69,7 +82,7 @@ impl CliError {
     /// The verification report, when a verification was refused.
     pub fn report(&self) -> Option<&Report> {
         match self {
-            CliError::Lib(Error::Refused(r)) => Some(r),
+            CliError::Refused(r) => Some(r),
             _ => None,
         }
     }
@@ -83,7 +96,6 @@ pub fn exit_code(e: &Error) -> u8 {
         Error::SignatureMalformed { .. }
         | Error::SignatureVersionUnsupported { .. }
         | Error::ChecksumMismatch { .. }
-        | Error::Refused(_)
         | Error::ManifestMalformed { .. }
         | Error::StatementOutdated { .. } => 1,
         _ => 2,
@@ -103,6 +115,9 @@ fn hint(e: &Error) -> String {
         Error::PassphraseWrong { .. } => "; check --passphrase-file / PKGSIGN_PASSPHRASE".into(),
         Error::AlreadyExists { .. } => {
             "; pkgsign never overwrites a key silently: choose another --name or --output-dir, or pass --force to replace it".into()
+        }
+        Error::SignatureMalformed { .. } => {
+            "; re-create it with `pkgsign sign-package`, or fetch it again".into()
         }
         Error::KeyTooWeak { .. } => {
             "; generate a new key with `pkgsign keygen --algorithm rsa --bits 3072`".into()
@@ -125,7 +140,6 @@ fn hint(e: &Error) -> String {
             "; create one with `pkgsign keygen --output-dir {}` or `pkgsign key-rotate --init`",
             dir.display()
         ),
-        Error::Refused(report) => refused_hint(report).into(),
         _ => String::new(),
     }
 }
@@ -153,13 +167,76 @@ pub fn refused_message(report: &Report) -> String {
 
 /// A library error's message with what to do next: what `error:` prints.
 pub fn message(e: &Error) -> String {
-    format!("{e}{}", hint(e))
+    match e {
+        Error::Invalid(i) => invalid_message(i),
+        _ => format!("{e}{}", hint(e)),
+    }
+}
+
+/// An invalid request, said in terms of this command line's flags (the
+/// library says it in terms of the facts).
+fn invalid_message(i: &Invalid) -> String {
+    match i {
+        Invalid::OutputIsPackage { output } => format!(
+            "--output {} is the package itself; the signature would replace it: write it elsewhere",
+            output.display()
+        ),
+        Invalid::HashNotForSignatures { alg } => {
+            format!("--hash {alg}: not accepted for signatures")
+        }
+        Invalid::Comment { reason } => format!("--comment: {reason}"),
+        Invalid::Reason { reason } => format!("--reason: {reason}"),
+        Invalid::RawNeedsOneKey => {
+            "--format raw holds exactly one signature: give one --private-key".into()
+        }
+        Invalid::RawFixedHash => {
+            "--format raw always uses SHA-256 (RSA) or pure Ed25519; drop --hash".into()
+        }
+        Invalid::RawNoComment => {
+            "--format raw cannot carry a comment; use the pkgsign format".into()
+        }
+        Invalid::NotAKeyDir {
+            path,
+            kind: KeyDirKind::SigningKeys,
+        } => format!(
+            "{}: --keys-dir needs a directory of .pem private keys",
+            path.display()
+        ),
+        Invalid::NotAKeyDir { path, .. } => format!(
+            "{}: --trusted-keys needs a directory of .pub files",
+            path.display()
+        ),
+        Invalid::StatementSignerRefused { why, dir } => format!(
+            "--sign-with key {why} in {}; workers would refuse its statement: sign with the current key of its lineage",
+            dir.display()
+        ),
+        Invalid::WindowReversed => "--not-after is before --not-before".into(),
+        Invalid::ThresholdZero => "--threshold must be at least 1".into(),
+        Invalid::KeyNotInDir { key, dir } => format!(
+            "key {key} is not in {}; see `pkgsign trust list {}`",
+            dir.display(),
+            dir.display()
+        ),
+        Invalid::EmptyPassphrase => {
+            "the passphrase is empty; put a non-empty passphrase in the file or PKGSIGN_PASSPHRASE"
+                .into()
+        }
+        Invalid::RsaBits { bits } => {
+            format!("--bits {bits}: pkgsign generates RSA keys of 2048, 3072 or 4096 bits")
+        }
+        Invalid::KeyName { name } => format!(
+            "--name {name:?}: a key name uses letters, digits and - _ . @ + only, does not start with a dot, and has at most 128 characters"
+        ),
+        // The library's text names no flag: the command line says the same.
+        other => other.to_string(),
+    }
 }
 
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CliError::Lib(e) => f.write_str(&message(e)),
+            CliError::Refused(r) => f.write_str(&refused_message(r)),
             CliError::Usage(m) => f.write_str(m),
             CliError::NoTrustedKey => f.write_str(
                 "no usable trusted key: give --public-key PUB or a --trusted-keys DIR holding .pub files",

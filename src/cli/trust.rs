@@ -299,6 +299,9 @@ pub fn run(args: Args) -> Result<(), CliError> {
             let mut t = TrustDir::open(&tdir)?;
             if let Some(n) = n {
                 let before = t.meta().threshold().unwrap_or(1);
+                if n == 0 {
+                    return Err(CliError::Usage("the threshold must be at least 1".into()));
+                }
                 t.set_threshold(n)?;
                 audit(
                     log.as_ref(),

@@ -4,10 +4,10 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use pkgsign::audit::{AuditEvent, Event};
-use pkgsign::error::{Code, Error};
 use pkgsign::digest::cache::Cache;
+use pkgsign::error::{Code, Error};
 use pkgsign::release::manifest::{FileResult, Options, SignedList};
-use pkgsign::sign::signer::VerifyOptions;
+use pkgsign::verify::VerifyOptions;
 use serde_json::json;
 
 use super::common::{AuditArgs, PermArgs, audit, load_trust};
@@ -94,13 +94,13 @@ pub fn run(args: Args) -> Result<(), CliError> {
         },
     };
     // A refusal that cannot be logged is reported as that failure instead.
-    let refused = |e: &Error| -> Result<(), Error> {
+    let refused = |e: &CliError| -> Result<(), Error> {
         audit(
             log.as_ref(),
             Event::new(AuditEvent::SignatureVerificationFailure)
                 .with("package", shown(&args.list))
                 .with("code", e.code())
-                .with("reason", message(e)),
+                .with("reason", e.to_string()),
         )
         .map_err(|a| {
             a.audit_done(format!(
@@ -120,22 +120,23 @@ pub fn run(args: Args) -> Result<(), CliError> {
             s
         }
         Err(e) => {
+            let e = CliError::from(e);
             refused(&e)?;
             if args.json
-                && let Error::ManifestMalformed { lines, count, .. } = &e
+                && let CliError::Lib(Error::ManifestMalformed { lines, count, .. }) = &e
             {
                 print_json(&json!({
                     "ok": false,
                     "verified": false,
                     "code": e.code(),
-                    "error": one_line(&message(&e)),
+                    "error": one_line(&e.to_string()),
                     "list": shown(&args.list),
                     "malformed_lines": lines,
                     "malformed_count": count,
                 }));
                 json_printed();
             }
-            return Err(e.into());
+            return Err(e);
         }
     };
     // Results are written as they come, in list order: nothing but a
@@ -180,9 +181,10 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let (verified, summary) = match result {
         Ok(v) => v,
         Err(e) => {
+            let e = CliError::from(e);
             if args.json {
                 // Close the object begun above: still exactly one.
-                let tail = json!({"code": e.code(), "error": one_line(&message(&e))});
+                let tail = json!({"code": e.code(), "error": one_line(&e.to_string())});
                 let _ = writeln!(
                     out,
                     "],\"ok\":false,\"verified\":false,\"code\":{},\"error\":{}}}",
@@ -192,7 +194,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
             }
             let _ = out.flush();
             refused(&e)?;
-            return Err(e.into());
+            return Err(e);
         }
     };
     if let Some(c) = &cache

@@ -3,19 +3,19 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use pkgsign::digest::cache::Cache;
+use pkgsign::digest::cache::{Cache, CacheUse, Skip};
 use rayon::prelude::*;
 
 use pkgsign::audit::{AuditEvent, AuditLog, Event};
 use pkgsign::digest::Digest;
 use pkgsign::error::{Code, Error};
 use pkgsign::sign::report::{ChecksumMatched, Report, Verified};
-use pkgsign::sign::signer::{self, VerifyOptions};
 use pkgsign::trust::TrustStore;
+use pkgsign::verify::{self, VerifyOptions};
 use serde_json::{Value, json};
 
 use super::common::{AuditArgs, PermArgs, audit, load_trust};
-use super::error::{CliError, exit_code, message, refused_message};
+use super::error::{CliError, message};
 use super::{print_json, shown};
 
 #[derive(Debug, clap::Args)]
@@ -152,11 +152,12 @@ pub fn run(args: Args) -> Result<(), CliError> {
         };
         // With a key: a proof of who signed. Without: the digest alone.
         let result = match (&signature, &opts.checksum) {
-            (None, Some(expected)) => {
-                signer::verify_checksum(package, expected, &opts).map(Outcome::Checksum)
-            }
-            _ => signer::verify_package(package, signature.as_deref(), &trust, &opts)
-                .map(Outcome::Signed),
+            (None, Some(expected)) => verify::verify_checksum(package, expected, &opts)
+                .map(Outcome::Checksum)
+                .map_err(CliError::from),
+            _ => verify::verify_package(package, signature.as_deref(), &trust, &opts)
+                .map(Outcome::Signed)
+                .map_err(CliError::from),
         };
         if let Ok(Outcome::Signed(v)) = &result {
             warn_uncounted(package, v.report());
@@ -177,7 +178,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
         })?;
         result
     };
-    let results: Vec<Result<Outcome, Error>> = if several {
+    let results: Vec<Result<Outcome, CliError>> = if several {
         let mut pool = rayon::ThreadPoolBuilder::new();
         if let Some(n) = args.jobs {
             pool = pool.num_threads(n.max(1));
@@ -208,9 +209,9 @@ pub fn run(args: Args) -> Result<(), CliError> {
         // One package: say whether the cache was used for it, and if not, why.
         if !several {
             stats["status"] = json!(match (hits, skipped) {
-                (1.., _) => "hit",
-                (_, 1..) => pkgsign::digest::cache::Skip::WritableByOthers.as_str(),
-                _ => "miss",
+                (1.., _) => CacheUse::Hit,
+                (_, 1..) => CacheUse::Skipped(Skip::WritableByOthers),
+                _ => CacheUse::Miss,
             });
         }
         stats
@@ -241,20 +242,20 @@ pub fn run(args: Args) -> Result<(), CliError> {
             }
             Err(e) => {
                 failed += 1;
-                worst = worst.max(exit_code(e));
+                worst = worst.max(e.exit_code());
                 first_code.get_or_insert(e.code());
                 if args.json {
                     let mut obj = json!({"package": shown(package), "verified": false,
-                        "code": e.code(), "error": super::one_line(&message(e))});
-                    if let Error::Refused(r) = e {
-                        merge(&mut obj, r.as_ref());
+                        "code": e.code(), "error": super::one_line(&e.to_string())});
+                    if let Some(r) = e.report() {
+                        merge(&mut obj, r);
                     }
                     entries.push(obj);
                 } else {
                     println!(
                         "FAILED {}: {}",
                         shown(package),
-                        super::one_line(&message(e))
+                        super::one_line(&e.to_string())
                     );
                 }
             }
@@ -345,7 +346,7 @@ pub(super) fn warn_uncounted(package: &Path, report: &Report) {
 fn audit_verification(
     log: Option<&AuditLog>,
     package: &Path,
-    result: &Result<Outcome, Error>,
+    result: &Result<Outcome, CliError>,
 ) -> Result<(), Error> {
     if log.is_none() {
         return Ok(());
@@ -381,7 +382,7 @@ fn audit_verification(
                 )?;
             }
         }
-        Err(Error::Refused(r)) => {
+        Err(CliError::Refused(r)) => {
             for s in &r.signatures {
                 let event = if s.is_valid() {
                     AuditEvent::SignatureVerificationSuccess
@@ -402,7 +403,7 @@ fn audit_verification(
                     log,
                     base(AuditEvent::SignatureVerificationFailure, Some(r))
                         .with("code", r.code())
-                        .with("reason", refused_message(r)),
+                        .with("reason", super::error::refused_message(r)),
                 )?;
             }
         }
@@ -410,7 +411,7 @@ fn audit_verification(
             log,
             base(AuditEvent::SignatureVerificationFailure, None)
                 .with("code", e.code())
-                .with("reason", message(e)),
+                .with("reason", e.to_string()),
         )?,
     }
     Ok(())

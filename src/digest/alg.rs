@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Invalid, Result};
 
 /// A hash algorithm pkgsign knows: the one registry used everywhere
 /// (`checksum`, `--checksum`, `--hash`, manifests, signatures).
@@ -139,10 +139,10 @@ impl FromStr for HashAlg {
             .copied()
             .find(|a| a.name() == s)
             .ok_or_else(|| {
-                Error::Usage(format!(
-                    "unknown hash algorithm {s:?}; supported: {}",
-                    HashAlg::supported_list()
-                ))
+                Error::from(Invalid::UnknownHashAlg {
+                    name: s.to_string(),
+                    supported: HashAlg::supported_list(),
+                })
             })
     }
 }

@@ -120,6 +120,34 @@ impl Skip {
     }
 }
 
+/// How the cache served one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheUse {
+    /// The digest came from the cache.
+    Hit,
+    /// The file was hashed (and its digest remembered).
+    Miss,
+    /// The cache was not used for it, and why.
+    Skipped(Skip),
+}
+
+impl CacheUse {
+    /// How `--json` says it: `hit`, `miss`, `skipped: writable by others`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheUse::Hit => "hit",
+            CacheUse::Miss => "miss",
+            CacheUse::Skipped(s) => s.as_str(),
+        }
+    }
+}
+
+impl serde::Serialize for CacheUse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// Whether the cache may vouch for the file whose metadata is `m`: owned by
 /// the caller (effective uid) or by root, with no group or other write bit.
 /// A rename over the file needs no write permission on it, but gives

@@ -6,7 +6,7 @@ use std::fmt;
 use subtle::ConstantTimeEq;
 
 use super::HashAlg;
-use crate::error::{Error, Result};
+use crate::error::{Invalid, Result};
 /// A digest value together with its algorithm.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Digest {
@@ -49,20 +49,22 @@ impl Digest {
             Some((a, h)) => (a.parse::<HashAlg>()?, h),
             None if bare_means_sha256 => (HashAlg::Sha256, s),
             None => {
-                return Err(Error::Usage(format!(
+                return Err(Invalid::MalformedDigest(format!(
                     "malformed digest {s:?}: expected ALGO:HEX, for example sha256:<64 hex digits>"
-                )));
+                ))
+                .into());
             }
         };
         if hex_part.len() != alg.len() * 2 || !hex_part.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::Usage(format!(
+            return Err(Invalid::MalformedDigest(format!(
                 "malformed {} digest: expected exactly {} hex digits, got {:?}",
                 alg,
                 alg.len() * 2,
                 truncate_for_display(hex_part)
-            )));
+            ))
+            .into());
         }
-        let bytes = hex::decode(hex_part).map_err(|e| Error::Usage(e.to_string()))?;
+        let bytes = hex::decode(hex_part).map_err(|e| Invalid::MalformedDigest(e.to_string()))?;
         Ok(Digest { alg, bytes })
     }
 }

@@ -9,10 +9,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::sign::report::Report;
-
 mod code;
+mod invalid;
 pub use code::Code;
+pub use invalid::{Invalid, KeyDirKind};
 
 /// Which key was missing (see [`Error::NoKeys`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,9 +39,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The command line was inconsistent.
+    /// What was asked does not make sense (code `USAGE`).
     #[error("{0}")]
-    Usage(String),
+    Invalid(#[from] Invalid),
 
     /// A file that must exist does not.
     #[error("{}: no such file; check the path", .path.display())]
@@ -138,7 +138,7 @@ pub enum Error {
     },
 
     /// A signature file could not be parsed.
-    #[error("{}: malformed signature file{}: {reason}; re-create it with `pkgsign sign-package`, or fetch it again", .path.display(), line_suffix(*.line))]
+    #[error("{}: malformed signature file{}: {reason}", .path.display(), line_suffix(*.line))]
     SignatureMalformed {
         /// The signature file.
         path: PathBuf,
@@ -179,10 +179,6 @@ pub enum Error {
         reason: String,
     },
 
-    /// A verification was refused; the report says why, per signature.
-    #[error("{0}")]
-    Refused(Box<Report>),
-
     /// A key statement in the format of pkgsign 0.1 (no sequence number).
     #[error("{}: key statement format v1 (written by pkgsign 0.1) has no sequence number and is no longer applied; on the coordinator run `pkgsign key-rotate` to publish a statement in the current format, or trust the current key by hand with `pkgsign trust add TDIR KEY.pub` (see docs/rotation.md)", .path.display())]
     StatementOutdated {
@@ -205,8 +201,8 @@ pub enum Error {
     ManifestMalformed {
         /// The list.
         path: PathBuf,
-        /// The first malformed lines (1-based), at most
-        /// [`crate::release::manifest::MALFORMED_SHOWN`].
+        /// The first malformed lines (1-based), as many as the list reader
+        /// keeps (the `release::manifest` module says how many).
         lines: Vec<usize>,
         /// How many lines are malformed (0: the list names no file).
         count: usize,
@@ -344,7 +340,7 @@ impl Error {
     /// The stable upper-case code of the contract.
     pub fn code(&self) -> Code {
         match self {
-            Error::Usage(_) => Code::Usage,
+            Error::Invalid(_) => Code::Usage,
             Error::FileNotFound { .. } => Code::FileNotFound,
             Error::NotAFile { .. } => Code::NotAFile,
             Error::TooLarge { .. } => Code::FileTooLarge,
@@ -360,7 +356,6 @@ impl Error {
             Error::SignatureVersionUnsupported { .. } => Code::SignatureVersionUnsupported,
             Error::ChecksumMismatch { .. } => Code::ChecksumMismatch,
             Error::Metadata { .. } => Code::MetadataInvalid,
-            Error::Refused(report) => report.code(),
             Error::ManifestMalformed { .. } => Code::ManifestMalformed,
             Error::NoKeys(_) => Code::NoKeys,
             Error::StatementOutdated { .. } => Code::StatementOutdated,

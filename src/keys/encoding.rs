@@ -51,10 +51,7 @@ impl Passphrase {
     pub fn new(bytes: Vec<u8>) -> Result<Self> {
         let bytes = Zeroizing::new(bytes);
         if bytes.is_empty() {
-            return Err(Error::Usage(
-                "the passphrase is empty; put a non-empty passphrase in the file or PKGSIGN_PASSPHRASE"
-                    .into(),
-            ));
+            return Err(crate::error::Invalid::EmptyPassphrase.into());
         }
         Ok(Passphrase(bytes))
     }

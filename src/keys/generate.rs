@@ -6,7 +6,7 @@ use rand_core::UnwrapErr;
 
 use super::encoding::{Passphrase, private_key_to_pem, public_key_to_pem};
 use super::{PrivateKey, PublicKey};
-use crate::error::{Error, Result};
+use crate::error::{Error, Invalid, Result};
 use crate::fsutil::{self, Replace};
 
 /// What kind of key to generate.
@@ -30,9 +30,7 @@ pub fn generate(spec: KeySpec) -> Result<PrivateKey> {
         ))),
         KeySpec::Rsa { bits } => {
             if ![2048, 3072, 4096].contains(&bits) {
-                return Err(Error::Usage(format!(
-                    "--bits {bits}: pkgsign generates RSA keys of 2048, 3072 or 4096 bits"
-                )));
+                return Err(Invalid::RsaBits { bits }.into());
             }
             let key = rsa::PrivateKey::new(&mut rng, bits).map_err(|e| Error::Crypto {
                 what: "RSA key generation",
@@ -131,8 +129,9 @@ pub fn check_name(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::Usage(format!(
-            "--name {name:?}: a key name uses letters, digits and - _ . @ + only, does not start with a dot, and has at most 128 characters"
-        )))
+        Err(Invalid::KeyName {
+            name: name.to_string(),
+        }
+        .into())
     }
 }

@@ -13,14 +13,14 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::digest::cache::Cache;
+use crate::digest::cache::{Cache, CacheUse};
 use crate::digest::{self, Digest, HashAlg};
 use crate::error::{Code, Error, Result};
 use crate::fsutil;
 use crate::release::checksum;
 use crate::sign::report::Verified;
-use crate::sign::signer::{self, VerifyOptions};
 use crate::trust::TrustStore;
+use crate::verify::{self, VerifyError, VerifyOptions};
 
 /// Largest checksum list accepted, checked from the open file's size
 /// before any byte of it is read.
@@ -57,7 +57,7 @@ pub struct FileResult {
     /// With a cache: `hit`, `miss`, or why it was not used for this file
     /// (`skipped: writable by others`, see [`crate::digest::cache::cacheable`]).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cache: Option<&'static str>,
+    pub cache: Option<CacheUse>,
 }
 
 /// Everything `verify-manifest` found (see [`verify_manifest`]).
@@ -106,7 +106,7 @@ pub fn verify_manifest(
     signature: &Path,
     trust: &TrustStore,
     opts: &Options<'_>,
-) -> Result<(Verified, ManifestReport)> {
+) -> Result<(Verified, ManifestReport), VerifyError> {
     let signed = SignedList::open(list, signature, trust, opts)?;
     let mut files = Vec::new();
     let (verified, summary) = signed.check_files(opts, |r| {
@@ -332,7 +332,7 @@ impl SignedList {
         signature: &Path,
         trust: &TrustStore,
         opts: &Options<'_>,
-    ) -> Result<SignedList> {
+    ) -> Result<SignedList, VerifyError> {
         let file = fsutil::open_regular(list)?;
         let size = file
             .metadata()
@@ -343,7 +343,8 @@ impl SignedList {
                 path: list.to_path_buf(),
                 what: "checksum list",
                 limit: LIST_LIMIT,
-            });
+            }
+            .into());
         }
         // Hash the list once, from this descriptor: the digest the
         // signature is checked against is the digest of the very bytes
@@ -377,9 +378,9 @@ impl SignedList {
                 lines.finish(&mut on_line);
                 Ok(())
             };
-            signer::verify_content(
+            verify::verify_content(
                 list,
-                signer::Content::Stream(&mut stream),
+                verify::Content::Stream(&mut stream),
                 signature,
                 trust,
                 &opts.verify,
@@ -388,14 +389,15 @@ impl SignedList {
         // The signatures verified over the digest of what was read: it was
         // read (and parsed) exactly once.
         if !read {
-            return Err(changed(list));
+            return Err(changed(list).into());
         }
         if malformed > 0 || entries == 0 {
             return Err(Error::ManifestMalformed {
                 path: list.to_path_buf(),
                 lines: shown,
                 count: malformed,
-            });
+            }
+            .into());
         }
         Ok(SignedList {
             verified,
@@ -612,8 +614,8 @@ fn check_one(
         Ok(m) if m.is_file() => {
             if cache.is_some() {
                 r.cache = Some(match crate::digest::cache::cacheable(&m) {
-                    Ok(()) => "miss",
-                    Err(skip) => skip.as_str(),
+                    Ok(()) => CacheUse::Miss,
+                    Err(skip) => CacheUse::Skipped(skip),
                 });
             }
         }
@@ -643,7 +645,7 @@ fn check_one(
     };
     r.cached = cached;
     if cached {
-        r.cache = Some("hit");
+        r.cache = Some(CacheUse::Hit);
     }
     if !d.ct_eq(&e.expected) {
         return fail(

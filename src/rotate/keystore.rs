@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Invalid, KeyDirKind, Result};
 use crate::fsutil;
 use crate::keys::{KeySource, LocalKey, Passphrase, encoding};
 use crate::text::format_time;
@@ -15,10 +15,11 @@ use crate::trust::meta::{KEYS_FILE, Metadata};
 pub fn pem_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, "reading", e))?;
     if !meta.is_dir() {
-        return Err(Error::Usage(format!(
-            "{}: --keys-dir needs a directory of .pem private keys",
-            dir.display()
-        )));
+        return Err(Invalid::NotAKeyDir {
+            path: dir.to_path_buf(),
+            kind: KeyDirKind::SigningKeys,
+        }
+        .into());
     }
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, "listing", e))?
@@ -52,10 +53,11 @@ pub fn active_keys(
     if !dir.is_dir() {
         return Err(match std::fs::metadata(dir) {
             Err(e) => Error::io(dir, "reading", e),
-            Ok(_) => Error::Usage(format!(
-                "{}: --keys-dir needs a directory of .pem private keys",
-                dir.display()
-            )),
+            Ok(_) => Invalid::NotAKeyDir {
+                path: dir.to_path_buf(),
+                kind: KeyDirKind::SigningKeys,
+            }
+            .into(),
         });
     }
     // StrictModes: refuse a directory (or key file) others may write.

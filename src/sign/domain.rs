@@ -197,4 +197,4 @@ pub fn verify_raw_stream(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

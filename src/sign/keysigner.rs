@@ -7,7 +7,7 @@
 //! broken token, an RSA computation fault) yields an error, and nothing is
 //! written.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Invalid, Result};
 use crate::keys::{KeySource, PublicKey};
 use crate::sign::domain::{self, Domain, Message};
 
@@ -43,12 +43,15 @@ impl<'a> Signer<'a> {
     /// `domain`, and return the bare signature once it verifies.
     ///
     /// A message the domain refuses (raw Ed25519 over bytes that start
-    /// with `pkgsign `) is [`Error::Usage`]; a signature that does not
+    /// with `pkgsign `) is [`Invalid::MessageUnfit`]; a signature that does not
     /// verify is [`Error::Crypto`] naming the key source.
     pub fn sign(&self, domain: Domain, message: Message<'_>) -> Result<Vec<u8>> {
         let public = self.key.public_key();
         let signature = domain::sign_with(domain, public, message, |req| self.key.sign(req))?
-            .map_err(|unfit| Error::Usage(unfit.to_string()))?;
+            .map_err(|unfit| Invalid::MessageUnfit {
+                path: None,
+                reason: unfit.to_string(),
+            })?;
         if !domain::verify(domain, public, message, &signature) {
             return Err(Error::Crypto {
                 what: "signing",

@@ -1,14 +1,15 @@
-//! Signing and verifying: the signature file formats, the one place that
-//! hashes packages and makes or checks signatures, and the report and proof
-//! a verification gives.
+//! Signing: the domains every signature is made under, the one [`Signer`]
+//! (which checks each signature it makes), the signature file formats, and
+//! the report and proof values a verification (the `verify` module, a layer
+//! above this one) gives.
 
 pub mod domain;
 pub mod keysigner;
+pub mod refusal;
 pub mod report;
 pub mod sigfile;
 pub mod signer;
-pub mod verifier;
 
 pub use domain::{Domain, Message};
 pub use keysigner::Signer;
-pub use verifier::Verifier;
+pub use refusal::Refusal;

@@ -11,7 +11,7 @@ use crate::error::Code;
 use crate::keys::Fingerprint;
 use crate::text::format_time;
 
-pub use crate::trust::Refusal;
+pub use crate::sign::refusal::Refusal;
 
 /// The result for one signature of the file.
 #[derive(Debug, Clone, Serialize)]

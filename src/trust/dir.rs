@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Invalid, Result};
 use crate::fsutil::{self, DirLock};
 use crate::keys::{Fingerprint, PublicKey, encoding};
 use crate::trust::meta::{KeyState, Metadata, TRUST_FILE};
@@ -158,15 +158,17 @@ impl TrustDir {
         crate::keys::generate::check_name(name)?;
         let fp = public.fingerprint();
         if let Some((t, reason)) = self.meta.get(&fp).and_then(|s| s.revoked.clone()) {
-            return Err(Error::Usage(format!(
-                "key {fp} was revoked at {} ({reason}); a revoked key is never trusted again: use a new key",
-                crate::text::format_time(t)
-            )));
+            return Err(Invalid::RevokedKeyReadded {
+                key: fp.to_string(),
+                at: crate::text::format_time(t),
+                reason,
+            }
+            .into());
         }
         if let (Some(nb), Some(na)) = (not_before, not_after)
             && na < nb
         {
-            return Err(Error::Usage("--not-after is before --not-before".into()));
+            return Err(Invalid::WindowReversed.into());
         }
         let file = self.file_for(&fp, name)?;
         let path = self.dir.join(&file);
@@ -230,7 +232,7 @@ impl TrustDir {
     /// Set the directory's threshold: how many principals a package needs.
     pub fn set_threshold(&mut self, n: u32) -> Result<()> {
         if n == 0 {
-            return Err(Error::Usage("the threshold must be at least 1".into()));
+            return Err(Invalid::ThresholdZero.into());
         }
         self.meta.set_threshold((n > 1).then_some(n));
         self.meta.save()
@@ -272,7 +274,7 @@ impl TrustDir {
     /// Revoke a key at `at` with `reason`. The entry stays (with the file, if
     /// any) so the key can never be trusted again by accident.
     pub fn revoke(&mut self, fp: &Fingerprint, at: u64, reason: &str) -> Result<bool> {
-        crate::text::check_comment(reason).map_err(|e| Error::Usage(format!("--reason: {e}")))?;
+        crate::text::check_comment(reason).map_err(|reason| Invalid::Reason { reason })?;
         let e = self.meta.entry(fp);
         if e.revoked.is_some() {
             return Ok(false);
@@ -294,11 +296,11 @@ impl TrustDir {
         }
         let known = self.meta.get(fp).is_some();
         if removed == 0 && !known {
-            return Err(Error::Usage(format!(
-                "key {fp} is not in {}; see `pkgsign trust list {}`",
-                self.dir.display(),
-                self.dir.display()
-            )));
+            return Err(Invalid::KeyNotInDir {
+                key: fp.to_string(),
+                dir: self.dir.clone(),
+            }
+            .into());
         }
         if self.meta.get(fp).is_some_and(|s| s.revoked.is_some()) {
             self.meta.entry(fp).file = None;
@@ -421,7 +423,10 @@ mod tests {
         let e = listed(&l, &fp);
         assert_eq!((e.state, e.file.as_deref()), (KeyStatus::Revoked, None));
         assert_eq!(e.revoked_reason.as_deref(), Some("leaked"));
-        assert!(matches!(t.add(&k, "k", None, None), Err(Error::Usage(_))));
+        assert!(matches!(
+            t.add(&k, "k", None, None),
+            Err(Error::Invalid(Invalid::RevokedKeyReadded { .. }))
+        ));
         // Dropped back in by hand: still revoked for a verifier.
         std::fs::write(
             t.path().join("back.pub"),
@@ -469,7 +474,7 @@ mod tests {
         assert_eq!((st.not_before, st.not_after), (Some(T), Some(T + 10)));
         assert!(matches!(
             t.add(&b, "k", Some(T + 10), Some(T)),
-            Err(Error::Usage(_))
+            Err(Error::Invalid(Invalid::WindowReversed))
         ));
         assert!(t.add(&b, "../evil", None, None).is_err());
     }

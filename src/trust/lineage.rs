@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Invalid, Result};
 use crate::fsutil::{self, Replace};
 use crate::keys::{Fingerprint, KeySource, PublicKey};
 use crate::sign::Signer;
@@ -224,7 +224,7 @@ impl Statement {
         issued_at: u64,
         sequence: u64,
     ) -> Result<Self> {
-        check_comment(reason).map_err(|e| Error::Usage(format!("--reason: {e}")))?;
+        check_comment(reason).map_err(|reason| Invalid::Reason { reason })?;
         let mut st = Statement {
             sequence,
             subject: subject.clone(),
@@ -246,19 +246,22 @@ impl Statement {
     pub fn cosign(&mut self, key: &dyn KeySource) -> Result<()> {
         let fp = key.public_key().fingerprint();
         if fp == self.signer || fp == self.subject {
-            return Err(Error::Usage(format!(
-                "key {fp} already signs this statement as its signer or subject; a cosignature must come from another lineage"
-            )));
+            return Err(Invalid::CosignerIsParty {
+                key: fp.to_string(),
+            }
+            .into());
         }
         if self.cosignatures.iter().any(|(f, _)| f == &fp) {
-            return Err(Error::Usage(format!(
-                "key {fp} has already cosigned this statement"
-            )));
+            return Err(Invalid::AlreadyCosigned {
+                key: fp.to_string(),
+            }
+            .into());
         }
         if self.cosignatures.len() >= MAX_COSIGNATURES {
-            return Err(Error::Usage(format!(
-                "a statement holds at most {MAX_COSIGNATURES} cosignatures"
-            )));
+            return Err(Invalid::TooManyCosignatures {
+                max: MAX_COSIGNATURES,
+            }
+            .into());
         }
         let sig = self.sign_by(key)?;
         self.cosignatures.push((fp, sig));

@@ -8,9 +8,8 @@ pub mod index;
 pub mod lineage;
 pub mod meta;
 pub mod perms;
-mod refusal;
 pub mod revoke;
 pub mod store;
 
-pub use refusal::Refusal;
+pub use crate::sign::Refusal;
 pub use store::*;

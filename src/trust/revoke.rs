@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::dir::TrustDir;
 use super::lineage::{self, Statement};
 use super::store::TrustStore;
-use crate::error::{Error, Result};
+use crate::error::{Invalid, Result};
 use crate::keys::{Fingerprint, KeySource};
 
 /// What a revocation did.
@@ -83,10 +83,11 @@ pub fn check_statement_signer(
     at: u64,
 ) -> Result<()> {
     let refuse = |why: String| {
-        Err(Error::Usage(format!(
-            "--sign-with key {why} in {}; workers would refuse its statement: sign with the current key of its lineage",
-            t.path().display()
-        )))
+        Err(Invalid::StatementSignerRefused {
+            why,
+            dir: t.path().to_path_buf(),
+        }
+        .into())
     };
     let Some(k) = store.get(signer) else {
         return refuse(format!("{signer} is not trusted"));

@@ -252,10 +252,11 @@ impl TrustStore {
     fn scan_dir(&mut self, dir: &Path, index: bool) -> Result<()> {
         let st = std::fs::metadata(dir).map_err(|e| Error::io(dir, "reading", e))?;
         if !st.is_dir() {
-            return Err(Error::Usage(format!(
-                "{}: --trusted-keys needs a directory of .pub files",
-                dir.display()
-            )));
+            return Err(crate::error::Invalid::NotAKeyDir {
+                path: dir.to_path_buf(),
+                kind: crate::error::KeyDirKind::TrustedKeys,
+            }
+            .into());
         }
         // StrictModes: refuse a directory (or key file) others may write,
         // and a .pub symlink that leads out of it.

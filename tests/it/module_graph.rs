@@ -55,7 +55,9 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
     }
     let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for f in &files {
-        let Some(m) = module_of(&src, f) else { continue };
+        let Some(m) = module_of(&src, f) else {
+            continue;
+        };
         // The binary's modules and the crate root are not library layers.
         if matches!(m.as_str(), "cli" | "main" | "lib") {
             continue;
@@ -117,5 +119,8 @@ fn the_cycle_finder_finds_a_cycle() {
     g.insert("c".to_string(), BTreeSet::from(["a".to_string()]));
     let c = cycle_from(&g, "a", &mut Vec::new(), &mut BTreeSet::new());
     assert_eq!(c.unwrap(), ["a", "b", "c", "a"]);
-    assert_eq!(crate_refs("use crate::trust::x; // crate::sign"), BTreeSet::from(["sign".into(), "trust".into()]));
+    assert_eq!(
+        crate_refs("use crate::trust::x; // crate::sign"),
+        BTreeSet::from(["sign".into(), "trust".into()])
+    );
 }

@@ -12,15 +12,15 @@ use std::path::{Path, PathBuf};
 
 use common::rotation::*;
 use common::*;
-use pkgsign::Error;
 use pkgsign::keys::{Fingerprint, KeySource, encoding};
 use pkgsign::rotate::keystore;
 use pkgsign::rotate::{self, Options};
 use pkgsign::sign::report::Refusal;
-use pkgsign::sign::signer::{self, SignOptions, VerifyOptions};
+use pkgsign::sign::signer::{self, SignOptions};
 use pkgsign::trust::lineage::{Claim, Statement};
 use pkgsign::trust::meta::KEYS_FILE;
 use pkgsign::trust::{Decision, TrustStore};
+use pkgsign::verify::{self, VerifyError, VerifyOptions};
 
 // ---------------------------------------------------------------------------
 // Library, with an injected clock.
@@ -71,22 +71,22 @@ fn lib_verify(
     sig: &Path,
     at: u64,
     threshold: usize,
-) -> Result<pkgsign::sign::report::Verified, Error> {
+) -> Result<pkgsign::sign::report::Verified, VerifyError> {
     let trust = TrustStore::load_dir(tdir).unwrap();
     let vo = VerifyOptions {
         threshold,
         now: sys(at),
         ..VerifyOptions::default()
     };
-    signer::verify_package(package, Some(sig), &trust, &vo)
+    verify::verify_package(package, Some(sig), &trust, &vo)
 }
 
 #[track_caller]
 fn refused(
-    r: Result<pkgsign::sign::report::Verified, Error>,
+    r: Result<pkgsign::sign::report::Verified, VerifyError>,
 ) -> Box<pkgsign::sign::report::Report> {
     match r {
-        Err(Error::Refused(rep)) => rep,
+        Err(VerifyError::Refused(rep)) => rep,
         Err(e) => panic!("expected a refusal, got the error {e}"),
         Ok(v) => panic!("expected a refusal, got acceptance: {:?}", v.report()),
     }

@@ -261,3 +261,154 @@ fn command_line_errors_keep_their_codes_and_exits() {
     let n = CliError::NoTrustedKey;
     assert_eq!((n.code().as_str(), n.exit_code()), ("NO_KEYS", 2));
 }
+
+/// Every invalid request: the command line says it with its flags, exactly
+/// as before the library's errors were typed (code `USAGE`, exit 2); the
+/// library's own text names no flag and no environment variable.
+#[test]
+fn invalid_requests_keep_their_command_line_text_and_the_library_names_no_flag() {
+    let key = pkgsign::keys::generate(pkgsign::keys::KeySpec::Ed25519)
+        .unwrap()
+        .public_key()
+        .fingerprint()
+        .to_string();
+    let table: Vec<(Invalid, String)> = vec![
+        (
+            Invalid::OutputIsPackage { output: p("app") },
+            "--output app is the package itself; the signature would replace it: write it elsewhere"
+                .into(),
+        ),
+        (
+            Invalid::KeyGivenTwice {
+                key: key.clone(),
+                source_name: "k.pem".into(),
+            },
+            format!("key {key} (k.pem) is given twice; each key signs once"),
+        ),
+        (
+            Invalid::HashNotForSignatures { alg: "md5".into() },
+            "--hash md5: not accepted for signatures".into(),
+        ),
+        (
+            Invalid::Comment { reason: "r".into() },
+            "--comment: r".into(),
+        ),
+        (Invalid::Reason { reason: "r".into() }, "--reason: r".into()),
+        (
+            Invalid::RawNeedsOneKey,
+            "--format raw holds exactly one signature: give one --private-key".into(),
+        ),
+        (
+            Invalid::RawFixedHash,
+            "--format raw always uses SHA-256 (RSA) or pure Ed25519; drop --hash".into(),
+        ),
+        (
+            Invalid::RawNoComment,
+            "--format raw cannot carry a comment; use the pkgsign format".into(),
+        ),
+        (
+            Invalid::MessageUnfit {
+                path: Some(p("evil")),
+                reason: "starts with x".into(),
+            },
+            "evil: starts with x".into(),
+        ),
+        (
+            Invalid::NotAKeyDir {
+                path: p("f"),
+                kind: KeyDirKind::SigningKeys,
+            },
+            "f: --keys-dir needs a directory of .pem private keys".into(),
+        ),
+        (
+            Invalid::NotAKeyDir {
+                path: p("f"),
+                kind: KeyDirKind::TrustedKeys,
+            },
+            "f: --trusted-keys needs a directory of .pub files".into(),
+        ),
+        (
+            Invalid::UnknownHashAlg {
+                name: "x".into(),
+                supported: "sha256".into(),
+            },
+            "unknown hash algorithm \"x\"; supported: sha256".into(),
+        ),
+        (
+            Invalid::MalformedDigest("malformed digest \"x\"".into()),
+            "malformed digest \"x\"".into(),
+        ),
+        (
+            Invalid::NotInDir {
+                path: p("a/b"),
+                dir: p("c"),
+            },
+            "a/b: not in c".into(),
+        ),
+        (
+            Invalid::CosignerIsParty { key: key.clone() },
+            format!("key {key} already signs this statement as its signer or subject; a cosignature must come from another lineage"),
+        ),
+        (
+            Invalid::AlreadyCosigned { key: key.clone() },
+            format!("key {key} has already cosigned this statement"),
+        ),
+        (
+            Invalid::TooManyCosignatures { max: 16 },
+            "a statement holds at most 16 cosignatures".into(),
+        ),
+        (
+            Invalid::StatementSignerRefused {
+                why: format!("{key} is revoked"),
+                dir: p("t"),
+            },
+            format!("--sign-with key {key} is revoked in t; workers would refuse its statement: sign with the current key of its lineage"),
+        ),
+        (
+            Invalid::RevokedKeyReadded {
+                key: key.clone(),
+                at: "2026-12-01T00:00:00Z".into(),
+                reason: "lost".into(),
+            },
+            format!("key {key} was revoked at 2026-12-01T00:00:00Z (lost); a revoked key is never trusted again: use a new key"),
+        ),
+        (
+            Invalid::WindowReversed,
+            "--not-after is before --not-before".into(),
+        ),
+        (
+            Invalid::ThresholdZero,
+            "--threshold must be at least 1".into(),
+        ),
+        (
+            Invalid::KeyNotInDir {
+                key: key.clone(),
+                dir: p("t"),
+            },
+            format!("key {key} is not in t; see `pkgsign trust list t`"),
+        ),
+        (
+            Invalid::EmptyPassphrase,
+            "the passphrase is empty; put a non-empty passphrase in the file or PKGSIGN_PASSPHRASE"
+                .into(),
+        ),
+        (
+            Invalid::RsaBits { bits: 1024 },
+            "--bits 1024: pkgsign generates RSA keys of 2048, 3072 or 4096 bits".into(),
+        ),
+        (
+            Invalid::KeyName { name: ".x".into() },
+            "--name \".x\": a key name uses letters, digits and - _ . @ + only, does not start with a dot, and has at most 128 characters".into(),
+        ),
+    ];
+    for (invalid, text) in table {
+        let library = invalid.to_string();
+        assert!(
+            !library.contains("--") && !library.contains("PKGSIGN_"),
+            "{library}"
+        );
+        let e = CliError::from(Error::from(invalid));
+        assert_eq!((e.code().as_str(), e.exit_code()), ("USAGE", 2), "{e:?}");
+        assert_eq!(e.to_string(), text);
+    }
+}

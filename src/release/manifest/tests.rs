@@ -62,7 +62,13 @@ fn signed_list(dir: &Path, text: &[u8]) -> (PathBuf, PathBuf, TrustStore) {
         "mem".into(),
     );
     let sig = dir.join("SUMS.sig");
-    signer::sign_package(&list, &[&key], &signer::SignOptions::default(), &sig).unwrap();
+    crate::sign::signer::sign_package(
+        &list,
+        &[&key],
+        &crate::sign::signer::SignOptions::default(),
+        &sig,
+    )
+    .unwrap();
     let public = dir.join("k.pub");
     std::fs::write(
         &public,
@@ -152,7 +158,9 @@ fn malformed_lines_are_counted_and_the_first_named() {
     let text = "junk\n".repeat(MALFORMED_SHOWN + 5);
     let (list, sig, trust) = signed_list(dir.path(), text.as_bytes());
     match SignedList::open(&list, &sig, &trust, &options()) {
-        Err(Error::ManifestMalformed { lines, count, .. }) => {
+        Err(crate::verify::VerifyError::Failed(Error::ManifestMalformed {
+            lines, count, ..
+        })) => {
             assert_eq!(count, MALFORMED_SHOWN + 5);
             assert_eq!(lines, (1..=MALFORMED_SHOWN).collect::<Vec<_>>());
         }

@@ -1,5 +1,6 @@
 use super::*;
 use crate::keys::{KeySpec, LocalKey, generate};
+use crate::sign::domain::tests as domain_tests;
 use crate::trust::dir::TrustDir;
 
 const T: u64 = 1_800_000_000;
@@ -295,6 +296,8 @@ fn version_1_statements_are_refused_with_what_to_do() {
     let p = d.path().join("old.stmt");
     std::fs::write(&p, format!("{HEADER_V1}\nkind: endorse\n")).unwrap();
     let e = Statement::read(&p).unwrap_err();
+    // The statement's outcome reaches `trust update`'s list as this text,
+    // so it says what to do itself.
     assert!(matches!(e, Error::StatementOutdated { .. }), "{e}");
     assert!(e.to_string().contains("pkgsign key-rotate"), "{e}");
 }
@@ -370,5 +373,31 @@ fn update_decision_json_keeps_the_trust_update_spelling() {
     ] {
         assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"{s}\""));
         assert_eq!(d.to_string(), s);
+    }
+}
+
+/// Every signature of a key statement goes through the one `Signer`: a
+/// key source that returns a wrong signature is refused (issue 9).
+#[test]
+fn key_statements_refuse_a_faulty_key_source_for_every_signature() {
+    for spec in [KeySpec::Ed25519, KeySpec::Rsa { bits: 2048 }] {
+        for fault in domain_tests::FAULTS {
+            let bad = domain_tests::faulty(spec, fault);
+            let good = domain_tests::key(spec);
+            let crypto = |r: crate::Result<Statement>| match r {
+                Err(Error::Crypto { .. }) => {}
+                other => panic!("{spec:?} {fault:?}: {other:?}"),
+            };
+            // The old key's signature, and the new key's countersignature.
+            crypto(Statement::endorse(&bad, &good, "next", (1, None), 1, 1));
+            crypto(Statement::endorse(&good, &bad, "next", (1, None), 1, 1));
+            let subject = good.public_key().fingerprint();
+            crypto(Statement::revoke(&bad, &subject, 1, "lost", 1, 1));
+            let mut st = Statement::revoke(&good, &subject, 1, "lost", 1, 1).unwrap();
+            match st.cosign(&bad) {
+                Err(Error::Crypto { .. }) => assert!(st.cosignatures.is_empty()),
+                other => panic!("{spec:?} {fault:?}: {other:?}"),
+            }
+        }
     }
 }

@@ -4,9 +4,9 @@
 //! For a domain, a message, a signature and the key it names, the verifier
 //! asks the trust decision ([`TrustStore::decide`], at the verifier's `now`)
 //! and checks the signature under the domain ([`domain::verify`]). Package
-//! and checksum-list verification ([`crate::sign::signer::verify_package`],
-//! [`crate::release::manifest`]) are built on it and return a typed proof,
-//! [`crate::sign::report::Verified`].
+//! and checksum-list verification ([`crate::verify::verify_package`], and
+//! the `release::manifest` module above this one) are built on it and return
+//! a typed proof, [`crate::sign::report::Verified`].
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

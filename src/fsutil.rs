@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FileError, KeyError, Result};
 
 /// Open `path` for reading, refusing anything but a regular file.
 ///
@@ -68,8 +68,10 @@ fn open_checked(path: &Path, kind: Kind, follow: Follow) -> Result<File> {
     use rustix::fs::{FileType, Mode, OFlags};
     use std::os::fd::AsRawFd;
     let io = |e: rustix::io::Errno| Error::io(path, "opening", e.into());
-    let not_a_file = || Error::NotAFile {
-        path: path.to_path_buf(),
+    let not_a_file = || {
+        Error::File(FileError::NotAFile {
+            path: path.to_path_buf(),
+        })
     };
     let mut flags = OFlags::PATH | OFlags::CLOEXEC;
     if follow == Follow::No {
@@ -179,11 +181,11 @@ pub fn read_bounded_from(
         .read_to_end(&mut buf)
         .map_err(|e| Error::io(path, "reading", e))?;
     if buf.len() as u64 > limit {
-        return Err(Error::TooLarge {
+        return Err(Error::File(FileError::TooLarge {
             path: path.to_path_buf(),
             what,
             limit,
-        });
+        }));
     }
     Ok(buf)
 }
@@ -193,10 +195,10 @@ pub fn check_private_permissions(path: &Path) -> Result<()> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, "reading metadata of", e))?;
     let mode = meta.mode() & 0o7777;
     if mode & 0o077 != 0 {
-        return Err(Error::KeyPermissions {
+        return Err(Error::Key(KeyError::Permissions {
             path: path.to_path_buf(),
             mode,
-        });
+        }));
     }
     Ok(())
 }
@@ -204,7 +206,7 @@ pub fn check_private_permissions(path: &Path) -> Result<()> {
 /// How [`write_atomic`] treats an existing file at the destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Replace {
-    /// Fail with [`Error::AlreadyExists`] if the destination exists
+    /// Fail with [`Error::File(FileError::AlreadyExists)`] if the destination exists
     /// (checked atomically with a hard link).
     Never,
     /// Replace the destination (the directory entry itself, never the target
@@ -233,9 +235,9 @@ pub fn write_atomic(dest: &Path, contents: &[u8], mode: u32, replace: Replace) -
         Replace::Never => {
             tmp.persist_noclobber(dest).map_err(|e| {
                 if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-                    Error::AlreadyExists {
+                    Error::File(FileError::AlreadyExists {
                         path: dest.to_path_buf(),
-                    }
+                    })
                 } else {
                     Error::io(dest, "linking into place", e.error)
                 }
@@ -295,9 +297,9 @@ pub fn write_atomic_batch(dir: &Path, files: &[(PathBuf, String)], mode: u32) ->
 /// Refuse early if `dest` exists (or is a dangling symlink).
 pub fn ensure_absent(dest: &Path) -> Result<()> {
     match std::fs::symlink_metadata(dest) {
-        Ok(_) => Err(Error::AlreadyExists {
+        Ok(_) => Err(Error::File(FileError::AlreadyExists {
             path: dest.to_path_buf(),
-        }),
+        })),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io(dest, "checking", e)),
     }
@@ -371,9 +373,9 @@ pub fn open_lock_file(path: &Path) -> Result<File> {
         .metadata()
         .map_err(|e| Error::io(path, "reading metadata of", e))?;
     if !meta.is_file() {
-        return Err(Error::NotAFile {
+        return Err(Error::File(FileError::NotAFile {
             path: path.to_path_buf(),
-        });
+        }));
     }
     Ok(file)
 }
@@ -406,12 +408,15 @@ mod tests {
         assert_eq!(&got[..], b"through the pipe");
         assert!(matches!(
             open_stream(dir.path()),
-            Err(Error::NotAFile { .. })
+            Err(Error::File(FileError::NotAFile { .. }))
         ));
         // Plain files still open; FIFOs stay refused where only files go.
         std::fs::write(dir.path().join("f"), b"x").unwrap();
         assert!(open_stream(&dir.path().join("f")).is_ok());
-        assert!(matches!(open_regular(&fifo), Err(Error::NotAFile { .. })));
+        assert!(matches!(
+            open_regular(&fifo),
+            Err(Error::File(FileError::NotAFile { .. }))
+        ));
     }
 
     #[test]
@@ -450,8 +455,14 @@ mod tests {
     fn devices_are_refused_by_type() {
         for dev in ["/dev/null", "/dev/zero"] {
             let dev = Path::new(dev);
-            assert!(matches!(open_regular(dev), Err(Error::NotAFile { .. })));
-            assert!(matches!(open_stream(dev), Err(Error::NotAFile { .. })));
+            assert!(matches!(
+                open_regular(dev),
+                Err(Error::File(FileError::NotAFile { .. }))
+            ));
+            assert!(matches!(
+                open_stream(dev),
+                Err(Error::File(FileError::NotAFile { .. }))
+            ));
         }
     }
 
@@ -464,7 +475,7 @@ mod tests {
         );
         assert!(matches!(
             read_bounded_from(&b"123456"[..], p, 5, "test"),
-            Err(Error::TooLarge { limit: 5, .. })
+            Err(Error::File(FileError::TooLarge { limit: 5, .. }))
         ));
     }
 
@@ -482,7 +493,7 @@ mod tests {
         let p = dir.path().join("k.pem");
         write_atomic(&p, b"one", 0o600, Replace::Never).unwrap();
         let err = write_atomic(&p, b"two", 0o600, Replace::Never).unwrap_err();
-        assert!(matches!(err, Error::AlreadyExists { .. }));
+        assert!(matches!(err, Error::File(FileError::AlreadyExists { .. })));
         assert_eq!(std::fs::read(&p).unwrap(), b"one");
         assert_eq!(
             std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
@@ -504,7 +515,7 @@ mod tests {
         std::os::unix::fs::symlink(&target, &link).unwrap();
         assert!(matches!(
             write_atomic(&link, b"x", 0o600, Replace::Never),
-            Err(Error::AlreadyExists { .. })
+            Err(Error::File(FileError::AlreadyExists { .. }))
         ));
         write_atomic(&link, b"x", 0o600, Replace::Allowed).unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"precious");
@@ -519,11 +530,11 @@ mod tests {
         assert!(read_bounded(&p, 100, "x").is_ok());
         assert!(matches!(
             read_bounded(&p, 99, "x"),
-            Err(Error::TooLarge { .. })
+            Err(Error::File(FileError::TooLarge { .. }))
         ));
         assert!(matches!(
             read_bounded(dir.path(), 99, "x"),
-            Err(Error::NotAFile { .. })
+            Err(Error::File(FileError::NotAFile { .. }))
         ));
     }
 }

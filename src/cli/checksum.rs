@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use pkgsign::digest::{Digest, HashAlg};
-use pkgsign::error::{Code, Error};
+use pkgsign::error::{Code, Error, ParseError};
 use pkgsign::release::checksum::{self, Style};
 use rayon::prelude::*;
 
@@ -256,7 +256,7 @@ fn check(args: &Args, list_path: &Path) -> Result<(), CliError> {
         });
     }
     if strict_failed {
-        return Err(Error::ManifestMalformed {
+        return Err(Error::Parse(ParseError::ManifestMalformed {
             path: list_path.to_path_buf(),
             lines: list
                 .malformed
@@ -265,7 +265,7 @@ fn check(args: &Args, list_path: &Path) -> Result<(), CliError> {
                 .take(pkgsign::release::manifest::MALFORMED_SHOWN)
                 .collect(),
             count: malformed,
-        }
+        })
         .into());
     }
     Ok(())

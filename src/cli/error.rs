@@ -6,7 +6,9 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use pkgsign::error::{Code, Error, Invalid, KeyDirKind, NoKeys};
+use pkgsign::error::{
+    Code, Error, FileError, Invalid, KeyDirKind, KeyError, NoKeys, ParseError, TrustError,
+};
 use pkgsign::sign::report::Report;
 use pkgsign::verify::VerifyError;
 
@@ -15,8 +17,10 @@ use pkgsign::verify::VerifyError;
 pub enum CliError {
     /// A library error.
     Lib(Error),
-    /// A verification was refused; the report says why, per signature.
-    Refused(Box<Report>),
+    /// A verification ran and refused the package: its signatures (the
+    /// report says why, per signature) or its digest. Never
+    /// [`VerifyError::Failed`], which is [`CliError::Lib`].
+    Verify(VerifyError),
     /// The command line was inconsistent.
     Usage(String),
     /// Neither `--public-key` nor a `--trusted-keys` directory gave a usable key.
@@ -49,8 +53,8 @@ impl From<Error> for CliError {
 impl From<VerifyError> for CliError {
     fn from(e: VerifyError) -> Self {
         match e {
-            VerifyError::Refused(r) => CliError::Refused(r),
             VerifyError::Failed(e) => CliError::Lib(e),
+            refused => CliError::Verify(refused),
         }
     }
 }
@@ -60,7 +64,7 @@ impl CliError {
     pub fn code(&self) -> Code {
         match self {
             CliError::Lib(e) => e.code(),
-            CliError::Refused(r) => r.code(),
+            CliError::Verify(v) => v.code(),
             CliError::Usage(_) => Code::Usage,
             CliError::NoTrustedKey => Code::NoKeys,
             CliError::ItemsFailed { code, .. } => *code,
@@ -74,7 +78,7 @@ impl CliError {
         match self {
             CliError::Lib(e) => exit_code(e),
             CliError::ItemsFailed { exit, .. } => *exit,
-            CliError::Refused(_) | CliError::StatementsRefused(_) => 1,
+            CliError::Verify(_) | CliError::StatementsRefused(_) => 1,
             CliError::Usage(_) | CliError::NoTrustedKey => 2,
         }
     }
@@ -82,7 +86,7 @@ impl CliError {
     /// The verification report, when a verification was refused.
     pub fn report(&self) -> Option<&Report> {
         match self {
-            CliError::Refused(r) => Some(r),
+            CliError::Verify(VerifyError::Refused(r)) => Some(r),
             _ => None,
         }
     }
@@ -93,11 +97,10 @@ impl CliError {
 /// statement), 2 when the command could not run.
 pub fn exit_code(e: &Error) -> u8 {
     match e {
-        Error::SignatureMalformed { .. }
-        | Error::SignatureVersionUnsupported { .. }
-        | Error::ChecksumMismatch { .. }
-        | Error::ManifestMalformed { .. }
-        | Error::StatementOutdated { .. } => 1,
+        Error::Parse(ParseError::SignatureMalformed { .. })
+        | Error::Parse(ParseError::SignatureVersionUnsupported { .. })
+        | Error::Parse(ParseError::ManifestMalformed { .. })
+        | Error::Parse(ParseError::StatementOutdated { .. }) => 1,
         _ => 2,
     }
 }
@@ -106,37 +109,37 @@ pub fn exit_code(e: &Error) -> u8 {
 /// library's message (with its separator), or "" when the message says it.
 fn hint(e: &Error) -> String {
     match e {
-        Error::KeyPermissions { path, .. } => {
+        Error::Key(KeyError::Permissions { path, .. }) => {
             format!("; run `chmod 600 {}` and keep it private", path.display())
         }
-        Error::PassphraseRequired { .. } => {
+        Error::Key(KeyError::PassphraseRequired { .. }) => {
             "; give its passphrase with --passphrase-file FILE or the PKGSIGN_PASSPHRASE environment variable".into()
         }
-        Error::PassphraseWrong { .. } => "; check --passphrase-file / PKGSIGN_PASSPHRASE".into(),
-        Error::AlreadyExists { .. } => {
+        Error::Key(KeyError::PassphraseWrong { .. }) => "; check --passphrase-file / PKGSIGN_PASSPHRASE".into(),
+        Error::File(FileError::AlreadyExists { .. }) => {
             "; pkgsign never overwrites a key silently: choose another --name or --output-dir, or pass --force to replace it".into()
         }
-        Error::SignatureMalformed { .. } => {
+        Error::Parse(ParseError::SignatureMalformed { .. }) => {
             "; re-create it with `pkgsign sign-package`, or fetch it again".into()
         }
-        Error::KeyTooWeak { .. } => {
+        Error::Key(KeyError::TooWeak { .. }) => {
             "; generate a new key with `pkgsign keygen --algorithm rsa --bits 3072`".into()
         }
         Error::AuditLogUnwritable { .. } => {
             "; fix the path or its permissions (the log must be a regular file, not a symlink, in an existing directory), or run without --audit-log and PKGSIGN_AUDIT_LOG".into()
         }
-        Error::InsecurePermissions { all, .. } => format!(
+        Error::Trust(TrustError::InsecurePermissions { all, .. }) => format!(
             "; run `chmod go-w {}` (or pass --insecure-permissions to accept the risk)",
             shell_words(all)
         ),
-        Error::NoCurrentKey { name, .. } => format!(
+        Error::Trust(TrustError::NoCurrentKey { name, .. }) => format!(
             "; check --name for a typo, or pass --init to create the first key of {name:?}"
         ),
-        Error::NoKeys(NoKeys::ToSign) => ": give --private-key KEY or --keys-dir DIR".into(),
-        Error::NoKeys(NoKeys::ToVerify) => {
+        Error::Trust(TrustError::NoKeys(NoKeys::ToSign)) => ": give --private-key KEY or --keys-dir DIR".into(),
+        Error::Trust(TrustError::NoKeys(NoKeys::ToVerify)) => {
             ": give --public-key, --trusted-keys or --checksum".into()
         }
-        Error::NoKeys(NoKeys::InWindow { dir }) => format!(
+        Error::Trust(TrustError::NoKeys(NoKeys::InWindow { dir })) => format!(
             "; create one with `pkgsign keygen --output-dir {}` or `pkgsign key-rotate --init`",
             dir.display()
         ),
@@ -236,7 +239,8 @@ impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CliError::Lib(e) => f.write_str(&message(e)),
-            CliError::Refused(r) => f.write_str(&refused_message(r)),
+            CliError::Verify(VerifyError::Refused(r)) => f.write_str(&refused_message(r)),
+            CliError::Verify(v) => write!(f, "{v}"),
             CliError::Usage(m) => f.write_str(m),
             CliError::NoTrustedKey => f.write_str(
                 "no usable trusted key: give --public-key PUB or a --trusted-keys DIR holding .pub files",

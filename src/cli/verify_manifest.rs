@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use pkgsign::audit::{AuditEvent, Event};
 use pkgsign::digest::cache::Cache;
-use pkgsign::error::{Code, Error};
+use pkgsign::error::{Code, Error, FileError, ParseError};
 use pkgsign::release::manifest::{FileResult, Options, SignedList};
 use pkgsign::verify::VerifyOptions;
 use serde_json::json;
@@ -123,7 +123,11 @@ pub fn run(args: Args) -> Result<(), CliError> {
             let e = CliError::from(e);
             refused(&e)?;
             if args.json
-                && let CliError::Lib(Error::ManifestMalformed { lines, count, .. }) = &e
+                && let CliError::Lib(Error::Parse(ParseError::ManifestMalformed {
+                    lines,
+                    count,
+                    ..
+                })) = &e
             {
                 print_json(&json!({
                     "ok": false,
@@ -317,9 +321,9 @@ fn human_line(f: &FileResult) -> Vec<u8> {
 
 /// Writing to standard output failed (a closed pipe, a full disk).
 fn stdout_error(e: std::io::Error) -> Error {
-    Error::Io {
+    Error::File(FileError::Io {
         path: "standard output".into(),
         action: "writing",
         source: e,
-    }
+    })
 }

@@ -382,7 +382,7 @@ fn audit_verification(
                 )?;
             }
         }
-        Err(CliError::Refused(r)) => {
+        Err(CliError::Verify(pkgsign::verify::VerifyError::Refused(r))) => {
             for s in &r.signatures {
                 let event = if s.is_valid() {
                     AuditEvent::SignatureVerificationSuccess

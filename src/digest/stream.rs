@@ -18,7 +18,7 @@ use std::sync::mpsc;
 use sha2::Digest as _;
 
 use super::{Digest, HashAlg};
-use crate::error::{Error, Result};
+use crate::error::{Error, FileError, Result};
 
 /// Size of one read block. 192 KiB: few system calls, and the blocks in
 /// flight (`BUF_COUNT * BUF_SIZE` = 576 KiB) stay in the CPU caches where
@@ -168,10 +168,12 @@ impl MultiHasher {
 /// The digest of a hash asked for with one algorithm (every `hash_*`
 /// function returns one digest per algorithm, in order).
 pub fn single(digests: Vec<Digest>, path: &Path) -> Result<Digest> {
-    digests.into_iter().next().ok_or_else(|| Error::Io {
-        path: path.to_path_buf(),
-        action: "hashing",
-        source: std::io::Error::other("no digest computed"),
+    digests.into_iter().next().ok_or_else(|| {
+        Error::File(FileError::Io {
+            path: path.to_path_buf(),
+            action: "hashing",
+            source: std::io::Error::other("no digest computed"),
+        })
     })
 }
 
@@ -262,11 +264,11 @@ fn stream_from(
         match reader.join() {
             Ok(Ok(())) => Ok(total),
             Ok(Err(e)) => Err(Error::io(path, "reading", e)),
-            Err(_) => Err(Error::Io {
+            Err(_) => Err(Error::File(FileError::Io {
                 path: path.to_path_buf(),
                 action: "reading",
                 source: std::io::Error::other("reader thread panicked"),
-            }),
+            })),
         }
     })
 }

@@ -23,7 +23,7 @@ use spki::{EncodePublicKey, SubjectPublicKeyInfoRef};
 use zeroize::Zeroizing;
 
 use super::{LocalKey, PrivateKey, PublicKey};
-use crate::error::{Error, Result};
+use crate::error::{Error, KeyError, Result};
 use crate::fsutil;
 
 /// Largest key file accepted (an 8192-bit RSA key in PEM is about 6.5 KiB).
@@ -176,9 +176,9 @@ pub fn parse_private_key(
             })?;
             check_kdf_cost(path, &enc.encryption_algorithm)?;
             let Some(pass) = passphrase else {
-                return Err(Error::PassphraseRequired {
+                return Err(Error::Key(KeyError::PassphraseRequired {
                     path: path.to_path_buf(),
-                });
+                }));
             };
             let plain = enc
                 .decrypt(pass.expose_secret_bytes())
@@ -186,9 +186,9 @@ pub fn parse_private_key(
                     // Bad padding, or (about once in 256 wrong passphrases)
                     // good padding around garbage that is not DER.
                     pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::DecryptFailed)
-                    | pkcs8::Error::Asn1(_) => Error::PassphraseWrong {
+                    | pkcs8::Error::Asn1(_) => Error::Key(KeyError::PassphraseWrong {
                         path: path.to_path_buf(),
-                    },
+                    }),
                     other => Error::key_unsupported(
                         path,
                         format!(
@@ -197,8 +197,10 @@ pub fn parse_private_key(
                     ),
                 })?;
             // A wrong passphrase may also "decrypt" to garbage with valid padding.
-            from_pkcs8_der(path, plain.as_bytes()).map_err(|_| Error::PassphraseWrong {
-                path: path.to_path_buf(),
+            from_pkcs8_der(path, plain.as_bytes()).map_err(|_| {
+                Error::Key(KeyError::PassphraseWrong {
+                    path: path.to_path_buf(),
+                })
             })
         }
         "RSA PRIVATE KEY" => {
@@ -543,17 +545,17 @@ pub fn public_key_from_spki_der(path: &Path, der: &[u8]) -> Result<PublicKey> {
 }
 
 /// Refuse an RSA key whose modulus has `bits` outside 2048..=8192 with
-/// [`Error::KeyTooWeak`], before the rsa crate decodes it: its decoder
+/// [`Error::Key(KeyError::TooWeak)`], before the rsa crate decodes it: its decoder
 /// refuses keys outside its own limits (1024..=8192) as merely "malformed",
 /// which would hide why. `None` (the structure does not even parse) is left
 /// to the decoder's own error.
 fn check_rsa_size(path: &Path, bits: Option<usize>) -> Result<()> {
     match bits {
         Some(bits) if !(super::RSA_MIN_BITS..=super::RSA_MAX_BITS).contains(&bits) => {
-            Err(Error::KeyTooWeak {
+            Err(Error::Key(KeyError::TooWeak {
                 path: path.to_path_buf(),
                 bits,
-            })
+            }))
         }
         _ => Ok(()),
     }
@@ -1130,7 +1132,7 @@ mod tests {
             let wrong = Passphrase::new(wrong).unwrap();
             let err = parse_private_key(path, pem.as_bytes(), Some(&wrong)).unwrap_err();
             assert!(
-                matches!(err, Error::PassphraseWrong { .. }),
+                matches!(err, Error::Key(KeyError::PassphraseWrong { .. })),
                 "passphrase wrong-{i}: {err}"
             );
         }

@@ -17,7 +17,7 @@ use rsa::signature::{SignatureEncoding, Signer, Verifier};
 use rsa::traits::PublicKeyParts;
 use sha2::{Digest as _, Sha256};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, KeyError, Result};
 
 pub use encoding::Passphrase;
 pub use generate::{KeySpec, generate};
@@ -144,10 +144,10 @@ impl PublicKey {
     pub fn rsa(key: rsa::PublicKey, path: &Path) -> Result<Self> {
         let bits = key.n().bit_width_vartime() as usize;
         if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
-            return Err(Error::KeyTooWeak {
+            return Err(Error::Key(KeyError::TooWeak {
                 path: path.to_path_buf(),
                 bits,
-            });
+            }));
         }
         Ok(PublicKey::Rsa(Box::new(key)))
     }

@@ -17,7 +17,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use crate::digest::{self, Digest, HashAlg, Hasher};
-use crate::error::{Error, Result};
+use crate::error::{Error, FileError, Result};
 
 /// Output form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -403,7 +403,7 @@ pub fn check_list(list: &List, ignore_missing: bool) -> CheckReport {
                 report.bad += 1;
                 Checked::Failed
             }
-            Err(Error::FileNotFound { .. }) if ignore_missing => {
+            Err(Error::File(FileError::NotFound { .. })) if ignore_missing => {
                 report.ignored += 1;
                 Checked::IgnoredMissing
             }

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::digest::cache::{Cache, CacheUse};
 use crate::digest::{self, Digest, HashAlg};
-use crate::error::{Code, Error, Result};
+use crate::error::{Code, Error, FileError, ParseError, Result};
 use crate::fsutil;
 use crate::release::checksum;
 use crate::sign::report::Verified;
@@ -66,7 +66,7 @@ pub struct ManifestReport {
     /// Per file, in list order.
     pub files: Vec<FileResult>,
     /// Lines of the list that are not well formed: always empty, since such
-    /// a list is refused ([`Error::ManifestMalformed`]). Kept for the shape
+    /// a list is refused ([`Error::Parse(ParseError::ManifestMalformed)`]). Kept for the shape
     /// of the JSON output.
     pub malformed_lines: Vec<usize>,
     /// Files that failed.
@@ -207,11 +207,11 @@ impl<'a> Pieces<'a> {
         }
         self.offset += filled as u64;
         if self.offset > LIST_LIMIT {
-            return Err(Error::TooLarge {
+            return Err(Error::File(FileError::TooLarge {
                 path: self.path.to_path_buf(),
                 what: "checksum list",
                 limit: LIST_LIMIT,
-            });
+            }));
         }
         let index = self.index;
         self.index += 1;
@@ -312,11 +312,11 @@ impl Checker<'_> {
 }
 
 fn changed(path: &Path) -> Error {
-    Error::Io {
+    Error::File(FileError::Io {
         path: path.to_path_buf(),
         action: "reading",
         source: std::io::Error::other("the list changed while it was being verified; try again"),
-    }
+    })
 }
 
 impl SignedList {
@@ -325,7 +325,7 @@ impl SignedList {
     /// once: its digest must be the signed one, every line must be a
     /// checksum entry ([`checksum::Line::Entry`]; a final newline is
     /// optional, a CRLF line end is read as coreutils reads it), and it must
-    /// name at least one file. Otherwise [`Error::ManifestMalformed`],
+    /// name at least one file. Otherwise [`Error::Parse(ParseError::ManifestMalformed)`],
     /// naming the lines.
     pub fn open(
         list: &Path,
@@ -339,11 +339,11 @@ impl SignedList {
             .map_err(|e| Error::io(list, "reading metadata of", e))?
             .len();
         if size > LIST_LIMIT {
-            return Err(Error::TooLarge {
+            return Err(Error::File(FileError::TooLarge {
                 path: list.to_path_buf(),
                 what: "checksum list",
                 limit: LIST_LIMIT,
-            }
+            })
             .into());
         }
         // Hash the list once, from this descriptor: the digest the
@@ -392,11 +392,11 @@ impl SignedList {
             return Err(changed(list).into());
         }
         if malformed > 0 || entries == 0 {
-            return Err(Error::ManifestMalformed {
+            return Err(Error::Parse(ParseError::ManifestMalformed {
                 path: list.to_path_buf(),
                 lines: shown,
                 count: malformed,
-            }
+            })
             .into());
         }
         Ok(SignedList {

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Invalid, KeyDirKind, Result};
+use crate::error::{Error, FileError, Invalid, KeyDirKind, Result, TrustError};
 use crate::fsutil;
 use crate::keys::{KeySource, LocalKey, Passphrase, encoding};
 use crate::text::format_time;
@@ -69,7 +69,7 @@ pub fn active_keys(
             crate::rotate::recover_locked(dir)?;
             Some(lock)
         }
-        Err(Error::Io { source, .. })
+        Err(Error::File(FileError::Io { source, .. }))
             if matches!(
                 source.kind(),
                 std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
@@ -111,9 +111,11 @@ pub fn active_keys(
         keys.push(key);
     }
     if keys.is_empty() {
-        return Err(Error::NoKeys(crate::error::NoKeys::InWindow {
-            dir: dir.to_path_buf(),
-        }));
+        return Err(Error::Trust(TrustError::NoKeys(
+            crate::error::NoKeys::InWindow {
+                dir: dir.to_path_buf(),
+            },
+        )));
     }
     Ok((keys, skipped))
 }

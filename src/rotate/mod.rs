@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FileError, ParseError, Result, TrustError};
 use crate::fsutil::{self, Replace};
 use crate::keys::{
     self, Fingerprint, KeyAlgorithm, KeySource, KeySpec, LocalKey, Passphrase, encoding,
@@ -84,7 +84,7 @@ pub struct Options<'a> {
     /// The clock.
     pub now: u64,
     /// Create the first key of `name` if the directory has none. Without
-    /// it, a missing current key is [`Error::NoCurrentKey`], so a mistyped
+    /// it, a missing current key is [`Error::Trust(TrustError::NoCurrentKey)`], so a mistyped
     /// name never creates (and trusts) a new key.
     pub init: bool,
 }
@@ -179,11 +179,12 @@ fn sha256_hex(data: &[u8]) -> String {
 }
 
 fn fp(s: &str, path: &Path) -> Result<Fingerprint> {
-    s.parse()
-        .map_err(|e: keys::FingerprintError| Error::Metadata {
+    s.parse().map_err(|e: keys::FingerprintError| {
+        Error::Parse(ParseError::Metadata {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })
+    })
 }
 
 /// Rotate (see the module docs). Takes the keys directory's lock, then the
@@ -350,7 +351,7 @@ pub fn rotate(dir: &Path, tdir: &Path, opts: &Options<'_>) -> Result<Outcome> {
 }
 
 /// Refuse to go on when `dir` holds no current key `name` (and no
-/// interrupted rotation that would make one): [`Error::NoCurrentKey`],
+/// interrupted rotation that would make one): [`Error::Trust(TrustError::NoCurrentKey)`],
 /// naming the keys it does hold.
 fn require_current(dir: &Path, name: &str) -> Result<()> {
     let cur = dir.join(format!("{name}.pem"));
@@ -367,11 +368,11 @@ fn require_current(dir: &Path, name: &str) -> Result<()> {
         })
         .unwrap_or_default();
     existing.sort();
-    Err(Error::NoCurrentKey {
+    Err(Error::Trust(TrustError::NoCurrentKey {
         dir: dir.to_path_buf(),
         name: name.to_string(),
         existing,
-    })
+    }))
 }
 
 /// The name the current key is kept under through its grace window:
@@ -395,7 +396,7 @@ pub fn recover_locked(dir: &Path) -> Result<bool> {
     let staged = dir.join(STAGED);
     let data = match fsutil::read_bounded(&jpath, 1024 * 1024, "rotation journal") {
         Ok(d) => d,
-        Err(Error::FileNotFound { .. }) => {
+        Err(Error::File(FileError::NotFound { .. })) => {
             // Not committed: roll back.
             let had = staged.exists();
             if had {
@@ -406,9 +407,11 @@ pub fn recover_locked(dir: &Path) -> Result<bool> {
         }
         Err(e) => return Err(e),
     };
-    let journal: Journal = serde_json::from_slice(&data).map_err(|e| Error::Metadata {
-        path: jpath.clone(),
-        reason: format!("unreadable rotation journal ({e}); inspect it by hand"),
+    let journal: Journal = serde_json::from_slice(&data).map_err(|e| {
+        Error::Parse(ParseError::Metadata {
+            path: jpath.clone(),
+            reason: format!("unreadable rotation journal ({e}); inspect it by hand"),
+        })
     })?;
     apply(dir, &journal)?;
     remove_temp_files(dir);
@@ -477,14 +480,14 @@ fn apply(dir: &Path, j: &Journal) -> Result<Vec<PathBuf>> {
         if cur_is_old {
             match fsutil::read_bounded(&rpath, encoding::KEY_FILE_LIMIT, "key file") {
                 Ok(b) if &sha256_hex(&b) == sha => {} // linked by an earlier attempt
-                Err(Error::FileNotFound { .. }) => {
+                Err(Error::File(FileError::NotFound { .. })) => {
                     std::fs::hard_link(&cur, &rpath)
                         .map_err(|e| Error::io(&rpath, "linking", e))?;
                     fsutil::sync_dir(dir)?;
                 }
                 // Another key holds that name: replacing NAME.pem now would
                 // lose the old key. Stop; the journal stays for a human.
-                Ok(_) => return Err(Error::AlreadyExists { path: rpath }),
+                Ok(_) => return Err(Error::File(FileError::AlreadyExists { path: rpath })),
                 Err(e) => return Err(e),
             }
         }
@@ -788,7 +791,7 @@ mod tests {
         commit_only(&keys, &tdir, T + 10, Some("taken.pem".into()));
         assert!(matches!(
             recover_locked(&keys),
-            Err(Error::AlreadyExists { .. })
+            Err(Error::File(FileError::AlreadyExists { .. }))
         ));
         assert_eq!(fp_of(&cur), old, "the current key must not be replaced");
         assert_eq!(fp_of(&other), other_fp);

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 
 use crate::digest::{Digest, HashAlg};
-use crate::error::{Error, Result};
+use crate::error::{Error, FileError, ParseError, Result};
 use crate::keys::{Fingerprint, Scheme};
 use crate::text::fields::{FieldError, FieldResult, Fields, shown};
 
@@ -140,11 +140,13 @@ fn sig_len_ok(scheme: Scheme, len: usize) -> bool {
 pub fn read(path: &Path) -> Result<SignatureFile> {
     let data =
         crate::fsutil::read_bounded(path, FILE_LIMIT, "signature file").map_err(|e| match e {
-            Error::TooLarge { path, limit, .. } => Error::SignatureMalformed {
-                path,
-                line: None,
-                reason: format!("the file is larger than {limit} bytes"),
-            },
+            Error::File(FileError::TooLarge { path, limit, .. }) => {
+                Error::Parse(ParseError::SignatureMalformed {
+                    path,
+                    line: None,
+                    reason: format!("the file is larger than {limit} bytes"),
+                })
+            }
             other => other,
         })?;
     parse(path, &data)
@@ -152,10 +154,12 @@ pub fn read(path: &Path) -> Result<SignatureFile> {
 
 /// Parse signature file contents (either format).
 pub fn parse(path: &Path, data: &[u8]) -> Result<SignatureFile> {
-    let malformed = |line: Option<usize>, reason: String| Error::SignatureMalformed {
-        path: path.to_path_buf(),
-        line,
-        reason,
+    let malformed = |line: Option<usize>, reason: String| {
+        Error::Parse(ParseError::SignatureMalformed {
+            path: path.to_path_buf(),
+            line,
+            reason,
+        })
     };
     if data.is_empty() {
         return Err(malformed(None, "the file is empty".into()));
@@ -174,10 +178,10 @@ pub fn parse(path: &Path, data: &[u8]) -> Result<SignatureFile> {
     })?;
     if text.starts_with(MAGIC) {
         parse_pkgsign(text).map_err(|(line, reason)| match reason {
-            Failure::Version(version) => Error::SignatureVersionUnsupported {
+            Failure::Version(version) => Error::Parse(ParseError::SignatureVersionUnsupported {
                 path: path.to_path_buf(),
                 version,
-            },
+            }),
             Failure::Malformed(reason) => malformed(line, reason),
         })
     } else {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::digest::{self, Digest, HashAlg, Progress};
-use crate::error::{Error, Invalid, Result};
+use crate::error::{Error, FileError, Invalid, Result, TrustError};
 use crate::fsutil::{self, Replace};
 use crate::keys::{Fingerprint, KeySource, PublicKey};
 use crate::sign::sigfile::{self, Block, Statement};
@@ -91,9 +91,9 @@ pub fn sign_package(
         && !meta.is_file()
         && !meta.file_type().is_symlink()
     {
-        return Err(Error::NotAFile {
+        return Err(Error::File(FileError::NotAFile {
             path: output.to_path_buf(),
-        });
+        }));
     }
     if let (Ok(a), Ok(b)) = (std::fs::metadata(package), std::fs::metadata(output)) {
         use std::os::unix::fs::MetadataExt;
@@ -119,7 +119,9 @@ pub fn sign_to_string(
     opts: &SignOptions,
 ) -> Result<(String, Signed)> {
     if keys.is_empty() {
-        return Err(Error::NoKeys(crate::error::NoKeys::ToSign));
+        return Err(Error::Trust(TrustError::NoKeys(
+            crate::error::NoKeys::ToSign,
+        )));
     }
     let mut seen = HashSet::new();
     for k in keys {

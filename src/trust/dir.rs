@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Invalid, Result};
+use crate::error::{Error, FileError, Invalid, Result};
 use crate::fsutil::{self, DirLock};
 use crate::keys::{Fingerprint, PublicKey, encoding};
 use crate::trust::meta::{KeyState, Metadata, TRUST_FILE};
@@ -265,7 +265,7 @@ impl TrustDir {
             return Ok(format!("{name}-{}.pub", fp.short_hex()));
         }
         match encoding::load_public_key(&p) {
-            Err(Error::FileNotFound { .. }) => Ok(plain),
+            Err(Error::File(FileError::NotFound { .. })) => Ok(plain),
             Ok(k) if &k.fingerprint() == fp => Ok(plain),
             _ => Ok(format!("{name}-{}.pub", fp.short_hex())),
         }

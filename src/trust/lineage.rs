@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 
-use crate::error::{Error, Invalid, Result};
+use crate::error::{Error, Invalid, ParseError, Result};
 use crate::fsutil::{self, Replace};
 use crate::keys::{Fingerprint, KeySource, PublicKey};
 use crate::sign::Signer;
@@ -328,14 +328,16 @@ impl Statement {
     pub fn read(path: &Path) -> Result<Self> {
         let data = fsutil::read_bounded(path, LIMIT, "key statement")?;
         if data.starts_with(format!("{HEADER_V1}\n").as_bytes()) {
-            return Err(Error::StatementOutdated {
+            return Err(Error::Parse(ParseError::StatementOutdated {
                 path: path.to_path_buf(),
-            });
+            }));
         }
-        parse(&data).map_err(|FieldError { line, reason }| Error::SignatureMalformed {
-            path: path.to_path_buf(),
-            line,
-            reason,
+        parse(&data).map_err(|FieldError { line, reason }| {
+            Error::Parse(ParseError::SignatureMalformed {
+                path: path.to_path_buf(),
+                line,
+                reason,
+            })
         })
     }
 }

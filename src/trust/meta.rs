@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FileError, ParseError, Result};
 use crate::fsutil::{self, Replace};
 use crate::keys::Fingerprint;
 use crate::text::{format_time, parse_time};
@@ -162,7 +162,7 @@ impl Metadata {
         let path = dir.join(file_name);
         let data = match fsutil::read_bounded(&path, META_LIMIT, "metadata file") {
             Ok(d) => d,
-            Err(Error::FileNotFound { .. }) => {
+            Err(Error::File(FileError::NotFound { .. })) => {
                 return Ok(Metadata {
                     path,
                     ..Metadata::default()
@@ -175,9 +175,11 @@ impl Metadata {
 
     /// Parse the bytes `data` of the metadata file `path` (see [`Metadata::load`]).
     pub fn parse(path: PathBuf, data: &[u8]) -> Result<Self> {
-        let bad = |reason: String| Error::Metadata {
-            path: path.clone(),
-            reason,
+        let bad = |reason: String| {
+            Error::Parse(ParseError::Metadata {
+                path: path.clone(),
+                reason,
+            })
         };
         let text = std::str::from_utf8(data).map_err(|_| bad("not UTF-8 text".into()))?;
         let form: FileForm = toml::from_str(text).map_err(|e| bad(one_line(&e.to_string())))?;
@@ -275,9 +277,11 @@ impl Metadata {
             threshold: self.threshold,
             keys: self.keys.iter().map(KeyState::to_entry).collect(),
         };
-        let body = toml::to_string(&form).map_err(|e| Error::Metadata {
-            path: self.path.clone(),
-            reason: e.to_string(),
+        let body = toml::to_string(&form).map_err(|e| {
+            Error::Parse(ParseError::Metadata {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })
         })?;
         Ok(format!(
             "# pkgsign key metadata, kept by pkgsign (trust add/revoke/remove, key-rotate).\n\
@@ -371,9 +375,11 @@ pub fn entry_spans(data: &[u8], keys: &[KeyState]) -> Option<(usize, Vec<(usize,
 /// Parse one entry's body, cut out of a metadata file with [`entry_spans`]:
 /// the same checks as for the whole file.
 pub fn parse_entry(path: &Path, body: &[u8]) -> Result<KeyState> {
-    let bad = |reason: String| Error::Metadata {
-        path: path.to_path_buf(),
-        reason,
+    let bad = |reason: String| {
+        Error::Parse(ParseError::Metadata {
+            path: path.to_path_buf(),
+            reason,
+        })
     };
     let text = std::str::from_utf8(body).map_err(|_| bad("not UTF-8 text".into()))?;
     let e: Entry = toml::from_str(text).map_err(|e| bad(one_line(&e.to_string())))?;
@@ -442,7 +448,7 @@ mod tests {
             assert!(
                 matches!(
                     Metadata::load(dir.path(), TRUST_FILE),
-                    Err(Error::Metadata { .. })
+                    Err(Error::Parse(ParseError::Metadata { .. }))
                 ),
                 "{bad}"
             );

@@ -17,7 +17,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TrustError};
 use crate::trust::meta::{KEYS_FILE, TRUST_FILE};
 
 /// Whether the write-permission checks apply.
@@ -96,12 +96,12 @@ impl Offenders {
         let all: Vec<PathBuf> = self.0.iter().map(|(p, _, _)| p.clone()).collect();
         match self.0.into_iter().next() {
             None => Ok(()),
-            Some((path, what, mode)) => Err(Error::InsecurePermissions {
+            Some((path, what, mode)) => Err(Error::Trust(TrustError::InsecurePermissions {
                 path,
                 what,
                 mode,
                 all,
-            }),
+            })),
         }
     }
 }
@@ -154,10 +154,12 @@ fn resolve_inside(
     policy: Permissions,
     bad: &mut Offenders,
 ) -> Result<PathBuf> {
-    let outside = |target: String| Error::KeyOutsideDir {
-        path: link.to_path_buf(),
-        dir: dir.to_path_buf(),
-        target,
+    let outside = |target: String| {
+        Error::Trust(TrustError::KeyOutsideDir {
+            path: link.to_path_buf(),
+            dir: dir.to_path_buf(),
+            target,
+        })
     };
     let target = match std::fs::canonicalize(link) {
         Ok(t) => t,
@@ -210,7 +212,7 @@ mod tests {
             let e = check_dir_with(dir, KeyDir::Trusted, Permissions::Strict).unwrap_err();
             assert_eq!(e.code(), "KEY_PERMISSIONS", "{e}");
             assert!(
-                matches!(&e, Error::InsecurePermissions { all, .. } if all == std::slice::from_ref(&p)),
+                matches!(&e, Error::Trust(TrustError::InsecurePermissions { all, .. }) if all == std::slice::from_ref(&p)),
                 "{e}"
             );
             check_dir_with(dir, KeyDir::Trusted, Permissions::InsecureAllowed).unwrap();
@@ -223,7 +225,7 @@ mod tests {
         // Both paths, for the one `chmod go-w` the command line suggests.
         let want = vec![dir.to_path_buf(), dir.join("a.pub")];
         assert!(
-            matches!(&e, Error::InsecurePermissions { all, .. } if all == &want),
+            matches!(&e, Error::Trust(TrustError::InsecurePermissions { all, .. }) if all == &want),
             "{e}"
         );
     }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use super::Refusal;
-use crate::error::{Error, Result};
+use crate::error::{Error, FileError, Result};
 use crate::keys::{Fingerprint, PublicKey, encoding};
 use crate::text::format_time;
 use crate::trust::meta::{KeyState, META_LIMIT, Metadata, TRUST_FILE};
@@ -202,9 +202,9 @@ impl TrustStore {
     /// (`trust.toml`): windows, names, revocations. A metadata file that does
     /// not parse is an error; a `.pub` that does not parse is skipped and
     /// reported by name in [`TrustStore::warnings`]. A directory or key file
-    /// group or others may write is refused ([`Error::InsecurePermissions`],
+    /// group or others may write is refused ([`Error::Trust(TrustError::InsecurePermissions)`],
     /// unless [`crate::trust::perms::allow_insecure_permissions_for_this_process`]),
-    /// and so is a `.pub` symlink that leads out of it ([`Error::KeyOutsideDir`]).
+    /// and so is a `.pub` symlink that leads out of it ([`Error::Trust(TrustError::KeyOutsideDir)`]).
     pub fn add_dir(&mut self, dir: &Path) -> Result<()> {
         self.scan_dir(dir, false)
     }
@@ -270,7 +270,7 @@ impl TrustStore {
         let toml_path = dir.join(TRUST_FILE);
         let toml = match crate::fsutil::read_bounded(&toml_path, META_LIMIT, "metadata file") {
             Ok(d) => Some(d),
-            Err(Error::FileNotFound { .. }) => None,
+            Err(Error::File(FileError::NotFound { .. })) => None,
             Err(e) => return Err(e),
         };
         let meta = match &toml {

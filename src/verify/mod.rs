@@ -11,19 +11,34 @@ pub mod verifier;
 pub use package::{Content, Feed, VerifyOptions, verify_checksum, verify_content, verify_package};
 pub use verifier::Verifier;
 
+use std::path::PathBuf;
+
 use crate::error::{Code, Error};
 use crate::sign::report::Report;
 
-/// Why a verification gave no proof: it ran and refused the package, or it
-/// could not be made at all.
+/// Why a verification gave no proof: it ran and refused the package (its
+/// signatures, or its digest), or it could not be made at all.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     /// The signatures were checked and do not meet the threshold; the
     /// report says why, per signature.
     #[error("{0}")]
     Refused(Box<Report>),
+    /// The package's digest differs from the one expected.
+    #[error("{}: {algorithm} digest is {actual}, expected {expected}: the package is corrupt or was replaced; do not use it", .path.display())]
+    ChecksumMismatch {
+        /// The package.
+        path: PathBuf,
+        /// The algorithm.
+        algorithm: &'static str,
+        /// Expected digest (hex).
+        expected: String,
+        /// Actual digest (hex).
+        actual: String,
+    },
+
     /// The verification could not be made (a file missing or malformed, a
-    /// digest that differs, ...).
+    /// key that cannot be used, ...).
     #[error(transparent)]
     Failed(#[from] Error),
 }
@@ -33,6 +48,7 @@ impl VerifyError {
     pub fn code(&self) -> Code {
         match self {
             VerifyError::Refused(r) => r.code(),
+            VerifyError::ChecksumMismatch { .. } => Code::ChecksumMismatch,
             VerifyError::Failed(e) => e.code(),
         }
     }

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use crate::digest::cache::{Cache, hash_file_cached};
 use crate::digest::{self, Digest, HashAlg, MultiHasher, Progress};
-use crate::error::{Error, Invalid, Result};
+use crate::error::{Error, Invalid, Result, TrustError};
 use crate::fsutil;
 use crate::keys::{Fingerprint, PublicKey};
 use crate::sign::domain::{self, RESERVED_PREFIX};
@@ -124,7 +124,7 @@ pub fn verify_package(
         return Err(Error::from(Invalid::ThresholdZero).into());
     }
     let Some(signature) = signature else {
-        return Err(Error::NoKeys(crate::error::NoKeys::ToVerify).into());
+        return Err(Error::Trust(TrustError::NoKeys(crate::error::NoKeys::ToVerify)).into());
     };
     // Make sure the package can be read before judging signatures, so a
     // missing package is "could not run" rather than a refusal.
@@ -162,9 +162,9 @@ pub fn verify_checksum(
     package: &Path,
     expected: &Digest,
     opts: &VerifyOptions,
-) -> Result<ChecksumMatched> {
+) -> Result<ChecksumMatched, VerifyError> {
     if opts.threshold == 0 {
-        return Err(Invalid::ThresholdZero.into());
+        return Err(Error::from(Invalid::ThresholdZero).into());
     }
     let (_, digests) = opts.hash(package, &[expected.alg()])?;
     let actual = check_checksum(package, expected, &digests)?;
@@ -175,7 +175,7 @@ fn check_checksum<'d>(
     package: &Path,
     expected: &Digest,
     digests: &'d [Digest],
-) -> Result<&'d Digest> {
+) -> Result<&'d Digest, VerifyError> {
     let actual = digests
         .iter()
         .find(|d| d.alg() == expected.alg())
@@ -186,7 +186,7 @@ fn check_checksum<'d>(
     if actual.ct_eq(expected) {
         Ok(actual)
     } else {
-        Err(Error::ChecksumMismatch {
+        Err(VerifyError::ChecksumMismatch {
             path: package.to_path_buf(),
             algorithm: expected.alg().name(),
             expected: expected.hex(),
@@ -476,7 +476,7 @@ mod proof_tests {
         };
         assert!(matches!(
             verify_package(&pkg, None, &trust, &opts),
-            Err(VerifyError::Failed(Error::NoKeys(_)))
+            Err(VerifyError::Failed(Error::Trust(TrustError::NoKeys(_))))
         ));
         let matched = verify_checksum(&pkg, &digest, &opts).unwrap();
         assert!(matched.digest().ct_eq(&digest));
@@ -484,7 +484,7 @@ mod proof_tests {
         let other = digest::hash_bytes(HashAlg::Sha256, b"other bytes");
         assert!(matches!(
             verify_checksum(&pkg, &other, &opts),
-            Err(Error::ChecksumMismatch { .. })
+            Err(VerifyError::ChecksumMismatch { .. })
         ));
     }
 

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use super::*;
+use pkgsign::error::{FileError, KeyError, ParseError, TrustError};
 
 fn p(s: &str) -> PathBuf {
     PathBuf::from(s)
@@ -18,123 +19,112 @@ fn io(kind: std::io::ErrorKind) -> std::io::Error {
 fn every_library_error_keeps_its_contract_code_exit_and_message() {
     let table: Vec<(Error, &str, u8, &str)> = vec![
         (
-            Error::FileNotFound { path: p("a") },
+            Error::File(FileError::NotFound { path: p("a") }),
             "FILE_NOT_FOUND",
             2,
             "a: no such file; check the path",
         ),
         (
-            Error::NotAFile { path: p("d") },
+            Error::File(FileError::NotAFile { path: p("d") }),
             "NOT_A_FILE",
             2,
             "d: is a directory or special file, not a regular file; pass the path of a file",
         ),
         (
-            Error::Io {
+            Error::File(FileError::Io {
                 path: p("f"),
                 action: "reading",
                 source: io(std::io::ErrorKind::PermissionDenied),
-            },
+            }),
             "IO_ERROR",
             2,
             "f: reading failed: denied; check that the path is correct and accessible",
         ),
         (
-            Error::KeyPermissions {
+            Error::Key(KeyError::Permissions {
                 path: p("k.pem"),
                 mode: 0o644,
-            },
+            }),
             "KEY_PERMISSIONS",
             2,
             "k.pem: private key is accessible by group or others (mode 0644); run `chmod 600 k.pem` and keep it private",
         ),
         (
-            Error::PassphraseRequired { path: p("k.pem") },
+            Error::Key(KeyError::PassphraseRequired { path: p("k.pem") }),
             "PASSPHRASE_REQUIRED",
             2,
             "k.pem: the private key is encrypted and no passphrase was given; give its passphrase with --passphrase-file FILE or the PKGSIGN_PASSPHRASE environment variable",
         ),
         (
-            Error::PassphraseWrong { path: p("k.pem") },
+            Error::Key(KeyError::PassphraseWrong { path: p("k.pem") }),
             "PASSPHRASE_WRONG",
             2,
             "k.pem: wrong passphrase, or the encrypted key is damaged; check --passphrase-file / PKGSIGN_PASSPHRASE",
         ),
         (
-            Error::AlreadyExists { path: p("k.pem") },
+            Error::File(FileError::AlreadyExists { path: p("k.pem") }),
             "ALREADY_EXISTS",
             2,
             "k.pem: already exists; pkgsign never overwrites a key silently: choose another --name or --output-dir, or pass --force to replace it",
         ),
         (
-            Error::KeyTooWeak {
+            Error::Key(KeyError::TooWeak {
                 path: p("r.pub"),
                 bits: 1024,
-            },
+            }),
             "KEY_TOO_WEAK",
             2,
             "r.pub: RSA key of 1024 bits refused: pkgsign accepts 2048 to 8192 bits; generate a new key with `pkgsign keygen --algorithm rsa --bits 3072`",
         ),
         (
-            Error::SignatureMalformed {
+            Error::Parse(ParseError::SignatureMalformed {
                 path: p("x.sig"),
                 line: Some(2),
                 reason: "bad".into(),
-            },
+            }),
             "SIGNATURE_MALFORMED",
             1,
             "x.sig: malformed signature file (line 2): bad; re-create it with `pkgsign sign-package`, or fetch it again",
         ),
         (
-            Error::SignatureVersionUnsupported {
+            Error::Parse(ParseError::SignatureVersionUnsupported {
                 path: p("x.sig"),
                 version: "9".into(),
-            },
+            }),
             "SIGNATURE_VERSION_UNSUPPORTED",
             1,
             "x.sig: signature format version \"9\" is not supported by this pkgsign (it reads version 1); upgrade pkgsign",
         ),
         (
-            Error::ChecksumMismatch {
-                path: p("pkg"),
-                algorithm: "sha256",
-                expected: "aa".into(),
-                actual: "bb".into(),
-            },
-            "CHECKSUM_MISMATCH",
-            1,
-            "pkg: sha256 digest is bb, expected aa: the package is corrupt or was replaced; do not use it",
-        ),
-        (
-            Error::ManifestMalformed {
+            Error::Parse(ParseError::ManifestMalformed {
                 path: p("SUMS"),
                 lines: vec![3],
                 count: 1,
-            },
+            }),
             "MANIFEST_MALFORMED",
             1,
             "SUMS: line 3 is not a checksum line; the list is refused: re-create it (for example `sha256sum FILES > LIST`), and sign it again if it is signed (a signed list holds checksum lines only: no blank or comment line)",
         ),
         (
-            Error::StatementOutdated { path: p("s.stmt") },
+            Error::Parse(ParseError::StatementOutdated { path: p("s.stmt") }),
             "STATEMENT_OUTDATED",
             1,
             "",
         ),
         (
-            Error::NoKeys(NoKeys::ToSign),
+            Error::Trust(TrustError::NoKeys(NoKeys::ToSign)),
             "NO_KEYS",
             2,
             "no signing key: give --private-key KEY or --keys-dir DIR",
         ),
         (
-            Error::NoKeys(NoKeys::ToVerify),
+            Error::Trust(TrustError::NoKeys(NoKeys::ToVerify)),
             "NO_KEYS",
             2,
             "nothing to verify: give --public-key, --trusted-keys or --checksum",
         ),
         (
-            Error::NoKeys(NoKeys::InWindow { dir: p("keys") }),
+            Error::Trust(TrustError::NoKeys(NoKeys::InWindow { dir: p("keys") })),
             "NO_KEYS",
             2,
             "keys: no private key inside its validity window; create one with `pkgsign keygen --output-dir keys` or `pkgsign key-rotate --init`",
@@ -151,22 +141,22 @@ fn every_library_error_keeps_its_contract_code_exit_and_message() {
             "a.log: cannot write the audit log (opening: denied); nothing was done; fix the path or its permissions (the log must be a regular file, not a symlink, in an existing directory), or run without --audit-log and PKGSIGN_AUDIT_LOG",
         ),
         (
-            Error::InsecurePermissions {
+            Error::Trust(TrustError::InsecurePermissions {
                 path: p("/t"),
                 what: "trusted-keys directory",
                 mode: 0o777,
                 all: vec![p("/t"), p("/t/a b.pub")],
-            },
+            }),
             "KEY_PERMISSIONS",
             2,
             "/t: trusted-keys directory is writable by group or others (mode 0777) and so is 1 other path, so another user could choose the keys pkgsign trusts or signs with; run `chmod go-w /t '/t/a b.pub'` (or pass --insecure-permissions to accept the risk)",
         ),
         (
-            Error::NoCurrentKey {
+            Error::Trust(TrustError::NoCurrentKey {
                 dir: p("keys"),
                 name: "sk".into(),
                 existing: vec![],
-            },
+            }),
             "KEY_NOT_FOUND",
             2,
             "keys: no current key named \"sk\" (keys here: none); check --name for a typo, or pass --init to create the first key of \"sk\"",
@@ -205,22 +195,22 @@ fn every_library_error_keeps_its_contract_code_exit_and_message() {
 #[test]
 fn library_messages_name_no_flag() {
     let errors = [
-        Error::PassphraseRequired { path: p("k") },
-        Error::PassphraseWrong { path: p("k") },
-        Error::AlreadyExists { path: p("k") },
-        Error::NoKeys(NoKeys::ToSign),
-        Error::NoKeys(NoKeys::ToVerify),
-        Error::NoCurrentKey {
+        Error::Key(KeyError::PassphraseRequired { path: p("k") }),
+        Error::Key(KeyError::PassphraseWrong { path: p("k") }),
+        Error::File(FileError::AlreadyExists { path: p("k") }),
+        Error::Trust(TrustError::NoKeys(NoKeys::ToSign)),
+        Error::Trust(TrustError::NoKeys(NoKeys::ToVerify)),
+        Error::Trust(TrustError::NoCurrentKey {
             dir: p("d"),
             name: "n".into(),
             existing: vec![],
-        },
-        Error::InsecurePermissions {
+        }),
+        Error::Trust(TrustError::InsecurePermissions {
             path: p("d"),
             what: "dir",
             mode: 0o777,
             all: vec![p("d")],
-        },
+        }),
         Error::AuditLogUnwritable {
             path: p("a"),
             action: "opening",
@@ -411,4 +401,26 @@ fn invalid_requests_keep_their_command_line_text_and_the_library_names_no_flag()
         assert_eq!((e.code().as_str(), e.exit_code()), ("USAGE", 2), "{e:?}");
         assert_eq!(e.to_string(), text);
     }
+}
+
+/// A digest that differs is the verify layer's refusal: code, exit 1 and
+/// text as before.
+#[test]
+fn a_checksum_mismatch_keeps_its_code_exit_and_message() {
+    let e = CliError::from(pkgsign::verify::VerifyError::ChecksumMismatch {
+        path: p("pkg"),
+        algorithm: "sha256",
+        expected: "aa".into(),
+        actual: "bb".into(),
+    });
+    assert_eq!((e.code().as_str(), e.exit_code()), ("CHECKSUM_MISMATCH", 1));
+    assert_eq!(
+        e.to_string(),
+        "pkg: sha256 digest is bb, expected aa: the package is corrupt or was replaced; do not use it"
+    );
+    // A verification that could not be made stays the library's error.
+    let failed = CliError::from(pkgsign::verify::VerifyError::Failed(Error::Invalid(
+        Invalid::ThresholdZero,
+    )));
+    assert!(matches!(failed, CliError::Lib(_)));
 }

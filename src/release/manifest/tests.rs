@@ -2,6 +2,7 @@
 //! and the two reads of a signed list.
 
 use super::*;
+use crate::error::ParseError;
 
 /// The open itself refuses a way out, so a symlink swapped in after the
 /// path check cannot lead outside.
@@ -158,9 +159,11 @@ fn malformed_lines_are_counted_and_the_first_named() {
     let text = "junk\n".repeat(MALFORMED_SHOWN + 5);
     let (list, sig, trust) = signed_list(dir.path(), text.as_bytes());
     match SignedList::open(&list, &sig, &trust, &options()) {
-        Err(crate::verify::VerifyError::Failed(Error::ManifestMalformed {
-            lines, count, ..
-        })) => {
+        Err(crate::verify::VerifyError::Failed(Error::Parse(ParseError::ManifestMalformed {
+            lines,
+            count,
+            ..
+        }))) => {
             assert_eq!(count, MALFORMED_SHOWN + 5);
             assert_eq!(lines, (1..=MALFORMED_SHOWN).collect::<Vec<_>>());
         }

@@ -8,6 +8,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::digest::{Digest, HashAlg};
+use crate::error::{FileError, ParseError};
 use crate::keys::{Fingerprint, SCHEME_ED25519, SCHEME_RSA_PSS_SHA256};
 use crate::text::is_displayable;
 
@@ -50,7 +51,7 @@ fn parse_err(text: &str) -> Error {
 /// The line an error blames, asserting it is a malformed-signature error.
 fn malformed_line(text: &str) -> Option<usize> {
     match parse_err(text) {
-        Error::SignatureMalformed { line, .. } => line,
+        Error::Parse(ParseError::SignatureMalformed { line, .. }) => line,
         other => panic!("expected SignatureMalformed for {text:?}, got {other:?}"),
     }
 }
@@ -110,7 +111,7 @@ fn empty_oversized_and_binary_files_are_malformed() {
     assert_eq!(malformed_line(&big), None);
     assert!(matches!(
         parse(p(), &[0xff, 0xfe, b'\n']),
-        Err(Error::SignatureMalformed { .. })
+        Err(Error::Parse(ParseError::SignatureMalformed { .. }))
     ));
     // read() caps the file before parsing it.
     let dir = tempfile::tempdir().unwrap();
@@ -118,11 +119,17 @@ fn empty_oversized_and_binary_files_are_malformed() {
     let mut data = valid_text().into_bytes();
     data.resize(FILE_LIMIT as usize + 1, b'\n');
     std::fs::write(&f, &data).unwrap();
-    assert!(matches!(read(&f), Err(Error::SignatureMalformed { .. })));
-    assert!(matches!(read(dir.path()), Err(Error::NotAFile { .. })));
+    assert!(matches!(
+        read(&f),
+        Err(Error::Parse(ParseError::SignatureMalformed { .. }))
+    ));
+    assert!(matches!(
+        read(dir.path()),
+        Err(Error::File(FileError::NotAFile { .. }))
+    ));
     assert!(matches!(
         read(&dir.path().join("missing")),
-        Err(Error::FileNotFound { .. })
+        Err(Error::File(FileError::NotFound { .. }))
     ));
 }
 
@@ -135,7 +142,9 @@ fn versions() {
     ] {
         let text = v1.replacen(HEADER_V1, header, 1);
         match parse_err(&text) {
-            Error::SignatureVersionUnsupported { version: v, .. } => assert_eq!(v, version),
+            Error::Parse(ParseError::SignatureVersionUnsupported { version: v, .. }) => {
+                assert_eq!(v, version)
+            }
             other => panic!("{header}: {other:?}"),
         }
     }
@@ -265,7 +274,7 @@ fn values_must_be_canonical() {
     // CRLF line endings are not the canonical form.
     assert!(matches!(
         parse(p(), text.replace('\n', "\r\n").as_bytes()),
-        Err(Error::SignatureMalformed { .. })
+        Err(Error::Parse(ParseError::SignatureMalformed { .. }))
     ));
 }
 

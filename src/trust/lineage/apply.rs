@@ -24,7 +24,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::{Claim, EXT, Statement};
-use crate::error::{Error, Result};
+use crate::error::{Error, ParseError, Result};
 use crate::keys::{Fingerprint, PublicKey};
 use crate::sign::report::{KeyStatement, StatementSigners, Verified};
 use crate::text::format_time;
@@ -190,10 +190,10 @@ fn statement_files(from: &Path) -> Result<Vec<PathBuf>> {
         let p = entry.map_err(|e| Error::io(from, "listing", e))?.path();
         if p.extension().is_some_and(|x| x == EXT) {
             if files.len() == MAX_STATEMENTS {
-                return Err(Error::TooManyStatements {
+                return Err(Error::Parse(ParseError::TooManyStatements {
                     dir: from.to_path_buf(),
                     limit: MAX_STATEMENTS,
-                });
+                }));
             }
             files.push(p);
         }

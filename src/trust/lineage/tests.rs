@@ -1,4 +1,5 @@
 use super::*;
+use crate::error::ParseError;
 use crate::keys::{KeySpec, LocalKey, generate};
 use crate::sign::domain::tests as domain_tests;
 use crate::trust::dir::TrustDir;
@@ -286,7 +287,7 @@ fn too_many_statements_are_refused_before_reading_them() {
     }
     assert!(matches!(
         update(&mut t, &from, T),
-        Err(Error::TooManyStatements { .. })
+        Err(Error::Parse(ParseError::TooManyStatements { .. }))
     ));
 }
 
@@ -298,7 +299,10 @@ fn version_1_statements_are_refused_with_what_to_do() {
     let e = Statement::read(&p).unwrap_err();
     // The statement's outcome reaches `trust update`'s list as this text,
     // so it says what to do itself.
-    assert!(matches!(e, Error::StatementOutdated { .. }), "{e}");
+    assert!(
+        matches!(e, Error::Parse(ParseError::StatementOutdated { .. })),
+        "{e}"
+    );
     assert!(e.to_string().contains("pkgsign key-rotate"), "{e}");
 }
 
@@ -347,7 +351,10 @@ fn only_the_canonical_form_parses() {
     for b in bad {
         std::fs::write(&p, &b).unwrap();
         assert!(
-            matches!(Statement::read(&p), Err(Error::SignatureMalformed { .. })),
+            matches!(
+                Statement::read(&p),
+                Err(Error::Parse(ParseError::SignatureMalformed { .. }))
+            ),
             "{b:?}"
         );
     }

@@ -5,6 +5,7 @@
 //! The log is opened once, up front ([`AuditLog::open`]), so that a log that
 //! cannot be written stops a command before it acts: created if missing
 //! (mode 0640), never through a symlink, and only a regular file.
+#![forbid(unsafe_code)]
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;

@@ -1,6 +1,7 @@
 //! File-system helpers: bounded reads of untrusted files, and writes that are
 //! atomic (temp file in the same directory, fsync, rename) so that a killed or
 //! failed run never leaves a partial file behind or damages an existing one.
+#![forbid(unsafe_code)]
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -128,36 +129,6 @@ fn symlink_refused(path: &Path) -> Error {
             "it is a symlink, and pkgsign never follows a symlink at a file it manages; remove the link",
         ),
     )
-}
-
-/// Run `f` over the whole contents of the opened `file` (named `path` in
-/// errors), memory-mapped read-only. Returns `f`'s result and the length.
-///
-/// Only signing (raw Ed25519, which needs the whole message at once) and
-/// BLAKE3 hashing of large files map files. If another process truncates
-/// the file meanwhile, reading the mapping raises SIGBUS and pkgsign is
-/// killed before it writes anything; `SECURITY.md` says so.
-#[allow(unsafe_code)] // The one unsafe block of the crate: see the SAFETY note.
-pub fn with_mapped<T>(
-    file: &File,
-    path: &Path,
-    f: impl FnOnce(&[u8]) -> Result<T>,
-) -> Result<(T, u64)> {
-    let len = file
-        .metadata()
-        .map_err(|e| Error::io(path, "reading metadata of", e))?
-        .len();
-    if len == 0 {
-        // mmap of an empty file fails; the contents are simply empty.
-        return Ok((f(&[])?, 0));
-    }
-    // SAFETY: the mapping is read-only, private to this call and dropped
-    // before it returns, so no reference to it outlives it. Another process
-    // may still change the file underneath: a write changes the bytes read
-    // (as it would with read(2)), a truncation raises SIGBUS (a crash,
-    // never a wrong result), as documented above and in SECURITY.md.
-    let map = unsafe { memmap2::Mmap::map(file) }.map_err(|e| Error::io(path, "mapping", e))?;
-    Ok((f(&map)?, len))
 }
 
 /// Read a whole small file, refusing anything larger than `limit` bytes.

@@ -20,6 +20,8 @@
 //! - [`release`]: checksum lists and signed manifests;
 //! - [`error`]: the error type and the contract's stable codes;
 //! - [`fsutil`]: bounded reads, atomic writes and directory locks;
+//! - [`mapped`]: reading a file through a memory map, the one module
+//!   allowed `unsafe` (every other one forbids it);
 //! - [`audit`]: the JSON-lines audit log.
 //!
 //! ```
@@ -43,12 +45,25 @@
 //! ```
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
+// Library code never panics on what it is given: no unwrap, expect,
+// unchecked indexing or panic! outside tests. Each `allow` below this says
+// why it cannot fail.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 pub mod audit;
 pub mod digest;
 pub mod error;
 pub mod fsutil;
 pub mod keys;
+pub mod mapped;
 pub mod release;
 pub mod rotate;
 pub mod sign;

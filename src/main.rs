@@ -1,6 +1,6 @@
 //! The `pkgsign` command line: parse arguments, run the library, print the
 //! outcome, exit with the contract's code.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 mod cli;
 

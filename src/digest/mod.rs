@@ -5,6 +5,7 @@
 //! - [`value`]: a digest value ([`Digest`]);
 //! - [`stream`]: hashers and the one-pass file reader;
 //! - [`cache`]: digests remembered by file identity, for re-verification.
+#![forbid(unsafe_code)]
 
 pub mod alg;
 pub mod cache;

@@ -230,7 +230,9 @@ fn stream_from(
             if n == 0 {
                 return Ok(total);
             }
-            sink(&buf[..n]);
+            // Short only at the end of the file: the last chunk.
+            buf.truncate(n);
+            sink(&buf);
             total += n as u64;
         }
     }
@@ -243,10 +245,12 @@ fn stream_from(
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || -> std::io::Result<()> {
             while let Ok(mut buf) = empty_rx.recv() {
+                buf.resize(BUF_SIZE, 0);
                 let n = read_full(&mut file, &mut buf)?;
                 if n == 0 {
                     return Ok(());
                 }
+                buf.truncate(n);
                 if full_tx.send((buf, n)).is_err() {
                     return Ok(());
                 }
@@ -255,7 +259,7 @@ fn stream_from(
         });
         let mut total = 0u64;
         while let Ok((buf, n)) = full_rx.recv() {
-            sink(&buf[..n]);
+            sink(&buf);
             total += n as u64;
             // The reader may have finished; a failed send is harmless.
             let _ = empty_tx.send(buf);
@@ -297,7 +301,7 @@ fn blake3_mapped(
     progress: Option<&Progress>,
 ) -> Result<(u64, Vec<Digest>)> {
     let mut h = blake3::Hasher::new();
-    let ((), size) = crate::fsutil::with_mapped(file, path, |bytes| {
+    let ((), size) = crate::mapped::with_mapped(file, path, |bytes| {
         let mut done = 0u64;
         for step in bytes.chunks(BLAKE3_STEP) {
             h.update_rayon(step);
@@ -318,8 +322,8 @@ fn blake3_mapped(
 /// Fill `buf` as far as the file allows (short only at end of file).
 fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..]) {
+    while let Some(rest) = buf.get_mut(filled..).filter(|r| !r.is_empty()) {
+        match file.read(rest) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}

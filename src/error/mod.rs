@@ -9,6 +9,7 @@
 //! next" hint of its command line (`src/cli/error.rs`), so that a service
 //! using the library gets messages about its own inputs. [`Error::code`]
 //! gives the stable upper-case [`Code`] of the contract.
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 

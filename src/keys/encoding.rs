@@ -387,14 +387,15 @@ fn pem_block(data: &[u8]) -> std::result::Result<PemBlock<'_>, PemRefusal> {
         0
     } else {
         data.windows(PEM_BEGIN.len() + 1)
-            .position(|w| w[0] == b'\n' && &w[1..] == PEM_BEGIN)
+            .position(|w| w.split_first() == Some((&b'\n', PEM_BEGIN)))
             .map(|i| i + 1)
             .ok_or(NotPem)?
     };
-    if data[..start].contains(&0) {
+    let (before, block) = data.split_at_checked(start).ok_or(NotPem)?;
+    if before.contains(&0) {
         return Err(NotPem);
     }
-    let mut lines = PemLines(&data[start..]);
+    let mut lines = PemLines(block);
     let label = lines
         .next()
         .map(trim_blanks_end)
@@ -446,21 +447,19 @@ fn pem_block(data: &[u8]) -> std::result::Result<PemBlock<'_>, PemRefusal> {
             },
         ));
     }
-    Ok(PemBlock {
-        label,
-        text: &data[start..data.len() - rest.len()],
-    })
+    // `rest` is what follows the END line: the block is all before it.
+    let text = block
+        .get(..block.len().saturating_sub(rest.len()))
+        .ok_or(NotPem)?;
+    Ok(PemBlock { label, text })
 }
 
 /// A line without the blanks (spaces, tabs) at its end.
-fn trim_blanks_end(line: &[u8]) -> &[u8] {
-    let keep = line.len()
-        - line
-            .iter()
-            .rev()
-            .take_while(|b| matches!(b, b' ' | b'\t'))
-            .count();
-    &line[..keep]
+fn trim_blanks_end(mut line: &[u8]) -> &[u8] {
+    while let Some((b' ' | b'\t', kept)) = line.split_last() {
+        line = kept;
+    }
+    line
 }
 
 /// RFC 7468's label: printable ASCII but `-`, with single spaces inside.
@@ -577,7 +576,8 @@ fn rsa_private_bits(der: &[u8]) -> Option<usize> {
 
 /// Bit length of a big-endian unsigned integer.
 fn uint_bits(bytes: &[u8]) -> usize {
-    let bytes = &bytes[bytes.iter().take_while(|b| **b == 0).count()..];
+    let first_set = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    let bytes = bytes.get(first_set..).unwrap_or_default();
     match bytes.first() {
         Some(first) => (bytes.len() - 1) * 8 + (8 - first.leading_zeros() as usize),
         None => 0,

@@ -3,6 +3,7 @@
 //!
 //! Reading and writing key files lives in [`encoding`]; generating keys in
 //! [`generate`].
+#![forbid(unsafe_code)]
 
 pub mod encoding;
 pub mod generate;

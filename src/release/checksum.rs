@@ -269,7 +269,7 @@ fn parse_fields(line: &[u8], alg: Option<HashAlg>) -> Option<(Digest, Vec<u8>)> 
     // GNU or pkgsign: TOKEN, space, space or '*', name.
     let sp = line.iter().position(|b| *b == b' ')?;
     let (token, rest) = line.split_at(sp);
-    let rest = &rest[1..];
+    let rest = rest.get(1..)?;
     let name = rest
         .strip_prefix(b" ")
         .or_else(|| rest.strip_prefix(b"*"))?;
@@ -291,12 +291,12 @@ fn parse_fields(line: &[u8], alg: Option<HashAlg>) -> Option<(Digest, Vec<u8>)> 
 
 fn parse_bsd(line: &[u8], escaped: bool) -> Option<(Digest, Vec<u8>)> {
     let open = line.windows(2).position(|w| w == b" (")?;
-    let tag = std::str::from_utf8(&line[..open]).ok()?;
-    let alg = HashAlg::from_bsd_tag(tag)?;
-    let rest = &line[open + 2..];
+    let (tag, rest) = line.split_at_checked(open)?;
+    let alg = HashAlg::from_bsd_tag(std::str::from_utf8(tag).ok()?)?;
+    let rest = rest.get(2..)?;
     let close = rest.windows(4).rposition(|w| w == b") = ")?;
-    let name = &rest[..close];
-    let hex = std::str::from_utf8(&rest[close + 4..]).ok()?;
+    let (name, rest) = rest.split_at_checked(close)?;
+    let hex = std::str::from_utf8(rest.get(4..)?).ok()?;
     let digest = Digest::parse(&format!("{}:{hex}", alg.name()), false).ok()?;
     Some((digest, unescape(name, escaped)?))
 }

@@ -190,11 +190,8 @@ impl<'a> Pieces<'a> {
             return Ok(None);
         }
         let mut filled = 0;
-        while filled < CHUNK {
-            match self
-                .file
-                .read_at(&mut self.buf[filled..], self.offset + filled as u64)
-            {
+        while let Some(room) = self.buf.get_mut(filled..).filter(|r| !r.is_empty()) {
+            match self.file.read_at(room, self.offset + filled as u64) {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -215,7 +212,8 @@ impl<'a> Pieces<'a> {
         }
         let index = self.index;
         self.index += 1;
-        Ok(Some((index, &self.buf[..filled])))
+        let piece = self.buf.get(..filled).ok_or_else(|| changed(self.path))?;
+        Ok(Some((index, piece)))
     }
 }
 

@@ -19,6 +19,7 @@
 //! next `key-rotate` or `sign-package --keys-dir` (rolled forward).
 //! Every metadata entry is keyed by fingerprint, so even the instants in
 //! between sign with exactly the keys of "before" or of "after".
+#![forbid(unsafe_code)]
 
 pub mod keystore;
 

@@ -2,6 +2,7 @@
 //! (which checks each signature it makes), the signature file formats, and
 //! the report and proof values a verification (the `verify` module, a layer
 //! above this one) gives.
+#![forbid(unsafe_code)]
 
 pub mod domain;
 pub mod keysigner;

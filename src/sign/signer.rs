@@ -218,7 +218,7 @@ fn sign_raw(
             // Pure Ed25519 needs the whole message at once: map it rather
             // than copy it into memory.
             let file = fsutil::open_regular(package)?;
-            let (sig, size) = fsutil::with_mapped(&file, package, |bytes| {
+            let (sig, size) = crate::mapped::with_mapped(&file, package, |bytes| {
                 // The raw domain refuses bytes that start like pkgsign's own
                 // signed statements (see `domain::RESERVED_PREFIX`).
                 Signer::new(*key)

@@ -1,6 +1,7 @@
 //! The text rules shared by every signed file: times in RFC 3339 UTC with
 //! whole seconds, and comments that show exactly what was signed.
 //! [`fields`] reads the `name: value` lines of pkgsign's own formats.
+#![forbid(unsafe_code)]
 
 use std::time::{Duration, UNIX_EPOCH};
 

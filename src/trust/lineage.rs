@@ -438,7 +438,11 @@ fn parse(data: &[u8]) -> FieldResult<Statement> {
     };
     // Canonical form only: what we would write must be what we read (this
     // also refuses cosignatures out of order or twice).
-    let sorted = st.cosignatures.windows(2).all(|w| w[0].0 < w[1].0);
+    let sorted = st
+        .cosignatures
+        .iter()
+        .zip(st.cosignatures.iter().skip(1))
+        .all(|(a, b)| a.0 < b.0);
     if !sorted || st.to_text() != text {
         return Err(FieldError::new(None, "not in canonical form"));
     }

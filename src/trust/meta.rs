@@ -255,6 +255,10 @@ impl Metadata {
                 i
             }
         };
+        #[allow(clippy::indexing_slicing)]
+        // `index` holds positions of `keys` only, and `idx` was just found
+        // there or pushed; a `get_mut` with a fallback would need a second
+        // `&mut` path the borrow checker refuses.
         &mut self.keys[idx]
     }
 

@@ -2,6 +2,7 @@
 //! metadata files ([`meta`]), changing a trusted-keys directory ([`dir`]),
 //! the signed endorsements and revocations workers follow ([`lineage`]), and
 //! the revoke workflow ([`revoke`]).
+#![forbid(unsafe_code)]
 
 pub mod dir;
 pub mod index;

@@ -336,7 +336,7 @@ impl TrustStore {
                 toml: toml.as_deref().map(|d| d.as_slice()),
                 meta: &meta,
                 files,
-                warnings: &self.warnings[warned..],
+                warnings: self.warnings.get(warned..).unwrap_or_default(),
             };
             crate::trust::index::write(dir, &scan);
         }

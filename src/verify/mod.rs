@@ -4,6 +4,7 @@
 //!
 //! This layer sits above [`crate::sign`] (formats, signing, proofs) and
 //! [`crate::trust`] (who is trusted): a verification needs both.
+#![forbid(unsafe_code)]
 
 pub mod package;
 pub mod verifier;

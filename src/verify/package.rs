@@ -17,7 +17,7 @@ use crate::sign::domain::{self, RESERVED_PREFIX};
 use crate::sign::report::{
     ChecksumMatched, Package, Refusal, Report, SignatureResult, Verified, time_text,
 };
-use crate::sign::sigfile::{self, Block, SignatureFile};
+use crate::sign::sigfile::{self, Block, SignatureFile, Statement};
 use crate::sign::{Domain, Message};
 use crate::trust::{Decision, TrustStore, TrustedKey};
 use crate::verify::{Verifier, VerifyError};
@@ -221,7 +221,9 @@ fn verify_blocks(
     mut report: Report,
 ) -> Result<Verified<Package>, VerifyError> {
     // 1. Trust and statement signatures: cheap, before reading the package.
-    let mut pending = Vec::new();
+    // Each result, with the statement still to be checked against the
+    // package when its key and signature were accepted.
+    let mut results: Vec<(SignatureResult, Option<&Statement>)> = Vec::new();
     for (i, block) in blocks.iter().enumerate() {
         let st = &block.statement;
         let mut result = SignatureResult {
@@ -253,21 +255,21 @@ fn verify_blocks(
                 }
                 result.refusal = Some(code);
                 result.reason = reason;
+                results.push((result, None));
             }
             Decision::Accepted(key, why) => {
                 result.key_name = Some(key.name.clone());
                 result.principal = Some(key.principal().clone());
                 result.reason = why;
-                pending.push(report.signatures.len());
+                results.push((result, Some(st)));
             }
         }
-        report.signatures.push(result);
     }
 
     // 2. Hash the package once, with every algorithm needed.
-    let mut algs: Vec<HashAlg> = pending
+    let mut algs: Vec<HashAlg> = results
         .iter()
-        .map(|&i| blocks[i].statement.digest.alg())
+        .filter_map(|(_, pending)| pending.map(|st| st.digest.alg()))
         .collect();
     if let Some(c) = &opts.checksum {
         algs.push(c.alg());
@@ -275,6 +277,7 @@ fn verify_blocks(
     algs.sort();
     algs.dedup();
     if algs.is_empty() {
+        report.signatures = results.into_iter().map(|(r, _)| r).collect();
         return finish(report);
     }
     let (size, digests) = content.hash(package, opts, &algs)?;
@@ -286,10 +289,9 @@ fn verify_blocks(
     }
 
     // 3. Does the package match what each valid statement vouches for?
-    for i in pending {
-        let st = &blocks[i].statement;
+    for (result, pending) in &mut results {
+        let Some(st) = pending else { continue };
         let actual = digests.iter().find(|d| d.alg() == st.digest.alg());
-        let result = &mut report.signatures[i];
         let matches = actual.is_some_and(|d| d.ct_eq(&st.digest)) && size == st.size;
         if !matches {
             result.refusal = Some(Refusal::SignatureInvalid);
@@ -306,6 +308,7 @@ fn verify_blocks(
             };
         }
     }
+    report.signatures = results.into_iter().map(|(r, _)| r).collect();
     finish(report)
 }
 

@@ -124,3 +124,38 @@ fn the_cycle_finder_finds_a_cycle() {
         BTreeSet::from(["sign".into(), "trust".into()])
     );
 }
+
+/// Unsafe code lives in one module (`mapped`, the memory map): every other
+/// top-level module of the library forbids it at its top, the binary too,
+/// and a new module without the line fails here.
+#[test]
+fn every_module_but_mapped_forbids_unsafe_code() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        let file = if path.is_dir() {
+            path.join("mod.rs")
+        } else {
+            path.clone()
+        };
+        let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+        // The crate root denies unsafe code (so that `mapped` may allow it);
+        // the binary's `cli` sits under `main.rs`, which forbids it.
+        if matches!(name.as_str(), "lib" | "mapped" | "cli") || !file.exists() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            text.lines().any(|l| l.trim() == "#![forbid(unsafe_code)]"),
+            "{} does not forbid unsafe code",
+            file.display()
+        );
+        checked += 1;
+    }
+    assert!(checked >= 12, "only {checked} modules checked");
+    let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
+    assert!(lib.contains("#![deny(unsafe_code)]"));
+    let mapped = std::fs::read_to_string(src.join("mapped.rs")).unwrap();
+    assert_eq!(mapped.matches("unsafe {").count(), 1, "one unsafe block");
+}

@@ -484,3 +484,39 @@ fn trust_changes_are_audited() {
         assert!(v["detail"].is_string(), "{v}");
     }
 }
+
+/// A verification refused for the threshold, every signature of which is
+/// valid, is logged as a failure: the log never shows only successes for a
+/// package the command refused.
+#[test]
+fn a_threshold_refusal_is_logged_as_a_failure() {
+    let env = Env::new();
+    let log = env.path("audit.jsonl");
+    let log_s = log.to_str().unwrap().to_string();
+    // Two keys of one lineage (A, then B): they count once for a threshold.
+    for extra in [&["--init"][..], &[][..]] {
+        let mut a = env.rotate_args(extra);
+        a.retain(|x| x != "--json");
+        let mut c = ps(&a);
+        c.env("PKGSIGN_PASSPHRASE", PASS);
+        run(c).ok();
+    }
+    let pkg = env.package("app.tar");
+    let mut c = ps(env.sign_dir_args(&pkg, None));
+    c.env("PKGSIGN_PASSPHRASE", PASS);
+    run(c).ok();
+    let mut args = env.verify_args(&pkg, None);
+    args.extend([
+        "--threshold".into(),
+        "2".into(),
+        "--audit-log".into(),
+        log_s,
+    ]);
+    run(ps(&args)).refused("THRESHOLD_NOT_MET");
+    let (_, lines) = read_log(&log);
+    let failures = events(&lines, "signature_verification_failure");
+    assert!(
+        failures.iter().any(|v| v["code"] == "THRESHOLD_NOT_MET"),
+        "the refusal is in the log: {lines:#?}"
+    );
+}

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, FileError, Invalid, KeyDirKind, Result, TrustError};
 use crate::fsutil;
 use crate::keys::{KeySource, LocalKey, Passphrase, encoding};
-use crate::text::format_time;
 use crate::trust::meta::{KEYS_FILE, Metadata};
 
 /// The private key files of `dir`: every `*.pem`, sorted.
@@ -89,21 +88,14 @@ pub fn active_keys(
         if !seen.insert(fp.clone()) {
             continue;
         }
+        // The one rule of the trust store: a key is used to sign exactly
+        // when a worker would accept it now.
         if let Some(st) = meta.get(&fp) {
-            if let Some((t, r)) = &st.revoked {
+            let standing = crate::trust::standing(st, now, None);
+            if standing.refusal().is_some() {
                 skipped.push(Skipped {
                     path,
-                    reason: format!("key {fp} was revoked at {}: {r}", format_time(*t)),
-                });
-                continue;
-            }
-            if !st.in_window(now) {
-                skipped.push(Skipped {
-                    path,
-                    reason: format!(
-                        "key {fp} is outside its window ({})",
-                        crate::trust::describe_state(st, now)
-                    ),
+                    reason: standing.explain(&format!("key {fp}")),
                 });
                 continue;
             }

@@ -134,11 +134,6 @@ impl KeyState {
         }
         shorter
     }
-
-    /// Whether the window contains `t`.
-    pub fn in_window(&self, t: u64) -> bool {
-        self.not_before.is_none_or(|nb| t >= nb) && self.not_after.is_none_or(|na| t <= na)
-    }
 }
 
 /// The metadata of one directory.

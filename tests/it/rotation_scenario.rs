@@ -301,6 +301,12 @@ fn cli_rotation_inside_and_after_the_window_with_faketime() {
     let r = run(ps_at(after, env.sign_dir_args(&pkg_c, None))).ok();
     assert_eq!(r.json()["keys"].as_array().unwrap().len(), 1, "{r:#?}");
     assert!(r.stderr.contains(a.as_str()), "{r:#?}");
+    // In the trust store's words: the one standing rule decides.
+    assert!(
+        r.stderr
+            .contains(&format!("{} expired at {until}", a.as_str())),
+        "{r:#?}"
+    );
 
     // A signer whose clock is past A's window: the signed time is after A's
     // not-after, so the signature is refused even though "now" is inside.

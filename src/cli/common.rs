@@ -60,6 +60,75 @@ pub fn parse_time(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is not an RFC 3339 UTC time like 2026-12-01T00:00:00Z"))
 }
 
+/// A time given as a duration from now (`30d`) or as an RFC 3339 time.
+#[derive(Debug, Clone, Copy)]
+pub enum When {
+    /// This long after the command's clock.
+    In(u64),
+    /// At this time.
+    At(u64),
+}
+
+impl When {
+    /// The time it names, counted from `now`.
+    pub fn at(self, now: u64) -> u64 {
+        match self {
+            When::In(d) => now.saturating_add(d),
+            When::At(t) => t,
+        }
+    }
+}
+
+/// Parse `30d` (from now) or `2027-01-01T00:00:00Z`.
+pub fn parse_when(s: &str) -> Result<When, String> {
+    match pkgsign::text::parse_time(s) {
+        Some(t) => Ok(When::At(t)),
+        None => parse_duration(s).map(When::In).map_err(|_| {
+            format!("{s:?} is neither a duration like 30d nor an RFC 3339 UTC time like 2027-01-01T00:00:00Z")
+        }),
+    }
+}
+
+/// The release checks of a verification (signature format v2).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReleaseArgs {
+    /// Count only signatures that name this package (`sign-package
+    /// --name`): another package's signature is NAME_MISMATCH.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Count only signatures of this release or a newer one, compared in
+    /// the signed version scheme (SemVer precedence, or integers): an older
+    /// release is ROLLBACK.
+    #[arg(long, value_name = "VERSION")]
+    pub min_version: Option<String>,
+}
+
+impl ReleaseArgs {
+    /// Whether a release check was asked for.
+    pub fn any(&self) -> bool {
+        self.name.is_some() || self.min_version.is_some()
+    }
+}
+
+/// The scheme a release version is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VersionSchemeArg {
+    /// Semantic Versioning 2.0.0 (`1.4.2`, `2.0.0-rc.1`).
+    Semver,
+    /// A decimal integer (`20261201`, `42`).
+    Integer,
+}
+
+impl VersionSchemeArg {
+    /// The library's scheme.
+    pub fn scheme(self) -> pkgsign::sign::identity::VersionScheme {
+        match self {
+            VersionSchemeArg::Semver => pkgsign::sign::identity::VersionScheme::SemVer,
+            VersionSchemeArg::Integer => pkgsign::sign::identity::VersionScheme::Integer,
+        }
+    }
+}
+
 /// Parse a key fingerprint.
 pub fn parse_fingerprint(s: &str) -> Result<pkgsign::keys::Fingerprint, String> {
     s.parse()

@@ -159,6 +159,15 @@ fn refused_hint(report: &Report) -> &'static str {
             "; ask the publisher for a package signed by a currently valid key"
         }
         Code::KeyRevoked => "; the key was revoked: do not install this package",
+        Code::NameMismatch => {
+            "; the signature is for another package: do not install this file under this name"
+        }
+        Code::Rollback => {
+            "; an older release than you asked for: do not install it (a rollback), fetch the current release"
+        }
+        Code::SignatureExpired => {
+            "; the publisher's signature has expired: fetch a freshly signed release"
+        }
         _ => "; do not install this package; fetch it and its .sig again from the publisher",
     }
 }
@@ -195,6 +204,13 @@ fn invalid_message(i: &Invalid) -> String {
         Invalid::RawFixedHash => {
             "--format raw always uses SHA-256 (RSA) or pure Ed25519; drop --hash".into()
         }
+        Invalid::RawNoIdentity => {
+            "--format raw cannot carry --name, --release-version or --expires; use the pkgsign format".into()
+        }
+        Invalid::ReleaseName { reason } => format!("--name: {reason}"),
+        Invalid::ExpiresBeforeSigning { expires, signed_at } => format!(
+            "--expires {expires} is not after the signing time {signed_at}: the signature would never verify"
+        ),
         Invalid::RawNoComment => {
             "--format raw cannot carry a comment; use the pkgsign format".into()
         }

@@ -7,10 +7,13 @@ use pkgsign::audit::{AuditEvent, Event};
 use pkgsign::digest::HashAlg;
 use pkgsign::keys::{KeySource, encoding};
 use pkgsign::rotate::keystore;
+use pkgsign::sign::identity::{Identity, Version};
 use pkgsign::sign::signer::{self, Format, SignOptions};
 use serde_json::json;
 
-use super::common::{AuditArgs, PermArgs, audit, now, parse_hash_alg};
+use super::common::{
+    AuditArgs, PermArgs, VersionSchemeArg, When, audit, now, parse_hash_alg, parse_when,
+};
 use super::error::CliError;
 use super::{PassphraseArgs, print_json, shown};
 
@@ -56,6 +59,23 @@ pub struct Args {
     /// (printable characters, at most 1024 bytes).
     #[arg(long)]
     comment: Option<String>,
+    /// The package's name, signed (signature format v2): `verify-package
+    /// --name` and `apply` refuse a signature for another name.
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// The release's version, signed (format v2): SemVer 2.0 (`1.4.2`), or
+    /// an integer with `--version-scheme integer`. `--min-version` refuses
+    /// older releases.
+    #[arg(long, value_name = "VERSION")]
+    release_version: Option<String>,
+    /// How --release-version is written and compared.
+    #[arg(long, value_enum, default_value_t = VersionSchemeArg::Semver, requires = "release_version")]
+    version_scheme: VersionSchemeArg,
+    /// When the signature stops verifying (format v2): a duration from now
+    /// (`30d`) or an RFC 3339 time. Verifiers refuse it after that,
+    /// SIGNATURE_EXPIRED.
+    #[arg(long, value_name = "DURATION|TIME", value_parser = parse_when)]
+    expires: Option<When>,
     #[command(flatten)]
     passphrase: PassphraseArgs,
     #[command(flatten)]
@@ -96,6 +116,12 @@ pub fn run(args: Args) -> Result<(), CliError> {
         .output
         .clone()
         .unwrap_or_else(|| pkgsign::fsutil::sig_path_for(&args.package));
+    let version = args
+        .release_version
+        .as_deref()
+        .map(|v| Version::parse(v, args.version_scheme.scheme()))
+        .transpose()
+        .map_err(|e| CliError::Usage(format!("--release-version: {e}")))?;
     let opts = SignOptions {
         format: match args.format {
             FormatArg::Pkgsign => Format::Pkgsign,
@@ -103,6 +129,11 @@ pub fn run(args: Args) -> Result<(), CliError> {
         },
         hash: args.hash,
         comment: args.comment.clone(),
+        identity: Identity {
+            name: args.name.clone(),
+            version,
+            expires: args.expires.map(|w| w.at(now())),
+        },
         now: std::time::SystemTime::now(),
         progress: None,
     };
@@ -144,6 +175,9 @@ pub fn run(args: Args) -> Result<(), CliError> {
             "package_hash": signed.digest.as_ref().map(|d| d.to_string()),
             "size": signed.size,
             "keys": fps,
+            "name": opts.identity.name,
+            "version": opts.identity.version.as_ref().map(|v| v.to_string()),
+            "expires": opts.identity.expires.map(pkgsign::text::format_time),
         }));
     } else if !args.quiet {
         println!(

@@ -10,7 +10,7 @@ use pkgsign::release::manifest::{FileResult, Options, SignedList};
 use pkgsign::verify::VerifyOptions;
 use serde_json::json;
 
-use super::common::{AuditArgs, PermArgs, audit, load_trust};
+use super::common::{AuditArgs, PermArgs, ReleaseArgs, audit, load_trust};
 use super::error::{CliError, message};
 use super::{json_printed, one_line, print_json, shown};
 
@@ -43,6 +43,8 @@ pub struct Args {
     /// Number of distinct trusted keys that must have signed the list.
     #[arg(long, default_value_t = 1, value_name = "N")]
     threshold: usize,
+    #[command(flatten)]
+    release: ReleaseArgs,
     /// Hash with N threads (default: all cores).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
@@ -90,6 +92,8 @@ pub fn run(args: Args) -> Result<(), CliError> {
         cache: cache.as_ref(),
         verify: VerifyOptions {
             threshold: args.threshold,
+            name: args.release.name.clone(),
+            min_version: args.release.min_version.clone(),
             ..VerifyOptions::default()
         },
     };

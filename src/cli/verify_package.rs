@@ -14,7 +14,7 @@ use pkgsign::trust::TrustStore;
 use pkgsign::verify::{self, VerifyOptions};
 use serde_json::{Value, json};
 
-use super::common::{AuditArgs, PermArgs, audit, load_trust};
+use super::common::{AuditArgs, PermArgs, ReleaseArgs, audit, load_trust};
 use super::error::{CliError, message};
 use super::{print_json, shown};
 
@@ -42,6 +42,8 @@ pub struct Args {
     /// Number of distinct trusted keys that must have signed.
     #[arg(long, default_value_t = 1, value_name = "N")]
     threshold: usize,
+    #[command(flatten)]
+    release: ReleaseArgs,
     /// Also require this digest (ALGO:HEX; a bare HEX means sha256), checked
     /// before the signatures count. With no key given, only the digest is checked.
     #[arg(long, value_name = "ALGO:HEX")]
@@ -129,6 +131,12 @@ pub fn run(args: Args) -> Result<(), CliError> {
                 .into(),
         ));
     }
+    if !keys_given && args.release.any() {
+        return Err(CliError::Usage(
+            "--name and --min-version check what a signature says: give --public-key or --trusted-keys"
+                .into(),
+        ));
+    }
     let cache = args.cache.as_deref().map(|p| Arc::new(Cache::open(p)));
     let opts = VerifyOptions {
         threshold: args.threshold,
@@ -136,6 +144,8 @@ pub fn run(args: Args) -> Result<(), CliError> {
         now: std::time::SystemTime::now(),
         cache: cache.clone(),
         progress: None,
+        name: args.release.name.clone(),
+        min_version: args.release.min_version.clone(),
     };
     let verify_one = |package: &PathBuf| {
         let signature = keys_given.then(|| {

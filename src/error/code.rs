@@ -56,6 +56,12 @@ pub enum Code {
     KeyRevoked,
     /// Valid signatures, but fewer distinct keys than the threshold.
     ThresholdNotMet,
+    /// The signed statement's expiry has passed.
+    SignatureExpired,
+    /// The signature is for another package name (or names none).
+    NameMismatch,
+    /// The signed release is older than the minimum asked for.
+    Rollback,
     /// A digest differs from the expected one.
     ChecksumMismatch,
     /// A key metadata file does not parse.
@@ -126,6 +132,9 @@ impl Code {
         Code::AuditLogUnwritable,
         Code::KeyOutsideDir,
         Code::KeyNotFound,
+        Code::SignatureExpired,
+        Code::NameMismatch,
+        Code::Rollback,
     ];
 
     /// The contract's spelling (`SIGNATURE_INVALID`, ...).
@@ -166,6 +175,9 @@ impl Code {
             Code::AuditLogUnwritable => "AUDIT_LOG_UNWRITABLE",
             Code::KeyOutsideDir => "KEY_OUTSIDE_DIR",
             Code::KeyNotFound => "KEY_NOT_FOUND",
+            Code::SignatureExpired => "SIGNATURE_EXPIRED",
+            Code::NameMismatch => "NAME_MISMATCH",
+            Code::Rollback => "ROLLBACK",
         }
     }
 }

@@ -64,6 +64,27 @@ pub enum Invalid {
     /// A raw signature carries no comment.
     #[error("a raw signature cannot carry a comment; use the pkgsign format")]
     RawNoComment,
+    /// A raw signature carries no release identity.
+    #[error(
+        "a raw signature cannot carry a release name, version or expiry; use the pkgsign format"
+    )]
+    RawNoIdentity,
+    /// A release name outside the allowed characters or length.
+    #[error("{reason}")]
+    ReleaseName {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An expiry that is not after the signing time.
+    #[error(
+        "the expiry {expires} is not after the signing time {signed_at}: the signature would never verify"
+    )]
+    ExpiresBeforeSigning {
+        /// The expiry (RFC 3339).
+        expires: String,
+        /// The signing time (RFC 3339).
+        signed_at: String,
+    },
     /// The message cannot be signed in the domain asked for.
     #[error("{}{reason}", .path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default())]
     MessageUnfit {

@@ -19,8 +19,11 @@ pub const RESERVED_PREFIX: &[u8] = b"pkgsign ";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Domain {
-    /// A pkgsign-format package statement (a `.sig` block).
+    /// A pkgsign-format package statement (a `.sig` block, version 1).
     PackageStatement,
+    /// A package statement with a release identity (name, version,
+    /// expiry): a block of a version 2 `.sig` file.
+    ReleaseStatement,
     /// A key lineage statement (endorsement, revocation, and their
     /// countersignatures and cosignatures).
     KeyStatement,
@@ -31,12 +34,18 @@ pub enum Domain {
 
 impl Domain {
     /// Every domain, for tests and documentation.
-    pub const ALL: [Domain; 3] = [Domain::PackageStatement, Domain::KeyStatement, Domain::Raw];
+    pub const ALL: [Domain; 4] = [
+        Domain::PackageStatement,
+        Domain::ReleaseStatement,
+        Domain::KeyStatement,
+        Domain::Raw,
+    ];
 
     /// The bytes that precede the message in what is signed (empty for raw).
     pub const fn prefix(self) -> &'static [u8] {
         match self {
             Domain::PackageStatement => b"pkgsign package signature v1\0",
+            Domain::ReleaseStatement => b"pkgsign package signature v2\0",
             Domain::KeyStatement => b"pkgsign key statement v2\0",
             Domain::Raw => b"",
         }
@@ -46,6 +55,7 @@ impl Domain {
     pub fn name(self) -> &'static str {
         match self {
             Domain::PackageStatement => "package statement",
+            Domain::ReleaseStatement => "release statement",
             Domain::KeyStatement => "key statement",
             Domain::Raw => "raw package",
         }
@@ -116,12 +126,16 @@ enum Framed<'a> {
 
 fn frame<'a>(domain: Domain, key: &PublicKey, message: Message<'a>) -> Result<Framed<'a>, Unfit> {
     match (domain, key, message) {
-        (Domain::PackageStatement | Domain::KeyStatement, _, Message::Bytes(b)) => {
-            Ok(Framed::Statement(domain.framed(b)))
-        }
-        (Domain::PackageStatement | Domain::KeyStatement, _, Message::Sha256(_)) => {
-            Err(Unfit::NeedsBytes)
-        }
+        (
+            Domain::PackageStatement | Domain::ReleaseStatement | Domain::KeyStatement,
+            _,
+            Message::Bytes(b),
+        ) => Ok(Framed::Statement(domain.framed(b))),
+        (
+            Domain::PackageStatement | Domain::ReleaseStatement | Domain::KeyStatement,
+            _,
+            Message::Sha256(_),
+        ) => Err(Unfit::NeedsBytes),
         (Domain::Raw, PublicKey::Ed25519(_), Message::Bytes(b)) => {
             if raw_ed25519_reserved(b) {
                 Err(Unfit::Reserved)

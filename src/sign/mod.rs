@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod domain;
+pub mod identity;
 pub mod keysigner;
 pub mod refusal;
 pub mod report;

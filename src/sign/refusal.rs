@@ -20,6 +20,13 @@ pub enum Refusal {
     KeyNotYetValid,
     /// The signing key was revoked.
     KeyRevoked,
+    /// The statement's own expiry has passed.
+    SignatureExpired,
+    /// The statement is for another package name, or names none.
+    NameMismatch,
+    /// The statement's release is older than the minimum asked for, or
+    /// names no version that can be compared with it.
+    Rollback,
 }
 
 impl Refusal {
@@ -31,6 +38,9 @@ impl Refusal {
             Refusal::KeyExpired => Code::KeyExpired,
             Refusal::KeyNotYetValid => Code::KeyNotYetValid,
             Refusal::KeyRevoked => Code::KeyRevoked,
+            Refusal::SignatureExpired => Code::SignatureExpired,
+            Refusal::NameMismatch => Code::NameMismatch,
+            Refusal::Rollback => Code::Rollback,
         }
     }
 
@@ -40,9 +50,12 @@ impl Refusal {
         match self {
             Refusal::SignatureInvalid => 0,
             Refusal::KeyRevoked => 1,
-            Refusal::KeyExpired => 2,
-            Refusal::KeyNotYetValid => 3,
-            Refusal::KeyNotTrusted => 4,
+            Refusal::NameMismatch => 2,
+            Refusal::Rollback => 3,
+            Refusal::SignatureExpired => 4,
+            Refusal::KeyExpired => 5,
+            Refusal::KeyNotYetValid => 6,
+            Refusal::KeyNotTrusted => 7,
         }
     }
 }

@@ -32,6 +32,15 @@ pub struct SignatureResult {
     pub signed_at: Option<String>,
     /// Signed comment (pkgsign format only).
     pub comment: Option<String>,
+    /// The signed package name (format v2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The signed release version (format v2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// When the signature stops verifying (format v2), RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
     /// `None` when valid.
     pub refusal: Option<Refusal>,
     /// One line explaining the decision.

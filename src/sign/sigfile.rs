@@ -1,5 +1,6 @@
-//! The two signature file formats: the pkgsign format (version 1) and the
-//! `raw` openssl-compatible format. See `docs/signature-format.md`.
+//! The two signature file formats: the pkgsign format (version 1, and
+//! version 2 whose statements carry a release identity) and the `raw`
+//! openssl-compatible format. See `docs/signature-format.md`.
 //!
 //! Parsing is strict: the file is capped at [`FILE_LIMIT`] bytes, fields
 //! come in a fixed order with no duplicates and no unknown names, base64 is
@@ -15,15 +16,20 @@ use base64::Engine as _;
 use crate::digest::{Digest, HashAlg};
 use crate::error::{Error, FileError, ParseError, Result};
 use crate::keys::{Fingerprint, Scheme};
+use crate::sign::identity::{self, Identity, Version, VersionScheme};
 use crate::text::fields::{FieldError, FieldResult, Fields, shown};
 
 /// First word of a pkgsign signature file.
 pub const MAGIC: &str = "pkgsign-signature";
 /// The first line of a version 1 file.
 pub const HEADER_V1: &str = "pkgsign-signature v1";
-/// Domain-separation prefix of every signed statement: a signature over it
-/// cannot be mistaken for a signature over anything else.
+/// The first line of a version 2 file: statements with a release identity.
+pub const HEADER_V2: &str = "pkgsign-signature v2";
+/// Domain-separation prefix of every version 1 statement: a signature over
+/// it cannot be mistaken for a signature over anything else.
 pub const CONTEXT: &[u8] = crate::sign::Domain::PackageStatement.prefix();
+/// The prefix of every version 2 statement (with a release identity).
+pub const CONTEXT_V2: &[u8] = crate::sign::Domain::ReleaseStatement.prefix();
 /// Largest signature file accepted.
 pub const FILE_LIMIT: u64 = 64 * 1024;
 /// Most signatures in one file.
@@ -45,11 +51,22 @@ pub struct Statement {
     pub size: u64,
     /// Signing time, whole seconds since the Unix epoch.
     pub signed_at: u64,
+    /// What the signer says the package is (empty: a version 1 statement).
+    pub identity: Identity,
     /// Optional printable comment.
     pub comment: Option<String>,
 }
 
 impl Statement {
+    /// The domain it is signed under: version 2 when it carries an identity.
+    pub fn domain(&self) -> crate::sign::Domain {
+        if self.identity.is_empty() {
+            crate::sign::Domain::PackageStatement
+        } else {
+            crate::sign::Domain::ReleaseStatement
+        }
+    }
+
     /// The statement's lines as they appear in the file (each ending in `\n`).
     pub fn canonical_text(&self) -> String {
         let mut s = format!(
@@ -60,6 +77,16 @@ impl Statement {
             self.size,
             format_time(self.signed_at)
         );
+        let id = &self.identity;
+        if let Some(n) = &id.name {
+            s.push_str(&format!("name: {n}\n"));
+        }
+        if let Some(v) = &id.version {
+            s.push_str(&format!("version: {v}\nversion-scheme: {}\n", v.scheme()));
+        }
+        if let Some(t) = id.expires {
+            s.push_str(&format!("expires: {}\n", format_time(t)));
+        }
         if let Some(c) = &self.comment {
             s.push_str("comment: ");
             s.push_str(c);
@@ -68,13 +95,10 @@ impl Statement {
         s
     }
 
-    /// The exact bytes that are signed: [`CONTEXT`] then the canonical text.
+    /// The exact bytes that are signed: the domain's prefix ([`CONTEXT`] or
+    /// [`CONTEXT_V2`]) then the canonical text.
     pub fn signed_message(&self) -> Vec<u8> {
-        let text = self.canonical_text();
-        let mut m = Vec::with_capacity(CONTEXT.len() + text.len());
-        m.extend_from_slice(CONTEXT);
-        m.extend_from_slice(text.as_bytes());
-        m
+        self.domain().framed(self.canonical_text().as_bytes())
     }
 
     /// The signing time as a `SystemTime`.
@@ -102,9 +126,11 @@ pub enum SignatureFile {
     Raw(Vec<u8>),
 }
 
-/// Serialize blocks as a pkgsign version 1 file.
+/// Serialize blocks as a pkgsign file: version 2 when the statements carry
+/// a release identity, else version 1 (which every pkgsign reads).
 pub fn to_pkgsign_text(blocks: &[Block]) -> String {
-    let mut s = String::from(HEADER_V1);
+    let v2 = blocks.iter().any(|b| !b.statement.identity.is_empty());
+    let mut s = String::from(if v2 { HEADER_V2 } else { HEADER_V1 });
     s.push('\n');
     for b in blocks {
         s.push_str(&b.statement.canonical_text());
@@ -206,6 +232,7 @@ fn parse_pkgsign(text: &str) -> ParseResult<SignatureFile> {
     // The version first: a file of another version may follow other rules.
     let first = text.split('\n').next().unwrap_or_default();
     if first != HEADER_V1
+        && first != HEADER_V2
         && let Some(v) = first.strip_prefix("pkgsign-signature v")
         && !v.is_empty()
         && v.bytes().all(|b| b.is_ascii_digit())
@@ -220,7 +247,8 @@ fn parse_pkgsign(text: &str) -> ParseResult<SignatureFile> {
     };
     let mut f = Fields::new(body);
     let (_, header) = f.line("the header").map_err(malformed)?;
-    if header != HEADER_V1 {
+    let v2 = header == HEADER_V2;
+    if header != HEADER_V1 && !v2 {
         return match header.strip_prefix("pkgsign-signature v") {
             Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
                 Err((Some(1), Failure::Version(v.to_string())))
@@ -236,7 +264,20 @@ fn parse_pkgsign(text: &str) -> ParseResult<SignatureFile> {
                 format!("more than {MAX_SIGNATURES} signatures"),
             );
         }
-        blocks.push(parse_block(&mut f).map_err(malformed)?);
+        let line = f.next_line_number();
+        let block = parse_block(&mut f, v2).map_err(malformed)?;
+        // One package, one identity: every block of a version 2 file names
+        // the same release (each signer may choose its own expiry).
+        if let Some(first) = blocks.first().map(|b: &Block| &b.statement.identity)
+            && (first.name != block.statement.identity.name
+                || first.version != block.statement.identity.version)
+        {
+            return bad(
+                line,
+                "the signatures name different releases (name or version)",
+            );
+        }
+        blocks.push(block);
     }
     if blocks.is_empty() {
         return bad(1, "the file holds no signature");
@@ -248,7 +289,48 @@ fn malformed(FieldError { line, reason }: FieldError) -> (Option<usize>, Failure
     (line, Failure::Malformed(reason))
 }
 
-fn parse_block(f: &mut Fields<'_>) -> FieldResult<Block> {
+/// The identity lines of a version 2 block, after `signed-at`.
+fn parse_identity(f: &mut Fields<'_>) -> FieldResult<Identity> {
+    let start = f.next_line_number();
+    let name = match f.optional("name")? {
+        Some((n, v)) => {
+            identity::check_name(v).map_err(|e| FieldError::new(Some(n), e))?;
+            Some(v.to_string())
+        }
+        None => None,
+    };
+    let version = match f.optional("version")? {
+        Some((n, text)) => {
+            let (sn, scheme) = f.next("version-scheme")?;
+            let scheme = VersionScheme::from_name(scheme).ok_or_else(|| {
+                FieldError::new(
+                    Some(sn),
+                    format!(
+                        "unknown version scheme {:?} (known: semver, integer)",
+                        shown(scheme)
+                    ),
+                )
+            })?;
+            Some(Version::parse(text, scheme).map_err(|e| FieldError::new(Some(n), e))?)
+        }
+        None => None,
+    };
+    let expires = f.optional_time("expires")?;
+    let id = Identity {
+        name,
+        version,
+        expires,
+    };
+    if id.is_empty() {
+        return Err(FieldError::new(
+            Some(start),
+            "a version 2 signature names a release (name, version or expires); without one it is written as version 1",
+        ));
+    }
+    Ok(id)
+}
+
+fn parse_block(f: &mut Fields<'_>, v2: bool) -> FieldResult<Block> {
     let (n, alg) = f.next("algorithm")?;
     let scheme = scheme_from(alg).ok_or_else(|| {
         FieldError::new(
@@ -285,6 +367,11 @@ fn parse_block(f: &mut Fields<'_>) -> FieldResult<Block> {
         }
     };
     let signed_at = f.time("signed-at")?;
+    let identity = if v2 {
+        parse_identity(f)?
+    } else {
+        Identity::default()
+    };
     let comment = match f.optional("comment")? {
         Some((n, c)) => {
             check_comment(c).map_err(|e| FieldError::new(Some(n), e))?;
@@ -309,6 +396,7 @@ fn parse_block(f: &mut Fields<'_>) -> FieldResult<Block> {
             digest,
             size,
             signed_at,
+            identity,
             comment,
         },
         signature,

@@ -10,6 +10,7 @@ use crate::digest::{self, Digest, HashAlg, Progress};
 use crate::error::{Error, FileError, Invalid, Result, TrustError};
 use crate::fsutil::{self, Replace};
 use crate::keys::{Fingerprint, KeySource, PublicKey};
+use crate::sign::identity::Identity;
 use crate::sign::sigfile::{self, Block, Statement};
 use crate::sign::{Domain, Message, Signer};
 
@@ -34,6 +35,9 @@ pub struct SignOptions {
     pub hash: HashAlg,
     /// Signed comment (pkgsign format).
     pub comment: Option<String>,
+    /// The release identity to sign (pkgsign format; none: a version 1
+    /// statement). An `expires` here is absolute.
+    pub identity: Identity,
     /// The signing time.
     pub now: SystemTime,
     /// Told how far hashing has got.
@@ -46,6 +50,7 @@ impl Default for SignOptions {
             format: Format::Pkgsign,
             hash: HashAlg::Sha256,
             comment: None,
+            identity: Identity::default(),
             now: SystemTime::now(),
             progress: None,
         }
@@ -142,6 +147,20 @@ pub fn sign_to_string(
     if let Some(c) = &opts.comment {
         sigfile::check_comment(c).map_err(|reason| Invalid::Comment { reason })?;
     }
+    if let Some(name) = &opts.identity.name {
+        crate::sign::identity::check_name(name)
+            .map_err(|reason| Invalid::ReleaseName { reason })?;
+    }
+    if let Some(expires) = opts.identity.expires {
+        let signed_at = signing_secs(opts.now)?;
+        if expires <= signed_at {
+            return Err(Invalid::ExpiresBeforeSigning {
+                expires: sigfile::format_time(expires),
+                signed_at: sigfile::format_time(signed_at),
+            }
+            .into());
+        }
+    }
     match opts.format {
         Format::Pkgsign => sign_pkgsign(package, keys, opts),
         Format::Raw => sign_raw(package, keys, opts),
@@ -166,12 +185,13 @@ fn sign_pkgsign(
             digest: digest.clone(),
             size,
             signed_at,
+            identity: opts.identity.clone(),
             comment: opts.comment.clone(),
         };
         // Checked before it is returned (see `Signer`): a faulty key
         // source never publishes a bad signature.
         let signature = Signer::new(*key).sign(
-            Domain::PackageStatement,
+            statement.domain(),
             Message::Bytes(statement.canonical_text().as_bytes()),
         )?;
         blocks.push(Block {
@@ -201,6 +221,9 @@ fn sign_raw(
     };
     if opts.hash != HashAlg::Sha256 {
         return Err(Invalid::RawFixedHash.into());
+    }
+    if !opts.identity.is_empty() {
+        return Err(Invalid::RawNoIdentity.into());
     }
     if opts.comment.is_some() {
         return Err(Invalid::RawNoComment.into());

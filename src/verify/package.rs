@@ -14,6 +14,7 @@ use crate::error::{Error, Invalid, Result, TrustError};
 use crate::fsutil;
 use crate::keys::{Fingerprint, PublicKey};
 use crate::sign::domain::{self, RESERVED_PREFIX};
+use crate::sign::identity::{Identity, Version};
 use crate::sign::report::{
     ChecksumMatched, Package, Refusal, Report, SignatureResult, Verified, time_text,
 };
@@ -35,6 +36,11 @@ pub struct VerifyOptions {
     pub cache: Option<Arc<Cache>>,
     /// Told how far hashing has got.
     pub progress: Option<Progress>,
+    /// A signature counts only if it names this package (format v2).
+    pub name: Option<String>,
+    /// A signature counts only if its release is at least this version,
+    /// read in the statement's own version scheme (format v2).
+    pub min_version: Option<String>,
 }
 
 impl Default for VerifyOptions {
@@ -45,6 +51,8 @@ impl Default for VerifyOptions {
             now: SystemTime::now(),
             cache: None,
             progress: None,
+            name: None,
+            min_version: None,
         }
     }
 }
@@ -234,11 +242,14 @@ fn verify_blocks(
             algorithm: st.scheme.to_string(),
             signed_at: Some(time_text(st.signed_at)),
             comment: st.comment.clone(),
+            name: st.identity.name.clone(),
+            version: st.identity.version.as_ref().map(ToString::to_string),
+            expires: st.identity.expires.map(time_text),
             refusal: None,
             reason: String::new(),
         };
         match verifier.check(
-            Domain::PackageStatement,
+            st.domain(),
             &st.key,
             Some(st.scheme),
             Message::Bytes(st.canonical_text().as_bytes()),
@@ -260,8 +271,18 @@ fn verify_blocks(
             Decision::Accepted(key, why) => {
                 result.key_name = Some(key.name.clone());
                 result.principal = Some(key.principal().clone());
-                result.reason = why;
-                results.push((result, Some(st)));
+                // A trusted signature over another release, or a stale one,
+                // does not count.
+                if let Some((refusal, reason)) =
+                    identity_refusal(&st.identity, opts, verifier.now())
+                {
+                    result.refusal = Some(refusal);
+                    result.reason = reason;
+                    results.push((result, None));
+                } else {
+                    result.reason = why;
+                    results.push((result, Some(st)));
+                }
             }
         }
     }
@@ -310,6 +331,67 @@ fn verify_blocks(
     }
     report.signatures = results.into_iter().map(|(r, _)| r).collect();
     finish(report)
+}
+
+/// Why a statement naming `id` does not count under `opts` at `now`.
+fn identity_refusal(id: &Identity, opts: &VerifyOptions, now: u64) -> Option<(Refusal, String)> {
+    if let Some(t) = id.expires.filter(|t| now > *t) {
+        return Some((
+            Refusal::SignatureExpired,
+            format!(
+                "the signature expired at {} (its signer set that expiry); it is now {}",
+                time_text(t),
+                time_text(now)
+            ),
+        ));
+    }
+    if let Some(want) = &opts.name {
+        match &id.name {
+            Some(n) if n == want => {}
+            Some(n) => {
+                return Some((
+                    Refusal::NameMismatch,
+                    format!("the signature is for package {n:?}, not {want:?}"),
+                ));
+            }
+            None => {
+                return Some((
+                    Refusal::NameMismatch,
+                    format!("the signature names no package, and {want:?} was asked for"),
+                ));
+            }
+        }
+    }
+    if let Some(min) = &opts.min_version {
+        let Some(version) = &id.version else {
+            return Some((
+                Refusal::Rollback,
+                format!("the signature names no release version, and at least {min} was asked for"),
+            ));
+        };
+        let ordering = Version::parse(min, version.scheme())
+            .ok()
+            .and_then(|m| version.compare(&m));
+        match ordering {
+            Some(std::cmp::Ordering::Less) => {
+                return Some((
+                    Refusal::Rollback,
+                    format!("release {version} is older than the minimum {min}"),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                return Some((
+                    Refusal::Rollback,
+                    format!(
+                        "release {version} ({} scheme) cannot be compared with the minimum {min:?}",
+                        version.scheme()
+                    ),
+                ));
+            }
+        }
+    }
+    None
 }
 
 const RAW_ED25519: &str = "raw-ed25519";
@@ -405,6 +487,9 @@ fn verify_raw(
         algorithm: algorithm.to_string(),
         signed_at: None,
         comment: None,
+        name: None,
+        version: None,
+        expires: None,
         refusal: None,
         reason: String::new(),
     };
@@ -415,7 +500,15 @@ fn verify_raw(
             match verifier.decide(&k.fingerprint, None) {
                 Decision::Accepted(_, why) => {
                     result.principal = Some(k.principal().clone());
-                    result.reason = why;
+                    // A raw signature names no release: it cannot meet
+                    // --name or --min-version.
+                    match identity_refusal(&Identity::default(), opts, verifier.now()) {
+                        Some((refusal, reason)) => {
+                            result.refusal = Some(refusal);
+                            result.reason = format!("a raw signature: {reason}");
+                        }
+                        None => result.reason = why,
+                    }
                 }
                 Decision::Refused(code, why) => {
                     result.refusal = Some(code);

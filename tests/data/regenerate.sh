@@ -52,7 +52,10 @@ derive sig-truncated-block -ne 'print unless /^signature: /'
 derive sig-no-final-newline -0777 -pe 's/\n\z//'
 derive sig-garbled -pe 'tr/A-Za-z/N-ZA-Mn-za-m/'
 printf '\377\376\000\001garbage\n' >sig-binary
+# Version 2 is read, but a v2 header over v1 blocks (no release identity)
+# is not canonical; version 3 is unknown.
 derive sig-version-2 -pe 's/^pkgsign-signature v1$/pkgsign-signature v2/'
+derive sig-version-3 -pe 's/^pkgsign-signature v1$/pkgsign-signature v3/'
 derive sig-bad-header -pe 's/^pkgsign-signature v1$/pkgsign-signature version 1/'
 derive sig-duplicate-field -pe 'print if /^key: /'
 derive sig-duplicate-comment -pe 'print if /^comment: /'

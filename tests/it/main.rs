@@ -25,6 +25,7 @@ mod lineage_attacks;
 mod manifest_cli;
 mod module_graph;
 mod openssl_interop;
+mod release_identity;
 mod rotation_crash;
 mod rotation_scenario;
 mod trust_cli;

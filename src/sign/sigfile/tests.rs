@@ -10,6 +10,7 @@ use super::*;
 use crate::digest::{Digest, HashAlg};
 use crate::error::{FileError, ParseError};
 use crate::keys::{Fingerprint, SCHEME_ED25519, SCHEME_RSA_PSS_SHA256};
+use crate::sign::identity::{Identity, Version, VersionScheme};
 use crate::text::is_displayable;
 
 fn p() -> &'static Path {
@@ -24,6 +25,7 @@ fn ed_block(comment: Option<&str>) -> Block {
             digest: Digest::new(HashAlg::Sha256, vec![0xab; 32]).unwrap(),
             size: 1234,
             signed_at: 1_767_225_600, // 2026-01-01T00:00:00Z
+            identity: Identity::default(),
             comment: comment.map(str::to_string),
         },
         signature: vec![7; 64],
@@ -38,6 +40,7 @@ fn rsa_block() -> Block {
             digest: Digest::new(HashAlg::Sha512, vec![0x01; 64]).unwrap(),
             size: 0,
             signed_at: 0,
+            identity: Identity::default(),
             comment: None,
         },
         signature: vec![0xff; 384],
@@ -133,11 +136,77 @@ fn empty_oversized_and_binary_files_are_malformed() {
     ));
 }
 
+/// Identity lines: only in version 2, in their fixed place, canonical, and
+/// the same release in every block.
+#[test]
+fn version_2_identity_lines_are_strict() {
+    let mut b = ed_block(None);
+    b.statement.identity = Identity {
+        name: Some("app".into()),
+        version: Some(Version::parse("1.4.2", VersionScheme::SemVer).unwrap()),
+        expires: Some(1_800_000_000),
+    };
+    let text = to_pkgsign_text(std::slice::from_ref(&b));
+    assert!(text.starts_with("pkgsign-signature v2\n"));
+    assert!(text.contains(
+        "signed-at: 2026-01-01T00:00:00Z\nname: app\nversion: 1.4.2\nversion-scheme: semver\nexpires: 2027-01-15T08:00:00Z\nsignature: "
+    ));
+    assert_eq!(
+        parse(p(), text.as_bytes()).unwrap(),
+        SignatureFile::Pkgsign(vec![b.clone()])
+    );
+    // The statement is signed under the version 2 domain.
+    assert!(b.statement.signed_message().starts_with(CONTEXT_V2));
+    for (from, to) in [
+        ("pkgsign-signature v2", "pkgsign-signature v1"), // identity in v1
+        ("version: 1.4.2\n", "version: 01.4.2\n"),        // not canonical
+        ("version-scheme: semver", "version-scheme: calver"),
+        ("version-scheme: semver\n", ""), // scheme missing
+        ("name: app\n", "name: ../app\n"),
+        (
+            "name: app\nversion: 1.4.2\nversion-scheme: semver\n",
+            "version: 1.4.2\nversion-scheme: semver\nname: app\n",
+        ),
+        (
+            "expires: 2027-01-15T08:00:00Z",
+            "expires: 2027-01-15 08:00:00",
+        ),
+    ] {
+        let edited = text.replacen(from, to, 1);
+        assert_ne!(edited, text, "{from:?}");
+        assert!(
+            matches!(
+                parse_err(&edited),
+                Error::Parse(ParseError::SignatureMalformed { .. })
+            ),
+            "{to:?}"
+        );
+    }
+    // Two blocks naming different releases: refused.
+    let mut other = b.clone();
+    other.statement.identity.version = Some(Version::Integer(7));
+    let two = to_pkgsign_text(&[b.clone(), other]);
+    assert!(matches!(
+        parse_err(&two),
+        Error::Parse(ParseError::SignatureMalformed { .. })
+    ));
+    // Different expiries are fine.
+    let mut later = b.clone();
+    later.statement.identity.expires = Some(1_900_000_000);
+    assert!(parse(p(), to_pkgsign_text(&[b, later]).as_bytes()).is_ok());
+}
+
 #[test]
 fn versions() {
     let v1 = valid_text();
+    // Version 2 is read, but its blocks must name a release: a version 1
+    // block under a version 2 header is not canonical.
+    assert!(matches!(
+        parse_err(&v1.replacen(HEADER_V1, HEADER_V2, 1)),
+        Error::Parse(ParseError::SignatureMalformed { .. })
+    ));
     for (header, version) in [
-        ("pkgsign-signature v2", "2"),
+        ("pkgsign-signature v3", "3"),
         ("pkgsign-signature v10", "10"),
     ] {
         let text = v1.replacen(HEADER_V1, header, 1);
@@ -511,6 +580,7 @@ fn arb_block() -> impl Strategy<Value = Block> {
                     digest,
                     size,
                     signed_at,
+                    identity: Identity::default(),
                     comment,
                 },
                 signature,
@@ -554,13 +624,48 @@ fn arb_edit() -> impl Strategy<Value = Edit> {
     ]
 }
 
+/// A release identity (or none: a version 1 file), the same for every block.
+fn arb_identity() -> impl Strategy<Value = Identity> {
+    let version = prop_oneof![
+        (0u64..1000, 0u64..1000, 0u64..1000).prop_map(|(a, b, c)| Version::parse(
+            &format!("{a}.{b}.{c}"),
+            VersionScheme::SemVer
+        )
+        .unwrap()),
+        (0u64..1000).prop_map(
+            |n| Version::parse(&format!("{n}-rc.1+b.7"), VersionScheme::SemVer)
+                .unwrap_or(Version::Integer(n))
+        ),
+        any::<u64>().prop_map(Version::Integer),
+    ];
+    (
+        prop::option::of("[a-z][a-z0-9._+@-]{0,20}"),
+        prop::option::of(version),
+        prop::option::of(0u64..=253_402_300_799),
+    )
+        .prop_map(|(name, version, expires)| Identity {
+            name,
+            version,
+            expires,
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// parse(serialize(blocks)) == blocks, and serializing again gives the
-    /// same text.
+    /// same text; with or without a release identity (versions 2 and 1).
     #[test]
-    fn pkgsign_round_trip(blocks in prop::collection::vec(arb_block(), 1..=4)) {
+    fn pkgsign_round_trip(
+        mut blocks in prop::collection::vec(arb_block(), 1..=4),
+        identity in arb_identity(),
+    ) {
+        for b in &mut blocks {
+            b.statement.identity = identity.clone();
+        }
+        let v2 = !identity.is_empty();
+        let header = if v2 { HEADER_V2 } else { HEADER_V1 };
+        prop_assert!(to_pkgsign_text(&blocks).starts_with(header));
         let text = to_pkgsign_text(&blocks);
         let parsed = parse(p(), text.as_bytes()).unwrap();
         prop_assert_eq!(&parsed, &SignatureFile::Pkgsign(blocks.clone()));

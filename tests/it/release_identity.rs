@@ -1,0 +1,214 @@
+//! Signed release identity (signature format v2): a signature names its
+//! package, version and expiry, and `verify-package`/`verify-manifest`
+//! refuse another package's signature (`--name`), an older release
+//! (`--min-version`) and an expired statement, while version 1 signatures
+//! keep verifying where no such check is asked for.
+
+use crate::common;
+use common::rotation::{now, ps_at, rfc};
+use common::{Alg, Env, args, run};
+
+const DAY: u64 = 86_400;
+
+fn signed(env: &Env, name: &str, extra: &[&str]) -> (std::path::PathBuf, common::Key) {
+    let key = env.keygen("k", Alg::Ed25519);
+    let pkg = env.package(name);
+    env.sign(&pkg, &[&key], extra).ok();
+    (pkg, key)
+}
+
+#[test]
+fn a_release_signature_names_its_package_version_and_expiry() {
+    let env = Env::new();
+    let (pkg, key) = signed(
+        &env,
+        "app-1.4.2.tar",
+        &[
+            "--name",
+            "app",
+            "--release-version",
+            "1.4.2",
+            "--expires",
+            "30d",
+        ],
+    );
+    let sig = std::fs::read_to_string(pkg.with_extension("tar.sig")).unwrap();
+    assert!(sig.starts_with("pkgsign-signature v2\n"), "{sig}");
+    assert!(sig.contains("\nname: app\nversion: 1.4.2\nversion-scheme: semver\nexpires: "));
+    let r = env
+        .verify(&pkg, &[&key], &["--name", "app", "--min-version", "1.4.0"])
+        .verified();
+    let s = &r.json()["signatures"][0];
+    assert_eq!(
+        (s["name"].as_str(), s["version"].as_str()),
+        (Some("app"), Some("1.4.2"))
+    );
+    assert!(s["expires"].is_string(), "{s}");
+    // The same version is not older than itself.
+    env.verify(&pkg, &[&key], &["--min-version", "1.4.2"])
+        .verified();
+}
+
+#[test]
+fn another_packages_signature_is_name_mismatch() {
+    let env = Env::new();
+    let (pkg, key) = signed(
+        &env,
+        "app-a.tar",
+        &["--name", "app-a", "--release-version", "2.0.0"],
+    );
+    let r = env
+        .verify(&pkg, &[&key], &["--name", "app-b"])
+        .refused("NAME_MISMATCH");
+    assert!(r.stderr.contains("\"app-a\""), "{r:#?}");
+    // A version 1 signature names no package: it cannot pass for one.
+    let (old, key1) = {
+        let env1 = &env;
+        let p = env1.package("plain.tar");
+        env1.sign(&p, &[&key], &[]).ok();
+        (p, &key)
+    };
+    env.verify(&old, &[key1], &["--name", "app-a"])
+        .refused("NAME_MISMATCH");
+    // ...and still verifies where no name is asked for.
+    env.verify(&old, &[key1], &[]).verified();
+}
+
+#[test]
+fn an_older_release_is_a_rollback() {
+    let env = Env::new();
+    let (pkg, key) = signed(
+        &env,
+        "app.tar",
+        &["--name", "app", "--release-version", "1.9.0"],
+    );
+    // 1.10.0 > 1.9.0 in SemVer precedence (not as text).
+    let r = env
+        .verify(&pkg, &[&key], &["--min-version", "1.10.0"])
+        .refused("ROLLBACK");
+    assert!(
+        r.stderr.contains("1.9.0") && r.stderr.contains("1.10.0"),
+        "{r:#?}"
+    );
+    // A pre-release is older than its release.
+    env.verify(&pkg, &[&key], &["--min-version", "1.9.0-rc.1"])
+        .verified();
+    // A signature naming no version cannot meet a minimum.
+    let plain = env.package("plain.tar");
+    env.sign(&plain, &[&key], &["--name", "app"]).ok();
+    env.verify(&plain, &[&key], &["--min-version", "0.0.1"])
+        .refused("ROLLBACK");
+}
+
+#[test]
+fn integer_versions_compare_as_numbers_and_semver_is_checked() {
+    let env = Env::new();
+    let (pkg, key) = signed(
+        &env,
+        "app.tar",
+        &[
+            "--release-version",
+            "20261201",
+            "--version-scheme",
+            "integer",
+        ],
+    );
+    env.verify(&pkg, &[&key], &["--min-version", "9999999"])
+        .verified();
+    env.verify(&pkg, &[&key], &["--min-version", "20261202"])
+        .refused("ROLLBACK");
+    // Not SemVer and no integer scheme: refused before signing.
+    let other = env.package("other.tar");
+    let r = env.sign(&other, &[&key], &["--release-version", "1.2", "--json"]);
+    r.fails_with(2, "USAGE");
+    assert!(!other.with_extension("tar.sig").exists());
+}
+
+/// The identity is signed: editing the version of an old release's
+/// signature to pass a minimum breaks the signature.
+#[test]
+fn an_edited_version_line_breaks_the_signature() {
+    let env = Env::new();
+    let (pkg, key) = signed(
+        &env,
+        "app.tar",
+        &["--name", "app", "--release-version", "1.0.0"],
+    );
+    let sig = pkg.with_extension("tar.sig");
+    let text = std::fs::read_to_string(&sig).unwrap();
+    std::fs::write(&sig, text.replace("version: 1.0.0\n", "version: 9.0.0\n")).unwrap();
+    env.verify(&pkg, &[&key], &["--min-version", "2.0.0"])
+        .refused("SIGNATURE_INVALID");
+}
+
+#[test]
+fn an_expired_signature_is_refused_with_its_time() {
+    let env = Env::new();
+    let (pkg, key) = signed(&env, "app.tar", &["--name", "app", "--expires", "1d"]);
+    // Inside the window it verifies; two days later it is refused.
+    let mut v = args(["verify-package", "--json", "--package"]);
+    v.push(pkg.clone().into());
+    v.extend(args(["--public-key"]));
+    v.push(key.public.clone().into());
+    run(ps_at(now() + DAY / 2, &v)).verified();
+    let later = run(ps_at(now() + 2 * DAY, &v)).refused("SIGNATURE_EXPIRED");
+    let expires = later.json()["signatures"][0]["expires"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(later.stderr.contains(&expires), "{later:#?}");
+    // An expiry that is already past is refused when signing.
+    let p2 = env.package("b.tar");
+    env.sign(&p2, &[&key], &["--expires", &rfc(now() - DAY), "--json"])
+        .fails_with(2, "USAGE");
+}
+
+#[test]
+fn raw_signatures_carry_no_identity() {
+    let env = Env::new();
+    let key = env.keygen("k", Alg::Ed25519);
+    let pkg = env.package("app.tar");
+    env.sign(
+        &pkg,
+        &[&key],
+        &["--format", "raw", "--name", "app", "--json"],
+    )
+    .fails_with(2, "USAGE");
+    env.sign(&pkg, &[&key], &["--format", "raw"]).ok();
+    env.verify(&pkg, &[&key], &["--name", "app"])
+        .refused("NAME_MISMATCH");
+}
+
+#[test]
+fn verify_manifest_checks_the_lists_release_identity() {
+    let env = Env::new();
+    let key = env.keygen("k", Alg::Ed25519);
+    let file = env.write("rel/a.bin", b"a\n");
+    let sums = env.write(
+        "rel/SHA256SUMS",
+        format!(
+            "{}  a.bin\n",
+            common::tool_ok(file.parent().unwrap(), "sha256sum", ["a.bin"])
+                .split(|b| *b == b' ')
+                .next()
+                .map(|h| String::from_utf8_lossy(h).into_owned())
+                .unwrap()
+        ),
+    );
+    env.sign(
+        &sums,
+        &[&key],
+        &["--name", "rel", "--release-version", "3.0.0"],
+    )
+    .ok();
+    let manifest = |extra: &[&str]| {
+        let mut v = args(["verify-manifest", "--json", "--public-key"]);
+        v.push(key.public.clone().into());
+        v.extend(args(extra));
+        v.push(sums.clone().into());
+        env.run(v)
+    };
+    manifest(&["--name", "rel", "--min-version", "3.0.0"]).ok();
+    manifest(&["--name", "other"]).refused("NAME_MISMATCH");
+    manifest(&["--min-version", "3.0.1"]).refused("ROLLBACK");
+}

@@ -4,6 +4,7 @@
 #   example-package.tar.gz                      a small, reproducible package
 #   example-package.tar.gz.sig                  pkgsign format, signed by both keys, with a comment
 #   example-package.tar.gz.raw.sig              raw format (RSA PKCS#1 v1.5 SHA-256, as openssl makes it)
+#   example-package.tar.gz.v2.sig               format v2: a release identity (name, version, expiry)
 #   trusted/                                    a trusted-keys directory holding the two .pub files
 #   release/                                    a release: files, a sha256sum list, its signature
 #
@@ -74,6 +75,10 @@ pkg=$d/example-package.tar.gz
   --comment "example-package 1.0.0 signed with PUBLIC TEST KEYS"
 "$pkgsign" sign-package --package "$pkg" --private-key "$d/test-rsa.pem" \
   --format raw --output "$d/example-package.tar.gz.raw.sig"
+"$pkgsign" sign-package --package "$pkg" --private-key "$d/test-ed25519.pem" \
+  --name example-package --release-version 1.0.0 --expires 2036-01-01T00:00:00Z \
+  --comment "example-package 1.0.0 signed with PUBLIC TEST KEYS" \
+  --output "$d/example-package.tar.gz.v2.sig"
 
 # 3b. A release as a release engineer publishes one: sha256sum's list of the
 #     files, signed by both keys.

@@ -135,6 +135,15 @@ fn describe_signer(s: &SignatureResult) -> String {
     if let Some(t) = &s.signed_at {
         out.push_str(&format!(" at {t}"));
     }
+    match (&s.name, &s.version) {
+        (Some(n), Some(v)) => out.push_str(&format!(" release {n} {v}")),
+        (Some(n), None) => out.push_str(&format!(" release {n}")),
+        (None, Some(v)) => out.push_str(&format!(" release version {v}")),
+        (None, None) => {}
+    }
+    if let Some(t) = &s.expires {
+        out.push_str(&format!(" expires {t}"));
+    }
     if let Some(c) = &s.comment {
         out.push_str(&format!(" comment {c:?}"));
     }

@@ -212,3 +212,47 @@ fn verify_manifest_checks_the_lists_release_identity() {
     manifest(&["--name", "other"]).refused("NAME_MISMATCH");
     manifest(&["--min-version", "3.0.1"]).refused("ROLLBACK");
 }
+
+/// `docs/signature-format.md` §10.4: the example in the doc is the
+/// committed `keys-example/example-package.tar.gz.v2.sig`, byte for byte,
+/// and it verifies with the checks the doc shows, and fails the others.
+#[test]
+fn the_v2_worked_example_is_the_committed_file_and_verifies() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/signature-format.md")).unwrap();
+    let section = &doc[doc.find("### 10.4 Worked example").expect("§10.4")..];
+    let start = section
+        .find("```\npkgsign-signature v2\n")
+        .expect("the example")
+        + 4;
+    let end = start + section[start..].find("```").expect("its end");
+    let example = &section[start..end];
+    let committed_path = root.join("keys-example/example-package.tar.gz.v2.sig");
+    let committed = std::fs::read_to_string(&committed_path).unwrap();
+    assert_eq!(example, committed, "the doc shows the committed file");
+    let verify = |extra: &[&str]| {
+        let mut v = args(["verify-package", "--json", "--package"]);
+        v.push(root.join("keys-example/example-package.tar.gz").into());
+        v.extend(args(["--signature"]));
+        v.push(committed_path.clone().into());
+        v.extend(args(["--trusted-keys"]));
+        v.push(root.join("keys-example/trusted").into());
+        v.extend(args(extra));
+        run(common::ps(v))
+    };
+    let ok = verify(&["--name", "example-package", "--min-version", "1.0.0"]).verified();
+    assert_eq!(ok.json()["signatures"][0]["version"], "1.0.0");
+    verify(&["--name", "other"]).refused("NAME_MISMATCH");
+    verify(&["--min-version", "1.0.1"]).refused("ROLLBACK");
+    let mut late = args(["verify-package", "--json", "--package"]);
+    late.push(root.join("keys-example/example-package.tar.gz").into());
+    late.extend(args(["--signature"]));
+    late.push(committed_path.into());
+    late.extend(args(["--trusted-keys"]));
+    late.push(root.join("keys-example/trusted").into());
+    run(ps_at(
+        pkgsign::text::parse_time("2036-01-01T00:00:01Z").unwrap(),
+        late,
+    ))
+    .refused("SIGNATURE_EXPIRED");
+}

@@ -11,10 +11,11 @@ use pkgsign::digest::Digest;
 use pkgsign::error::{Code, Error};
 use pkgsign::sign::report::{ChecksumMatched, Report, Verified};
 use pkgsign::trust::TrustStore;
+use pkgsign::verify::staged::{Source, stage_and_verify};
 use pkgsign::verify::{self, VerifyOptions};
 use serde_json::{Value, json};
 
-use super::common::{AuditArgs, PermArgs, ReleaseArgs, audit, load_trust};
+use super::common::{AuditArgs, PermArgs, ReleaseArgs, audit, load_trust, parse_size};
 use super::error::{CliError, message};
 use super::{print_json, shown};
 
@@ -44,6 +45,16 @@ pub struct Args {
     threshold: usize,
     #[command(flatten)]
     release: ReleaseArgs,
+    /// Write the verified bytes to FILE (atomically: temp file, fsync,
+    /// rename), read once: the package is copied into a private staging
+    /// file as it is hashed, and only that copy is written. With
+    /// `--package -` this is how a pipeline gets what was verified.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Refuse a package larger than this when it is staged (`--package -`
+    /// or --output): 512M, 8G, or bytes.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "16G")]
+    max_size: u64,
     /// Also require this digest (ALGO:HEX; a bare HEX means sha256), checked
     /// before the signatures count. With no key given, only the digest is checked.
     #[arg(long, value_name = "ALGO:HEX")]
@@ -109,6 +120,14 @@ pub fn run(args: Args) -> Result<(), CliError> {
         ));
     }
     let keys_given = !args.public_keys.is_empty() || args.trusted_keys.is_some();
+    let stdin = args.package.iter().any(|p| p.as_os_str() == "-");
+    if (stdin || args.output.is_some())
+        && (several || !keys_given || (stdin && args.signature.is_none()))
+    {
+        return Err(CliError::Usage(
+            "--package - and --output verify one package, read once, against its signature: give one --package, --signature SIG (always, with --package -) and --public-key or --trusted-keys".into(),
+        ));
+    }
     // The keys one package's signatures name: only those are looked for
     // in a trusted-keys directory.
     let wanted = match (&args.signature, args.package.as_slice()) {
@@ -161,7 +180,32 @@ pub fn run(args: Args) -> Result<(), CliError> {
             ..opts.clone()
         };
         // With a key: a proof of who signed. Without: the digest alone.
+        // Standard input, or bytes to be written out, are staged: read
+        // once, verified over the copy, and only the copy is used.
+        let mut staged = None;
         let result = match (&signature, &opts.checksum) {
+            (Some(sig), _) if stdin || args.output.is_some() => {
+                let source = if stdin {
+                    Source::Stdin
+                } else {
+                    Source::Path(package)
+                };
+                let dir = args
+                    .output
+                    .as_deref()
+                    .map(pkgsign::fsutil::parent_dir)
+                    .unwrap_or_else(std::env::temp_dir);
+                let opts = VerifyOptions {
+                    cache: None,
+                    ..opts.clone()
+                };
+                stage_and_verify(source, package, &dir, args.max_size, sig, &trust, &opts)
+                    .map(|(v, s)| {
+                        staged = Some(s);
+                        Outcome::Signed(v)
+                    })
+                    .map_err(CliError::from)
+            }
             (None, Some(expected)) => verify::verify_checksum(package, expected, &opts)
                 .map(Outcome::Checksum)
                 .map_err(CliError::from),
@@ -186,6 +230,10 @@ pub fn run(args: Args) -> Result<(), CliError> {
                 ),
             })
         })?;
+        // Only a verified, logged copy is written out.
+        if let (Some(s), Some(out)) = (staged, &args.output) {
+            s.persist(out, 0o644)?;
+        }
         result
     };
     let results: Vec<Result<Outcome, CliError>> = if several {

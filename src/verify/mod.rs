@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod package;
+pub mod staged;
 pub mod verifier;
 
 pub use package::{Content, Feed, VerifyOptions, verify_checksum, verify_content, verify_package};

@@ -256,3 +256,115 @@ fn the_v2_worked_example_is_the_committed_file_and_verifies() {
     ))
     .refused("SIGNATURE_EXPIRED");
 }
+
+/// `verify-package --package -` reads standard input once, and `--output`
+/// writes exactly the verified bytes, atomically; refused bytes write
+/// nothing, and an oversized input is refused (`--max-size`).
+#[test]
+fn standard_input_is_verified_once_and_output_is_what_was_verified() {
+    let env = Env::new();
+    let (pkg, key) = signed(&env, "app.tar", &["--name", "app"]);
+    let sig = pkg.with_extension("tar.sig");
+    let data = std::fs::read(&pkg).unwrap();
+    let out = env.path("out/app.tar");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let cmd = |extra: &[&str]| {
+        let mut v = args(["verify-package", "--json", "--package", "-", "--signature"]);
+        v.push(sig.clone().into());
+        v.extend(args(["--public-key"]));
+        v.push(key.public.clone().into());
+        v.extend(args(extra));
+        common::ps(v)
+    };
+    let out_s = out.to_str().unwrap();
+    common::run_with(
+        cmd(&["--name", "app", "--output", out_s]),
+        Some(&data),
+        common::DEFAULT_TIMEOUT,
+    )
+    .verified();
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    // Altered bytes on stdin: refused, and the earlier output is untouched.
+    let mut evil = data.clone();
+    evil[10] ^= 1;
+    std::fs::write(&out, b"previous").unwrap();
+    common::run_with(
+        cmd(&["--output", out_s]),
+        Some(&evil),
+        common::DEFAULT_TIMEOUT,
+    )
+    .refused("SIGNATURE_INVALID");
+    assert_eq!(std::fs::read(&out).unwrap(), b"previous");
+    assert_eq!(
+        common::leftovers(out.parent().unwrap()),
+        Vec::<String>::new()
+    );
+    common::run_with(
+        cmd(&["--max-size", "100"]),
+        Some(&data),
+        common::DEFAULT_TIMEOUT,
+    )
+    .fails_with(2, "FILE_TOO_LARGE");
+    // Standard input needs its signature named.
+    let mut v = args(["verify-package", "--json", "--package", "-", "--public-key"]);
+    v.push(key.public.clone().into());
+    common::run_with(common::ps(v), Some(&data), common::DEFAULT_TIMEOUT).fails_with(2, "USAGE");
+}
+
+/// The swap attack on verify-then-copy: while `verify-package --output`
+/// runs, another process keeps replacing the package path with another
+/// validly signed package. What is written is always the package the
+/// signature is for, never the other one.
+#[test]
+fn a_package_swapped_during_verification_is_never_what_is_written() {
+    let env = Env::new();
+    let key = env.keygen("k", Alg::Ed25519);
+    let a = env.package("a.tar");
+    let b = env.package("b.tar");
+    env.sign(&a, &[&key], &["--name", "app-a"]).ok();
+    env.sign(&b, &[&key], &["--name", "app-b"]).ok();
+    let (da, db) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    let target = env.path("incoming.tar");
+    std::fs::copy(&a, &target).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (stop, target, a, b) = (stop.clone(), target.clone(), a.clone(), b.clone());
+        std::thread::spawn(move || {
+            let tmp = target.with_extension("swap");
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::fs::copy(if i.is_multiple_of(2) { &b } else { &a }, &tmp).unwrap();
+                std::fs::rename(&tmp, &target).unwrap();
+                i += 1;
+            }
+        })
+    };
+    let out = env.path("installed.tar");
+    let (mut written, mut refused) = (0, 0);
+    for _ in 0..200 {
+        let _ = std::fs::remove_file(&out);
+        let mut v = args(["verify-package", "--json", "--package"]);
+        v.push(target.clone().into());
+        v.extend(args(["--signature"]));
+        v.push(a.with_extension("tar.sig").into());
+        v.extend(args(["--public-key"]));
+        v.push(key.public.clone().into());
+        v.extend(args(["--name", "app-a", "--output"]));
+        v.push(out.clone().into());
+        let r = run(common::ps(v));
+        if r.code == 0 {
+            let got = std::fs::read(&out).unwrap();
+            assert_eq!(got, da, "what was written is the verified package");
+            assert_ne!(got, db);
+            written += 1;
+        } else {
+            assert_eq!(r.code, 1, "{r:#?}");
+            assert!(!out.exists(), "nothing is written when refused");
+            refused += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    swapper.join().unwrap();
+    println!("swap loop: {written} verified and written, {refused} refused");
+    assert!(written > 0, "some runs read the right package");
+}

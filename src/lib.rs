@@ -22,7 +22,9 @@
 //! - [`fsutil`]: bounded reads, atomic writes and directory locks;
 //! - [`mapped`]: reading a file through a memory map, the one module
 //!   allowed `unsafe` (every other one forbids it);
-//! - [`audit`]: the JSON-lines audit log.
+//! - [`audit`]: the JSON-lines audit log;
+//! - [`apply`]: the worker's update path: verify once over a private copy,
+//!   check the anti-rollback state, apply, record.
 //!
 //! ```
 //! use pkgsign::{keys, sign::signer, trust::TrustStore, verify};
@@ -58,6 +60,7 @@
     )
 )]
 
+pub mod apply;
 pub mod audit;
 pub mod digest;
 pub mod error;

@@ -6,6 +6,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use pkgsign::apply::ApplyError;
 use pkgsign::error::{
     Code, Error, FileError, Invalid, KeyDirKind, KeyError, NoKeys, ParseError, TrustError,
 };
@@ -39,6 +40,14 @@ pub enum CliError {
         /// The exit code (1 refused, 2 could not run).
         exit: u8,
     },
+    /// `apply` refused a release for what the worker's state says (a
+    /// rollback, a reused version, no version).
+    Refusal {
+        /// The contract's code.
+        code: Code,
+        /// What happened, and what to do.
+        message: String,
+    },
     /// `trust update` refused some statements (forged, or not chained to a
     /// trusted key).
     StatementsRefused(usize),
@@ -59,12 +68,41 @@ impl From<VerifyError> for CliError {
     }
 }
 
+impl From<ApplyError> for CliError {
+    fn from(e: ApplyError) -> Self {
+        match e {
+            ApplyError::Verify(v) => v.into(),
+            ApplyError::Failed(e) => CliError::Lib(e),
+            other => CliError::Refusal {
+                code: other.code(),
+                message: apply_message(&other),
+            },
+        }
+    }
+}
+
+/// An `apply` refusal's message, with what to do next.
+pub fn apply_message(e: &ApplyError) -> String {
+    match e {
+        ApplyError::Verify(VerifyError::Refused(r)) => refused_message(r),
+        ApplyError::Verify(VerifyError::Failed(e)) | ApplyError::Failed(e) => message(e),
+        ApplyError::Rollback { .. } => format!(
+            "{e}; do not install it: fetch the current release (an operator who means to go back passes --allow-downgrade-to VERSION)"
+        ),
+        ApplyError::VersionReused { .. } => {
+            format!("{e}; do not install it: ask the publisher why two packages carry one version")
+        }
+        other => other.to_string(),
+    }
+}
+
 impl CliError {
     /// The stable upper-case code of the contract.
     pub fn code(&self) -> Code {
         match self {
             CliError::Lib(e) => e.code(),
             CliError::Verify(v) => v.code(),
+            CliError::Refusal { code, .. } => *code,
             CliError::Usage(_) => Code::Usage,
             CliError::NoTrustedKey => Code::NoKeys,
             CliError::ItemsFailed { code, .. } => *code,
@@ -78,7 +116,7 @@ impl CliError {
         match self {
             CliError::Lib(e) => exit_code(e),
             CliError::ItemsFailed { exit, .. } => *exit,
-            CliError::Verify(_) | CliError::StatementsRefused(_) => 1,
+            CliError::Verify(_) | CliError::Refusal { .. } | CliError::StatementsRefused(_) => 1,
             CliError::Usage(_) | CliError::NoTrustedKey => 2,
         }
     }
@@ -257,6 +295,7 @@ impl fmt::Display for CliError {
             CliError::Lib(e) => f.write_str(&message(e)),
             CliError::Verify(VerifyError::Refused(r)) => f.write_str(&refused_message(r)),
             CliError::Verify(v) => write!(f, "{v}"),
+            CliError::Refusal { message, .. } => f.write_str(message),
             CliError::Usage(m) => f.write_str(m),
             CliError::NoTrustedKey => f.write_str(
                 "no usable trusted key: give --public-key PUB or a --trusted-keys DIR holding .pub files",

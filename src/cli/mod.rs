@@ -1,6 +1,7 @@
 //! Command-line parsing and output. One module per subcommand, each with its
 //! `Args` and `run()`; this module holds what they share.
 
+mod apply;
 mod checksum;
 mod common;
 mod error;
@@ -47,6 +48,8 @@ enum Command {
     Checksum(checksum::Args),
     /// Verify a signed checksum list and every file it names.
     VerifyManifest(verify_manifest::Args),
+    /// Verify a release once, refuse rollbacks, and apply exactly what was verified.
+    Apply(apply::Args),
 }
 
 /// Run a parsed command line and return the exit code of the contract.
@@ -59,6 +62,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Trust(a) => (a.json, false, trust::run(a)),
         Command::Checksum(a) => (a.json, false, checksum::run(a)),
         Command::VerifyManifest(a) => (a.json, true, verify_manifest::run(a)),
+        Command::Apply(a) => (a.json, true, apply::run(a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -60,8 +60,11 @@ pub enum Code {
     SignatureExpired,
     /// The signature is for another package name (or names none).
     NameMismatch,
-    /// The signed release is older than the minimum asked for.
+    /// The signed release is older than the minimum asked for, or than
+    /// the release applied before.
     Rollback,
+    /// A version applied before is offered again with other bytes.
+    VersionReused,
     /// A digest differs from the expected one.
     ChecksumMismatch,
     /// A key metadata file does not parse.
@@ -135,6 +138,7 @@ impl Code {
         Code::SignatureExpired,
         Code::NameMismatch,
         Code::Rollback,
+        Code::VersionReused,
     ];
 
     /// The contract's spelling (`SIGNATURE_INVALID`, ...).
@@ -178,6 +182,7 @@ impl Code {
             Code::SignatureExpired => "SIGNATURE_EXPIRED",
             Code::NameMismatch => "NAME_MISMATCH",
             Code::Rollback => "ROLLBACK",
+            Code::VersionReused => "VERSION_REUSED",
         }
     }
 }

@@ -41,6 +41,10 @@ pub struct SignatureResult {
     /// When the signature stops verifying (format v2), RFC 3339.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
+    /// The same release identity, typed (what `name`, `version` and
+    /// `expires` show).
+    #[serde(skip)]
+    pub identity: crate::sign::identity::Identity,
     /// `None` when valid.
     pub refusal: Option<Refusal>,
     /// One line explaining the decision.
@@ -265,6 +269,15 @@ impl Verified<Package> {
     /// The keys that signed validly.
     pub fn signers(&self) -> impl Iterator<Item = &SignatureResult> {
         self.evidence.valid()
+    }
+
+    /// The release the counted signatures name (every block of a file
+    /// names the same one; empty for version 1 and raw signatures).
+    pub fn identity(&self) -> crate::sign::identity::Identity {
+        self.signers()
+            .next()
+            .map(|s| s.identity.clone())
+            .unwrap_or_default()
     }
 }
 

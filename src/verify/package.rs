@@ -245,6 +245,7 @@ fn verify_blocks(
             name: st.identity.name.clone(),
             version: st.identity.version.as_ref().map(ToString::to_string),
             expires: st.identity.expires.map(time_text),
+            identity: st.identity.clone(),
             refusal: None,
             reason: String::new(),
         };
@@ -490,6 +491,7 @@ fn verify_raw(
         name: None,
         version: None,
         expires: None,
+        identity: Identity::default(),
         refusal: None,
         reason: String::new(),
     };

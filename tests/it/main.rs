@@ -16,6 +16,7 @@
 
 mod common;
 
+mod apply_cli;
 mod audit_log;
 mod bad_input;
 mod cache_cli;

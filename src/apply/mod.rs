@@ -177,7 +177,15 @@ pub fn prepare(
     }
 }
 
-/// Record in `state` that `ready` was applied as `name` at `at`.
-pub fn commit(state: &StateDir, name: &str, ready: &Ready, at: u64) -> Result<(), Error> {
-    state.record(name, &ready.version, &ready.digest, at)
+/// Record in `state` that `name` `version` (`digest`, from a [`Ready`])
+/// was applied at `at`. Call it only once the release is in place: the
+/// state never names a release that was not applied.
+pub fn commit(
+    state: &StateDir,
+    name: &str,
+    version: &Version,
+    digest: &Digest,
+    at: u64,
+) -> Result<(), Error> {
+    state.record(name, version, digest, at)
 }

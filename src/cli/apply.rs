@@ -176,7 +176,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     } else if let Some(cmd) = &args.exec {
         run_exec(cmd, &ready, &args.name, &signers)?;
     }
-    state.record(&args.name, &version, &digest, now())?;
+    apply::commit(&state, &args.name, &version, &digest, now())?;
     audit(
         log.as_ref(),
         Event::new(AuditEvent::UpdateApplied)

@@ -10,6 +10,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod extract;
+pub mod install;
 pub mod state;
 
 use std::path::Path;
@@ -100,9 +102,31 @@ pub enum ApplyError {
         /// The package.
         name: String,
     },
+    /// The verified archive holds an entry that is not extracted, or more
+    /// than the limits allow: nothing is switched.
+    #[error("{label}: the archive is refused: {reason}")]
+    Archive {
+        /// The package.
+        label: String,
+        /// Why.
+        reason: String,
+    },
     /// Something could not be done.
     #[error(transparent)]
     Failed(#[from] Error),
+}
+
+impl ApplyError {
+    /// The archive error of installing `label`.
+    pub fn archive(label: &Path, e: extract::ArchiveError) -> Self {
+        match e {
+            extract::ArchiveError::Io(e) => ApplyError::Failed(e),
+            other => ApplyError::Archive {
+                label: label.display().to_string(),
+                reason: other.to_string(),
+            },
+        }
+    }
 }
 
 impl ApplyError {
@@ -112,6 +136,7 @@ impl ApplyError {
             ApplyError::Verify(v) => v.code(),
             ApplyError::Rollback { .. } | ApplyError::NoVersion { .. } => Code::Rollback,
             ApplyError::VersionReused { .. } => Code::VersionReused,
+            ApplyError::Archive { .. } => Code::ArchiveRefused,
             ApplyError::Failed(e) => e.code(),
         }
     }

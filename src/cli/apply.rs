@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use pkgsign::apply::extract::Limits;
+use pkgsign::apply::install;
 use pkgsign::apply::state::{Standing, StateDir};
 use pkgsign::apply::{self, ApplyError, Request};
 use pkgsign::audit::{AuditEvent, AuditLog, Event};
@@ -19,7 +21,7 @@ use super::{print_json, shown};
 
 #[derive(Debug, clap::Args)]
 #[command(
-    group(clap::ArgGroup::new("action").required(true).args(["output", "exec"])),
+    group(clap::ArgGroup::new("action").required(true).args(["output", "exec", "install_dir"])),
     after_help = "The package is read once (O_NOFOLLOW, or standard input) into a private staging \
 file while it is hashed; the signature is checked over exactly those bytes, then the signed name \
 (--name), expiry and version are checked against STATE, and only the staged copy is applied. \
@@ -60,6 +62,21 @@ pub struct Args {
     /// exits 0. Give it last: everything after --exec is the command.
     #[arg(long, value_name = "CMD", num_args = 1.., allow_hyphen_values = true)]
     exec: Option<Vec<String>>,
+    /// Extract the verified .tar or .tar.gz into DIR/releases/VERSION and
+    /// switch the symlink DIR/current to it atomically. Paths out of the
+    /// release, hard links, devices and FIFOs are refused (ARCHIVE_REFUSED)
+    /// and nothing is switched.
+    #[arg(long, value_name = "DIR")]
+    install_dir: Option<PathBuf>,
+    /// With --install-dir: how many releases to keep (the live one always).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    keep: usize,
+    /// With --install-dir: most bytes of file content extracted.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "16G")]
+    max_extract_size: u64,
+    /// With --install-dir: most archive entries.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    max_entries: u64,
     /// Apply this older version although a newer one was applied (an
     /// operator's deliberate downgrade; audited).
     #[arg(long, value_name = "VERSION")]
@@ -170,11 +187,25 @@ pub fn run(args: Args) -> Result<(), CliError> {
     // Apply the staged copy; only then is the release recorded.
     let digest = ready.digest.clone();
     let version = ready.version.clone();
+    let mut installed = None;
     if let Some(out) = &args.output {
         let apply::Ready { staged, .. } = ready;
         staged.persist(out, 0o644)?;
     } else if let Some(cmd) = &args.exec {
         run_exec(cmd, &ready, &args.name, &signers)?;
+    } else if let Some(dir) = &args.install_dir {
+        let limits = Limits {
+            max_bytes: args.max_extract_size,
+            max_entries: args.max_entries,
+        };
+        match install::install(&ready.staged, dir, &version, args.keep, limits) {
+            Ok(done) => installed = Some(done),
+            Err(e) => {
+                let e = ApplyError::archive(&args.package, e);
+                refused(log.as_ref(), &args, &e)?;
+                return Err(e.into());
+            }
+        }
     }
     apply::commit(&state, &args.name, &version, &digest, now())?;
     audit(
@@ -198,6 +229,9 @@ pub fn run(args: Args) -> Result<(), CliError> {
             "version": version.to_string(), "digest": digest.to_string(),
             "signers": signers, "downgrade_from": downgrade_from,
             "output": args.output.as_deref().map(shown),
+            "release_dir": installed.as_ref().map(|i| shown(&i.release)),
+            "entries": installed.as_ref().map(|i| i.extracted.entries),
+            "pruned": installed.as_ref().map(|i| i.pruned.clone()),
         }));
     } else {
         println!(

@@ -65,6 +65,9 @@ pub enum Code {
     Rollback,
     /// A version applied before is offered again with other bytes.
     VersionReused,
+    /// A verified archive holds entries that are not extracted (paths out
+    /// of the release, links, devices) or exceeds the extraction limits.
+    ArchiveRefused,
     /// A digest differs from the expected one.
     ChecksumMismatch,
     /// A key metadata file does not parse.
@@ -139,6 +142,7 @@ impl Code {
         Code::NameMismatch,
         Code::Rollback,
         Code::VersionReused,
+        Code::ArchiveRefused,
     ];
 
     /// The contract's spelling (`SIGNATURE_INVALID`, ...).
@@ -183,6 +187,7 @@ impl Code {
             Code::NameMismatch => "NAME_MISMATCH",
             Code::Rollback => "ROLLBACK",
             Code::VersionReused => "VERSION_REUSED",
+            Code::ArchiveRefused => "ARCHIVE_REFUSED",
         }
     }
 }

@@ -253,3 +253,190 @@ fn concurrent_applies_share_one_state_safely() {
 fn semver_key(v: &str) -> Vec<u64> {
     v.split('.').map(|p| p.parse().unwrap()).collect()
 }
+
+// ---------------------------------------------------------------------------
+// --install-dir
+
+/// One archive entry: path, kind, data (or link target).
+type TarEntry<'a> = (&'a str, tar::EntryType, &'a [u8]);
+
+/// A tar archive built entry by entry.
+fn tarball(entries: &[TarEntry<'_>]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, kind, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        // Written raw, so that the archive can hold what a careful writer
+        // would refuse (absolute paths, `..`).
+        let name = &mut h.as_old_mut().name;
+        name.fill(0);
+        name[..path.len()].copy_from_slice(path.as_bytes());
+        h.set_entry_type(*kind);
+        h.set_mode(0o4755);
+        if kind.is_symlink() || kind.is_hard_link() {
+            h.set_link_name(std::str::from_utf8(data).unwrap()).unwrap();
+            h.set_size(0);
+            h.set_cksum();
+            b.append(&h, std::io::empty()).unwrap();
+        } else {
+            h.set_size(data.len() as u64);
+            h.set_cksum();
+            b.append(&h, *data).unwrap();
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+fn gz(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn install(env: &Env, key: &Key, version: &str, archive: &[u8], extra: &[&str]) -> common::Run {
+    let pkg = release_bytes(env, key, version, archive);
+    let mut e = vec!["--install-dir", "inst"];
+    e.extend_from_slice(extra);
+    apply(env, key, &pkg, &e)
+}
+
+fn release_bytes(env: &Env, key: &Key, version: &str, archive: &[u8]) -> PathBuf {
+    let pkg = env.write(format!("app-{version}-{}.tar.gz", archive.len()), archive);
+    env.sign(
+        &pkg,
+        &[key],
+        &["--name", "app", "--release-version", version],
+    )
+    .ok();
+    pkg
+}
+
+#[test]
+fn install_dir_extracts_switches_current_and_keeps_n() {
+    use tar::EntryType as T;
+    let env = Env::new();
+    let key = env.keygen("k", Alg::Ed25519);
+    for (i, v) in ["1.0.0", "1.1.0", "2.0.0"].iter().enumerate() {
+        let body = format!("version {v}\n");
+        let archive = gz(&tarball(&[
+            ("bin/", T::Directory, b""),
+            ("bin/app", T::Regular, body.as_bytes()),
+            ("bin/app-link", T::Symlink, b"app"),
+        ]));
+        let r = install(&env, &key, v, &archive, &["--keep", "2"]).ok();
+        assert_eq!(r.json()["entries"], 3, "{r:#?}");
+        assert_eq!(
+            std::fs::read_link(env.path("inst/current")).unwrap(),
+            Path::new("releases").join(v)
+        );
+        assert_eq!(
+            std::fs::read_to_string(env.path("inst/current/bin/app-link")).unwrap(),
+            body
+        );
+        // setuid and setgid bits are dropped.
+        assert_eq!(
+            common::mode(&env.path("inst/current/bin/app")) & 0o7777,
+            0o755
+        );
+        if i == 2 {
+            assert_eq!(r.json()["pruned"], serde_json::json!(["1.0.0"]));
+        }
+    }
+    let mut left: Vec<String> = std::fs::read_dir(env.path("inst/releases"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["1.1.0", "2.0.0"]);
+}
+
+/// Each entry that could reach outside the release, or is not plain
+/// content, is refused: nothing is switched, nothing is recorded, and no
+/// file appears outside the install directory.
+#[test]
+fn install_dir_refuses_every_escaping_or_special_entry() {
+    use tar::EntryType as T;
+    let env = Env::new();
+    let key = env.keygen("k", Alg::Ed25519);
+    let good = gz(&tarball(&[("app", T::Regular, b"good\n")]));
+    install(&env, &key, "1.0.0", &good, &[]).ok();
+    let outside = env.path("escaped");
+    let abs = format!("{}", outside.display());
+    let cases: Vec<(&str, Vec<TarEntry<'_>>)> = vec![
+        ("absolute path", vec![(abs.as_str(), T::Regular, b"x")]),
+        ("dot-dot", vec![("../escaped", T::Regular, b"x")]),
+        (
+            "dot-dot inside",
+            vec![("a/../../escaped", T::Regular, b"x")],
+        ),
+        ("symlink out", vec![("l", T::Symlink, b"../..")]),
+        ("absolute symlink", vec![("l", T::Symlink, abs.as_bytes())]),
+        (
+            "through a symlink",
+            vec![("l", T::Symlink, b"."), ("l/x", T::Symlink, b"..")],
+        ),
+        (
+            "hard link",
+            vec![("a", T::Regular, b"a"), ("b", T::Link, b"a")],
+        ),
+        ("fifo", vec![("f", T::Fifo, b"")]),
+        ("char device", vec![("d", T::Char, b"")]),
+        ("block device", vec![("d", T::Block, b"")]),
+        (
+            "same path twice",
+            vec![("a", T::Regular, b"1"), ("a", T::Regular, b"2")],
+        ),
+    ];
+    for (i, (what, entries)) in cases.iter().enumerate() {
+        let archive = gz(&tarball(entries));
+        let r = install(&env, &key, &format!("2.0.{i}"), &archive, &[]).refused("ARCHIVE_REFUSED");
+        assert!(r.stderr.contains("refused"), "{what}: {r:#?}");
+        assert_eq!(
+            std::fs::read_link(env.path("inst/current")).unwrap(),
+            Path::new("releases/1.0.0"),
+            "{what}: current is not switched"
+        );
+        assert!(!outside.exists(), "{what}: nothing outside");
+        let state = std::fs::read_to_string(env.path("state/app.json")).unwrap();
+        assert!(state.contains("\"1.0.0\""), "{what}: not recorded");
+        let leftovers: Vec<_> = std::fs::read_dir(env.path("inst/releases"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers, ["1.0.0"], "{what}");
+    }
+}
+
+/// A gzip bomb (a few KiB expanding far beyond the limit) and an archive
+/// of too many entries are refused before they fill the disk.
+#[test]
+fn install_dir_bounds_size_and_entries() {
+    use tar::EntryType as T;
+    let env = Env::new();
+    let key = env.keygen("k", Alg::Ed25519);
+    let zeros = vec![0u8; 64 << 20];
+    let bomb = gz(&tarball(&[("big", T::Regular, &zeros)]));
+    assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+    install(&env, &key, "1.0.0", &bomb, &["--max-extract-size", "16M"]).refused("ARCHIVE_REFUSED");
+    assert!(!env.path("inst/current").exists());
+    let many: Vec<(String, T, &[u8])> = (0..50)
+        .map(|i| (format!("f{i}"), T::Regular, &b"x"[..]))
+        .collect();
+    let many: Vec<(&str, T, &[u8])> = many.iter().map(|(p, k, d)| (p.as_str(), *k, *d)).collect();
+    install(
+        &env,
+        &key,
+        "1.0.1",
+        &gz(&tarball(&many)),
+        &["--max-entries", "10"],
+    )
+    .refused("ARCHIVE_REFUSED");
+    install(
+        &env,
+        &key,
+        "1.0.2",
+        &gz(&tarball(&many)),
+        &["--max-entries", "50"],
+    )
+    .ok();
+}

@@ -1,0 +1,268 @@
+//! Extracting a verified release archive (`.tar`, `.tar.gz`) into a new,
+//! empty directory, refusing anything that could reach outside it or that
+//! is not plain content: absolute paths, `..`, symlinks whose target leaves
+//! the directory, entries under a symlink the archive made, hard links,
+//! devices and FIFOs. Permission bits are kept but setuid, setgid and
+//! sticky bits are dropped; the total size and the number of entries are
+//! bounded (decompression bombs).
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::Error;
+
+/// Bounds of one extraction.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most bytes of file content in all.
+    pub max_bytes: u64,
+    /// Most entries.
+    pub max_entries: u64,
+}
+
+/// Why an archive is not extracted.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// An entry is refused (the archive is not applied).
+    #[error("entry {entry:?}: {reason}")]
+    Refused {
+        /// The entry's path as written in the archive.
+        entry: String,
+        /// Why.
+        reason: String,
+    },
+    /// More content or entries than the limits allow.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The archive does not parse.
+    #[error("not a readable tar archive: {0}")]
+    Malformed(String),
+    /// Writing failed.
+    #[error(transparent)]
+    Io(#[from] Error),
+}
+
+/// What was extracted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extracted {
+    /// Entries written.
+    pub entries: u64,
+    /// Bytes of file content written.
+    pub bytes: u64,
+}
+
+/// Extract the archive `file` (plain or gzip tar, told by its first
+/// bytes) into `dest`, an empty directory this process made.
+pub fn extract(
+    mut file: File,
+    dest: &Path,
+    limits: Limits,
+) -> std::result::Result<Extracted, ArchiveError> {
+    let mut magic = [0u8; 2];
+    let n =
+        read_up_to(&mut file, &mut magic).map_err(|e| ArchiveError::Malformed(e.to_string()))?;
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| ArchiveError::Malformed(e.to_string()))?;
+    if n == 2 && magic == [0x1f, 0x8b] {
+        unpack(flate2::read::GzDecoder::new(file), dest, limits)
+    } else {
+        unpack(file, dest, limits)
+    }
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while let Some(rest) = buf.get_mut(filled..).filter(|r| !r.is_empty()) {
+        match r.read(rest)? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+fn refused(entry: &str, reason: impl Into<String>) -> ArchiveError {
+    ArchiveError::Refused {
+        entry: entry.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// The entry path as a clean relative path, or why not.
+fn clean_relative(raw: &Path) -> std::result::Result<PathBuf, &'static str> {
+    let mut out = PathBuf::new();
+    for c in raw.components() {
+        match c {
+            Component::Normal(p) => out.push(p),
+            Component::CurDir => {}
+            Component::ParentDir => return Err("a `..` in the path"),
+            Component::RootDir | Component::Prefix(_) => return Err("an absolute path"),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        return Err("an empty path");
+    }
+    Ok(out)
+}
+
+/// Whether `target`, read relative to the directory of `link` (both inside
+/// the extraction root), stays inside the root.
+fn link_stays_inside(link: &Path, target: &Path) -> bool {
+    let mut depth: usize = link.components().count().saturating_sub(1);
+    for c in target.components() {
+        match c {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return false,
+            },
+            Component::RootDir | Component::Prefix(_) => return false,
+        }
+    }
+    true
+}
+
+fn unpack(
+    reader: impl Read,
+    dest: &Path,
+    limits: Limits,
+) -> std::result::Result<Extracted, ArchiveError> {
+    let mut archive = tar::Archive::new(reader);
+    let mut done = Extracted::default();
+    // Symlinks this archive made: no later entry may go through one (its
+    // real place could differ from where its path says it is).
+    let mut links: HashSet<PathBuf> = HashSet::new();
+    let entries = archive
+        .entries()
+        .map_err(|e| ArchiveError::Malformed(e.to_string()))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| ArchiveError::Malformed(e.to_string()))?;
+        let raw = entry
+            .path()
+            .map_err(|e| ArchiveError::Malformed(e.to_string()))?
+            .into_owned();
+        let shown = raw.display().to_string();
+        done.entries += 1;
+        if done.entries > limits.max_entries {
+            return Err(ArchiveError::TooLarge(format!(
+                "more than {} entries",
+                limits.max_entries
+            )));
+        }
+        let kind = entry.header().entry_type();
+        // `./` itself (as `tar -C dir .` writes it): the root, made already.
+        if kind.is_dir() && raw.components().all(|c| c == Component::CurDir) {
+            continue;
+        }
+        let rel = clean_relative(&raw).map_err(|why| refused(&shown, why))?;
+        if rel.ancestors().skip(1).any(|a| links.contains(a)) {
+            return Err(refused(&shown, "a path through a symlink in the archive"));
+        }
+        let path = dest.join(&rel);
+        let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
+        if kind.is_dir() {
+            match std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(mode | 0o700)
+                .create(&path)
+            {
+                Ok(()) => {}
+                Err(e) => return Err(Error::io(&path, "creating", e).into()),
+            }
+        } else if kind.is_file() {
+            if let Some(parent) = path.parent() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(parent)
+                    .map_err(|e| Error::io(parent, "creating", e))?;
+            }
+            let size = entry.header().size().unwrap_or(u64::MAX);
+            if done.bytes.saturating_add(size) > limits.max_bytes {
+                return Err(ArchiveError::TooLarge(format!(
+                    "more than {} bytes of content",
+                    limits.max_bytes
+                )));
+            }
+            let mut out = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                .open(&path)
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => {
+                        refused(&shown, "a second entry of that path")
+                    }
+                    _ => Error::io(&path, "creating", e).into(),
+                })?;
+            // Copy at most what the header said, whatever the stream holds.
+            let written = std::io::copy(&mut (&mut entry).take(size), &mut out)
+                .map_err(|e| Error::io(&path, "writing", e))?;
+            out.flush().map_err(|e| Error::io(&path, "writing", e))?;
+            done.bytes += written;
+        } else if kind.is_symlink() {
+            let target = entry
+                .link_name()
+                .map_err(|e| ArchiveError::Malformed(e.to_string()))?
+                .ok_or_else(|| refused(&shown, "a symlink without a target"))?
+                .into_owned();
+            if !link_stays_inside(&rel, &target) {
+                return Err(refused(
+                    &shown,
+                    format!("a symlink to {} leads out of the release", target.display()),
+                ));
+            }
+            if let Some(parent) = path.parent() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(parent)
+                    .map_err(|e| Error::io(parent, "creating", e))?;
+            }
+            std::os::unix::fs::symlink(&target, &path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => refused(&shown, "a second entry of that path"),
+                _ => Error::io(&path, "creating", e).into(),
+            })?;
+            links.insert(rel);
+        } else if kind.is_hard_link() {
+            return Err(refused(
+                &shown,
+                "a hard link (not extracted: copy the file instead)",
+            ));
+        } else if kind.is_pax_global_extensions() {
+            continue;
+        } else {
+            return Err(refused(
+                &shown,
+                "a device, FIFO or other special entry (only files, directories and symlinks are extracted)",
+            ));
+        }
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_links_are_judged_lexically() {
+        assert!(clean_relative(Path::new("a/./b")).is_ok());
+        for bad in ["/etc/passwd", "a/../../b", "..", "", "."] {
+            assert!(clean_relative(Path::new(bad)).is_err(), "{bad:?}");
+        }
+        assert!(link_stays_inside(
+            Path::new("lib/libx.so"),
+            Path::new("libx.so.1")
+        ));
+        assert!(link_stays_inside(Path::new("a/b/l"), Path::new("../c")));
+        assert!(!link_stays_inside(Path::new("l"), Path::new("../x")));
+        assert!(!link_stays_inside(Path::new("a/l"), Path::new("../../x")));
+        assert!(!link_stays_inside(Path::new("l"), Path::new("/etc/passwd")));
+    }
+}

@@ -440,3 +440,106 @@ fn install_dir_bounds_size_and_entries() {
     )
     .ok();
 }
+
+/// A release of `files` files, each naming the version, and a last file
+/// `zz-complete`: a release directory is complete when all are there.
+fn big_release(version: &str, files: usize) -> Vec<u8> {
+    let bodies: Vec<(String, String)> = (0..files)
+        .map(|i| (format!("d{}/f{i}", i % 20), format!("{version} {i}\n")))
+        .chain(std::iter::once((
+            "zz-complete".to_string(),
+            version.to_string(),
+        )))
+        .collect();
+    let entries: Vec<TarEntry<'_>> = bodies
+        .iter()
+        .map(|(p, b)| (p.as_str(), tar::EntryType::Regular, b.as_bytes()))
+        .collect();
+    gz(&tarball(&entries))
+}
+
+/// Whether `dir` holds the whole release `version` of `files` files.
+fn complete(dir: &Path, version: &str, files: usize) -> bool {
+    std::fs::read_to_string(dir.join("zz-complete")).is_ok_and(|v| v == version)
+        && (0..files).all(|i| {
+            std::fs::read_to_string(dir.join(format!("d{}/f{i}", i % 20)))
+                .is_ok_and(|b| b == format!("{version} {i}\n"))
+        })
+}
+
+/// kill -9 at random instants of `apply --install-dir`: `current` always
+/// points to a complete release, the state never names a release newer
+/// than the one `current` points to, and the next run cleans up and works.
+#[test]
+fn install_dir_survives_sigkill_at_random_instants() {
+    use std::hash::{BuildHasher, Hasher};
+    const FILES: usize = 300;
+    let env = Env::new();
+    let key = env.keygen("k", Alg::Ed25519);
+    let first = release_bytes(&env, &key, "1.0.0", &big_release("1.0.0", FILES));
+    let start = std::time::Instant::now();
+    apply(&env, &key, &first, &["--install-dir", "inst"]).ok();
+    let full = start.elapsed();
+    let mut seed = std::collections::hash_map::RandomState::new().build_hasher();
+    let (mut killed, mut finished) = (0, 0);
+    for i in 0..20 {
+        let v = format!("2.0.{i}");
+        let pkg = release_bytes(&env, &key, &v, &big_release(&v, FILES));
+        let mut args_v = args(["apply", "--json", "--package"]);
+        args_v.push(pkg.clone().into());
+        args_v.extend(args(["--public-key"]));
+        args_v.push(key.public.clone().into());
+        args_v.extend(args(["--name", "app", "--state-dir"]));
+        args_v.push(env.path("state").into());
+        args_v.extend(args(["--install-dir"]));
+        args_v.push(env.path("inst").into());
+        let mut child = common::ps(args_v)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        seed.write_usize(i);
+        let delay = full.mul_f64((seed.finish() % 1000) as f64 / 1000.0);
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        if status.success() {
+            finished += 1;
+        } else {
+            killed += 1;
+        }
+        // `current` is a complete release.
+        let target = std::fs::read_link(env.path("inst/current")).unwrap();
+        let live = target.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            complete(&env.path("inst").join(&target), &live, FILES),
+            "run {i}: current -> {target:?} is not complete"
+        );
+        // The state names the live release or an older one.
+        let state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(env.path("state/app.json")).unwrap())
+                .unwrap();
+        let recorded = state["version"].as_str().unwrap().to_string();
+        let patch = |s: &str| -> (u64, u64) {
+            let p: Vec<u64> = s.split('.').map(|x| x.parse().unwrap()).collect();
+            (p[0], p[2])
+        };
+        assert!(
+            patch(&recorded) <= patch(&live),
+            "run {i}: state {recorded}, live {live}"
+        );
+    }
+    println!("kill loop: {killed} killed, {finished} finished");
+    // The next run after all that: applied, and nothing left behind.
+    let last = release_bytes(&env, &key, "3.0.0", &big_release("3.0.0", FILES));
+    apply(&env, &key, &last, &["--install-dir", "inst"]).ok();
+    assert!(complete(&env.path("inst/current"), "3.0.0", FILES));
+    let junk: Vec<String> = std::fs::read_dir(env.path("inst/releases"))
+        .unwrap()
+        .chain(std::fs::read_dir(env.path("inst")).unwrap())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert_eq!(junk, Vec::<String>::new());
+    assert!(killed > 0, "some runs were killed");
+}

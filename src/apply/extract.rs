@@ -126,6 +126,18 @@ fn link_stays_inside(link: &Path, target: &Path) -> bool {
     true
 }
 
+/// Create the directories above `path` (inside the root).
+fn make_parent(path: &Path) -> Result<(), Error> {
+    match path.parent() {
+        Some(parent) => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(parent)
+            .map_err(|e| Error::io(parent, "creating", e)),
+        None => Ok(()),
+    }
+}
+
 fn unpack(
     reader: impl Read,
     dest: &Path,
@@ -174,13 +186,7 @@ fn unpack(
                 Err(e) => return Err(Error::io(&path, "creating", e).into()),
             }
         } else if kind.is_file() {
-            if let Some(parent) = path.parent() {
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o755)
-                    .create(parent)
-                    .map_err(|e| Error::io(parent, "creating", e))?;
-            }
+            make_parent(&path)?;
             let size = entry.header().size().unwrap_or(u64::MAX);
             if done.bytes.saturating_add(size) > limits.max_bytes {
                 return Err(ArchiveError::TooLarge(format!(
@@ -217,13 +223,7 @@ fn unpack(
                     format!("a symlink to {} leads out of the release", target.display()),
                 ));
             }
-            if let Some(parent) = path.parent() {
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o755)
-                    .create(parent)
-                    .map_err(|e| Error::io(parent, "creating", e))?;
-            }
+            make_parent(&path)?;
             std::os::unix::fs::symlink(&target, &path).map_err(|e| match e.kind() {
                 std::io::ErrorKind::AlreadyExists => refused(&shown, "a second entry of that path"),
                 _ => Error::io(&path, "creating", e).into(),

@@ -1,4 +1,5 @@
-//! Extracting a verified release archive (`.tar`, `.tar.gz`) into a new,
+//! Extracting a verified release archive (`.tar`, `.tar.gz`, `.tar.zst`,
+//! `.tar.xz`, told by the first bytes) into a new,
 //! empty directory, refusing anything that could reach outside it or that
 //! is not plain content: absolute paths, `..`, symlinks whose target leaves
 //! the directory, entries under a symlink the archive made, hard links,
@@ -54,20 +55,59 @@ pub struct Extracted {
     pub bytes: u64,
 }
 
-/// Extract the archive `file` (plain or gzip tar, told by its first
-/// bytes) into `dest`, an empty directory this process made.
+const GZIP: &[u8] = &[0x1f, 0x8b];
+const ZSTD: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+const XZ: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0x00];
+
+/// Extract the archive `file` (a tar, plain or compressed with gzip, zstd
+/// or xz, told by its first bytes) into `dest`, an empty directory this
+/// process made.
 pub fn extract(
     mut file: File,
     dest: &Path,
     limits: Limits,
 ) -> std::result::Result<Extracted, ArchiveError> {
-    let mut magic = [0u8; 2];
-    let n =
-        read_up_to(&mut file, &mut magic).map_err(|e| ArchiveError::Malformed(e.to_string()))?;
-    file.seek(SeekFrom::Start(0))
-        .map_err(|e| ArchiveError::Malformed(e.to_string()))?;
-    if n == 2 && magic == [0x1f, 0x8b] {
-        unpack(flate2::read::GzDecoder::new(file), dest, limits)
+    let malformed = |e: std::io::Error| ArchiveError::Malformed(e.to_string());
+    let mut magic = [0u8; 6];
+    let n = read_up_to(&mut file, &mut magic).map_err(malformed)?;
+    file.seek(SeekFrom::Start(0)).map_err(malformed)?;
+    let head = magic.get(..n).unwrap_or_default();
+    if head.starts_with(GZIP) {
+        unpack(flate2::read::MultiGzDecoder::new(file), dest, limits)
+    } else if head.starts_with(ZSTD) {
+        let decoder = ruzstd::decoding::StreamingDecoder::new(std::io::BufReader::new(file))
+            .map_err(|e| ArchiveError::Malformed(format!("zstd: {e}")))?;
+        unpack(decoder, dest, limits)
+    } else if head.starts_with(XZ) {
+        // lzma-rs decodes into a writer: it runs in a thread that writes
+        // into a pipe the tar reader reads. When the reader stops (an entry
+        // refused, a limit reached), the pipe breaks and the thread ends.
+        let (reader, mut writer) = std::io::pipe().map_err(malformed)?;
+        let decoding = std::thread::spawn(move || {
+            let mut input = std::io::BufReader::new(file);
+            lzma_rs::xz_decompress(&mut input, &mut writer)
+        });
+        let mut reader = reader;
+        let result = unpack(&mut reader, dest, limits).and_then(|done| {
+            // What follows the archive's end (its zero blocks and record
+            // padding) is read so the decoder can finish; a lot more is a
+            // bomb hiding behind the end, and refused.
+            let trailing = std::io::copy(&mut (&mut reader).take(1 << 20), &mut std::io::sink())
+                .map_err(malformed)?;
+            if trailing == 1 << 20 {
+                return Err(ArchiveError::TooLarge(
+                    "more than 1 MiB of data after the end of the archive".into(),
+                ));
+            }
+            Ok(done)
+        });
+        drop(reader);
+        match (result, decoding.join()) {
+            (Err(e), _) => Err(e),
+            (Ok(done), Ok(Ok(()))) => Ok(done),
+            (Ok(_), Ok(Err(e))) => Err(ArchiveError::Malformed(format!("xz: {e}"))),
+            (Ok(_), Err(_)) => Err(ArchiveError::Malformed("xz: the decoder failed".into())),
+        }
     } else {
         unpack(file, dest, limits)
     }

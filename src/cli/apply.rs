@@ -62,7 +62,7 @@ pub struct Args {
     /// exits 0. Give it last: everything after --exec is the command.
     #[arg(long, value_name = "CMD", num_args = 1.., allow_hyphen_values = true)]
     exec: Option<Vec<String>>,
-    /// Extract the verified .tar or .tar.gz into DIR/releases/VERSION and
+    /// Extract the verified .tar, .tar.gz, .tar.zst or .tar.xz into DIR/releases/VERSION and
     /// switch the symlink DIR/current to it atomically. Paths out of the
     /// release, hard links, devices and FIFOs are refused (ARCHIVE_REFUSED)
     /// and nothing is switched.

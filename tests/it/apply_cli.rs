@@ -543,3 +543,55 @@ fn install_dir_survives_sigkill_at_random_instants() {
     assert_eq!(junk, Vec::<String>::new());
     assert!(killed > 0, "some runs were killed");
 }
+
+/// zstd- and xz-compressed tar archives install as gzip ones do, and the
+/// same refusals and bounds apply to what they hold.
+#[test]
+fn install_dir_reads_zstd_and_xz_archives() {
+    use tar::EntryType as T;
+    let zst = |d: &[u8]| {
+        ruzstd::encoding::compress_to_vec(d, ruzstd::encoding::CompressionLevel::Fastest)
+    };
+    let xz = |d: &[u8]| {
+        let mut out = Vec::new();
+        lzma_rs::xz_compress(&mut std::io::BufReader::new(d), &mut out).unwrap();
+        out
+    };
+    let env = Env::new();
+    let key = env.keygen("k", Alg::Ed25519);
+    for (i, (kind, compress)) in [("zstd", &zst as &dyn Fn(&[u8]) -> Vec<u8>), ("xz", &xz)]
+        .iter()
+        .enumerate()
+    {
+        let v = format!("1.{i}.0");
+        let body = format!("{kind} release\n");
+        let archive = compress(&tarball(&[
+            ("bin/app", T::Regular, body.as_bytes()),
+            ("bin/link", T::Symlink, b"app"),
+        ]));
+        install(&env, &key, &v, &archive, &[]).ok();
+        assert_eq!(
+            std::fs::read_to_string(env.path("inst/current/bin/link")).unwrap(),
+            body,
+            "{kind}"
+        );
+        let evil = compress(&tarball(&[("../escaped", T::Regular, b"x")]));
+        install(&env, &key, &format!("2.{i}.0"), &evil, &[]).refused("ARCHIVE_REFUSED");
+        let zeros = vec![0u8; 32 << 20];
+        let bomb = compress(&tarball(&[("big", T::Regular, &zeros)]));
+        install(
+            &env,
+            &key,
+            &format!("3.{i}.0"),
+            &bomb,
+            &["--max-extract-size", "1M"],
+        )
+        .refused("ARCHIVE_REFUSED");
+        assert_eq!(
+            std::fs::read_link(env.path("inst/current")).unwrap(),
+            Path::new("releases").join(&v),
+            "{kind}: nothing switched"
+        );
+    }
+    assert!(!env.path("escaped").exists());
+}

@@ -19,7 +19,9 @@ fn release(env: &Env, key: &Key, name: &str, version: &str, body: &str) -> PathB
     pkg
 }
 
-fn apply(env: &Env, key: &Key, pkg: &Path, extra: &[&str]) -> common::Run {
+/// `pkgsign apply` of `pkg` as `app` with `key` trusted and the state in
+/// `STATE`, then `extra`.
+fn apply_cmd(env: &Env, key: &Key, pkg: &Path, extra: &[&str]) -> std::process::Command {
     let mut v = args(["apply", "--json", "--package"]);
     v.push(pkg.into());
     v.extend(args(["--public-key"]));
@@ -27,7 +29,13 @@ fn apply(env: &Env, key: &Key, pkg: &Path, extra: &[&str]) -> common::Run {
     v.extend(args(["--name", "app", "--state-dir"]));
     v.push(env.path("state").into());
     v.extend(args(extra));
-    env.run(v)
+    let mut c = common::ps(v);
+    c.current_dir(env.dir.path());
+    c
+}
+
+fn apply(env: &Env, key: &Key, pkg: &Path, extra: &[&str]) -> common::Run {
+    run(apply_cmd(env, key, pkg, extra))
 }
 
 #[test]
@@ -139,14 +147,7 @@ fn exec_runs_on_the_verified_copy_and_a_failure_is_not_recorded() {
         seen.display()
     );
     let exec = |code: &str| {
-        let mut v = args(["apply", "--json", "--package"]);
-        v.push(pkg.clone().into());
-        v.extend(args(["--public-key"]));
-        v.push(key.public.clone().into());
-        v.extend(args(["--name", "app", "--state-dir"]));
-        v.push(env.path("state").into());
-        v.extend(args(["--exec", "sh", "-c", &script, "sh"]));
-        let mut c = common::ps(v);
+        let mut c = apply_cmd(&env, &key, &pkg, &["--exec", "sh", "-c", &script, "sh"]);
         c.env("FAIL", code);
         run(c)
     };
@@ -219,15 +220,8 @@ fn concurrent_applies_share_one_state_safely() {
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let mut v = args(["apply", "--json", "--package"]);
-            v.push(p.clone().into());
-            v.extend(args(["--public-key"]));
-            v.push(key.public.clone().into());
-            v.extend(args(["--name", "app", "--state-dir"]));
-            v.push(env.path("state").into());
-            v.extend(args(["--output"]));
-            v.push(env.path(format!("out-{i}.tar")).into());
-            common::ps(v)
+            let out = format!("out-{i}.tar");
+            apply_cmd(&env, &key, p, &["--output", &out])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -485,15 +479,7 @@ fn install_dir_survives_sigkill_at_random_instants() {
     for i in 0..20 {
         let v = format!("2.0.{i}");
         let pkg = release_bytes(&env, &key, &v, &big_release(&v, FILES));
-        let mut args_v = args(["apply", "--json", "--package"]);
-        args_v.push(pkg.clone().into());
-        args_v.extend(args(["--public-key"]));
-        args_v.push(key.public.clone().into());
-        args_v.extend(args(["--name", "app", "--state-dir"]));
-        args_v.push(env.path("state").into());
-        args_v.extend(args(["--install-dir"]));
-        args_v.push(env.path("inst").into());
-        let mut child = common::ps(args_v)
+        let mut child = apply_cmd(&env, &key, &pkg, &["--install-dir", "inst"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

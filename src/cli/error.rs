@@ -246,6 +246,9 @@ fn invalid_message(i: &Invalid) -> String {
             "--format raw cannot carry --name, --release-version or --expires; use the pkgsign format".into()
         }
         Invalid::ReleaseName { reason } => format!("--name: {reason}"),
+        Invalid::IdentityFrom { path, reason } => {
+            format!("--identity-from {}: {reason}", path.display())
+        }
         Invalid::ExpiresBeforeSigning { expires, signed_at } => format!(
             "--expires {expires} is not after the signing time {signed_at}: the signature would never verify"
         ),

@@ -71,6 +71,12 @@ pub struct Args {
     /// How --release-version is written and compared.
     #[arg(long, value_enum, default_value_t = VersionSchemeArg::Semver, requires = "release_version")]
     version_scheme: VersionSchemeArg,
+    /// Sign the same release as the signature file SIG: take its name and
+    /// version (not its expiry). For re-signing an old release with the
+    /// current key after a rotation; refused unless SIG was made for this
+    /// very package (same digest and size).
+    #[arg(long, value_name = "SIG", conflicts_with_all = ["name", "release_version"])]
+    identity_from: Option<PathBuf>,
     /// When the signature stops verifying (format v2): a duration from now
     /// (`30d`) or an RFC 3339 time. Verifiers refuse it after that,
     /// SIGNATURE_EXPIRED.
@@ -122,6 +128,12 @@ pub fn run(args: Args) -> Result<(), CliError> {
         .map(|v| Version::parse(v, args.version_scheme.scheme()))
         .transpose()
         .map_err(|e| CliError::Usage(format!("--release-version: {e}")))?;
+    let from = args
+        .identity_from
+        .as_deref()
+        .map(|sig| signer::identity_from(sig, &args.package))
+        .transpose()?
+        .unwrap_or_default();
     let opts = SignOptions {
         format: match args.format {
             FormatArg::Pkgsign => Format::Pkgsign,
@@ -130,8 +142,8 @@ pub fn run(args: Args) -> Result<(), CliError> {
         hash: args.hash,
         comment: args.comment.clone(),
         identity: Identity {
-            name: args.name.clone(),
-            version,
+            name: args.name.clone().or(from.name),
+            version: version.or(from.version),
             expires: args.expires.map(|w| w.at(now())),
         },
         now: std::time::SystemTime::now(),

@@ -75,6 +75,14 @@ pub enum Invalid {
         /// What is wrong with it.
         reason: String,
     },
+    /// A signature file to take a release identity from that cannot give it.
+    #[error("{}: {reason}", .path.display())]
+    IdentityFrom {
+        /// The signature file.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+    },
     /// An expiry that is not after the signing time.
     #[error(
         "the expiry {expires} is not after the signing time {signed_at}: the signature would never verify"

@@ -16,6 +16,57 @@ use crate::sign::{Domain, Message, Signer};
 
 pub use crate::sign::domain::RESERVED_PREFIX;
 
+/// The release identity (name and version) of the signature file `sig`,
+/// for signing the same release again with another key: after a key
+/// rotation, an old release is re-signed with the current key rather than
+/// its old key being trusted for old signing times (a stolen old key could
+/// backdate). Refused unless a block of `sig` vouches for exactly this
+/// `package` (its digest and size), so a tampered file is never re-signed;
+/// the signature itself is not checked (its key may be retired). The
+/// expiry is not carried over.
+pub fn identity_from(sig: &Path, package: &Path) -> Result<Identity> {
+    let refuse = |reason: String| -> Error {
+        Invalid::IdentityFrom {
+            path: sig.to_path_buf(),
+            reason,
+        }
+        .into()
+    };
+    let blocks = match sigfile::read(sig)? {
+        sigfile::SignatureFile::Pkgsign(blocks) => blocks,
+        sigfile::SignatureFile::Raw(_) => {
+            return Err(refuse("a raw signature names no release".into()));
+        }
+    };
+    let Some(first) = blocks.first() else {
+        return Err(refuse("the file holds no signature".into()));
+    };
+    let identity = Identity {
+        expires: None,
+        ..first.statement.identity.clone()
+    };
+    if identity.name.is_none() && identity.version.is_none() {
+        return Err(refuse(
+            "a version 1 signature names no release (no name, no version)".into(),
+        ));
+    }
+    let algs = sigfile::hash_algs(&blocks);
+    let (size, digests) = digest::hash_file_with(package, &algs, None)?;
+    let vouched = blocks.iter().any(|b| {
+        b.statement.size == size
+            && digests
+                .iter()
+                .any(|d| d.alg() == b.statement.digest.alg() && d.ct_eq(&b.statement.digest))
+    });
+    if !vouched {
+        return Err(refuse(format!(
+            "it is not a signature of {}: its digest and size differ; re-sign only the very release it signed",
+            package.display()
+        )));
+    }
+    Ok(identity)
+}
+
 /// Which signature format to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {

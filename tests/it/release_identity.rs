@@ -368,3 +368,56 @@ fn a_package_swapped_during_verification_is_never_what_is_written() {
     println!("swap loop: {written} verified and written, {refused} refused");
     assert!(written > 0, "some runs read the right package");
 }
+
+/// After a rotation, an old release is signed again by the current key,
+/// with the release identity taken from its old signature
+/// (`--identity-from`); a file the old signature does not vouch for is
+/// never re-signed.
+#[test]
+fn an_old_release_is_re_signed_with_the_current_key_and_its_identity() {
+    let env = Env::new();
+    let old_key = env.keygen("old", Alg::Ed25519);
+    let current = env.keygen("current", Alg::Rsa);
+    let pkg = env.package("app-1.2.0.tar");
+    env.sign(
+        &pkg,
+        &[&old_key],
+        &["--name", "app", "--release-version", "1.2.0"],
+    )
+    .ok();
+    let sig = pkg.with_extension("tar.sig");
+    let sig_s = sig.to_str().unwrap().to_string();
+    // Workers trust only the current key now.
+    env.verify(&pkg, &[&current], &["--name", "app"])
+        .refused("KEY_NOT_TRUSTED");
+    env.sign(
+        &pkg,
+        &[&current],
+        &["--identity-from", &sig_s, "--output", &sig_s],
+    )
+    .ok();
+    let r = env
+        .verify(
+            &pkg,
+            &[&current],
+            &["--name", "app", "--min-version", "1.2.0"],
+        )
+        .verified();
+    assert_eq!(r.json()["signatures"][0]["version"], "1.2.0");
+    // Another file is never re-signed under that identity.
+    let evil = env.package("evil.tar");
+    let evil_sig = env.path("evil.tar.sig");
+    let r = env.sign(&evil, &[&current], &["--identity-from", &sig_s, "--json"]);
+    r.fails_with(2, "USAGE");
+    assert!(!evil_sig.exists());
+    // A version 1 signature names no release to take.
+    let plain = env.package("plain.tar");
+    env.sign(&plain, &[&old_key], &[]).ok();
+    let plain_sig = env.path("plain.tar.sig");
+    env.sign(
+        &plain,
+        &[&current],
+        &["--identity-from", plain_sig.to_str().unwrap(), "--json"],
+    )
+    .fails_with(2, "USAGE");
+}

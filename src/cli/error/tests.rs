@@ -293,6 +293,28 @@ fn invalid_requests_keep_their_command_line_text_and_the_library_names_no_flag()
             "--format raw always uses SHA-256 (RSA) or pure Ed25519; drop --hash".into(),
         ),
         (
+            Invalid::RawNoIdentity,
+            "--format raw cannot carry --name, --release-version or --expires; use the pkgsign format".into(),
+        ),
+        (
+            Invalid::ReleaseName { reason: "r".into() },
+            "--name: r".into(),
+        ),
+        (
+            Invalid::IdentityFrom {
+                path: p("old.sig"),
+                reason: "r".into(),
+            },
+            "--identity-from old.sig: r".into(),
+        ),
+        (
+            Invalid::ExpiresBeforeSigning {
+                expires: "2026-01-01T00:00:00Z".into(),
+                signed_at: "2026-12-01T00:00:00Z".into(),
+            },
+            "--expires 2026-01-01T00:00:00Z is not after the signing time 2026-12-01T00:00:00Z: the signature would never verify".into(),
+        ),
+        (
             Invalid::RawNoComment,
             "--format raw cannot carry a comment; use the pkgsign format".into(),
         ),

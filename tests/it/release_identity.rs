@@ -311,18 +311,20 @@ fn standard_input_is_verified_once_and_output_is_what_was_verified() {
     common::run_with(common::ps(v), Some(&data), common::DEFAULT_TIMEOUT).fails_with(2, "USAGE");
 }
 
-/// The swap attack on verify-then-copy: while `verify-package --output`
-/// runs, another process keeps replacing the package path with another
-/// validly signed package. What is written is always the package the
-/// signature is for, never the other one.
+/// The swap attack on verify-then-copy: while `verify-package --output` or
+/// `apply --output` runs, another process keeps replacing the package path
+/// with another validly signed package. What is written is always the
+/// package the signature is for, never the other one.
 #[test]
 fn a_package_swapped_during_verification_is_never_what_is_written() {
     let env = Env::new();
     let key = env.keygen("k", Alg::Ed25519);
     let a = env.package("a.tar");
     let b = env.package("b.tar");
-    env.sign(&a, &[&key], &["--name", "app-a"]).ok();
-    env.sign(&b, &[&key], &["--name", "app-b"]).ok();
+    env.sign(&a, &[&key], &["--name", "app-a", "--release-version", "1.0.0"])
+        .ok();
+    env.sign(&b, &[&key], &["--name", "app-b", "--release-version", "1.0.0"])
+        .ok();
     let (da, db) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     let target = env.path("incoming.tar");
     std::fs::copy(&a, &target).unwrap();
@@ -341,9 +343,15 @@ fn a_package_swapped_during_verification_is_never_what_is_written() {
     };
     let out = env.path("installed.tar");
     let (mut written, mut refused) = (0, 0);
-    for _ in 0..200 {
+    for i in 0..200 {
         let _ = std::fs::remove_file(&out);
-        let mut v = args(["verify-package", "--json", "--package"]);
+        // Half the runs through verify-package, half through apply (each
+        // with a state of its own, so that every one applies).
+        let mut v = if i.is_multiple_of(2) {
+            args(["verify-package", "--json", "--package"])
+        } else {
+            args(["apply", "--json", "--package"])
+        };
         v.push(target.clone().into());
         v.extend(args(["--signature"]));
         v.push(a.with_extension("tar.sig").into());
@@ -351,6 +359,10 @@ fn a_package_swapped_during_verification_is_never_what_is_written() {
         v.push(key.public.clone().into());
         v.extend(args(["--name", "app-a", "--output"]));
         v.push(out.clone().into());
+        if !i.is_multiple_of(2) {
+            v.extend(args(["--state-dir"]));
+            v.push(env.path(format!("state-{i}")).into());
+        }
         let r = run(common::ps(v));
         if r.code == 0 {
             let got = std::fs::read(&out).unwrap();

@@ -343,7 +343,7 @@ fn a_package_swapped_during_verification_is_never_what_is_written() {
     };
     let out = env.path("installed.tar");
     let (mut written, mut refused) = (0, 0);
-    for i in 0..200 {
+    for i in 0..200u32 {
         let _ = std::fs::remove_file(&out);
         // Half the runs through verify-package, half through apply (each
         // with a state of its own, so that every one applies).

@@ -298,6 +298,23 @@ pub fn sig_path_for(package: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Refuse `dir` (`what` it is for) when group or others may write it and
+/// it is not sticky: another user could then rename a file of theirs over
+/// one pkgsign created there, between a check and its use.
+pub fn check_private_dir(dir: &Path, what: &'static str) -> Result<()> {
+    let m = std::fs::metadata(dir).map_err(|e| Error::io(dir, "reading", e))?;
+    let mode = m.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        return Err(FileError::WritableByOthers {
+            path: dir.to_path_buf(),
+            what,
+            mode,
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// Name of the lock file pkgsign keeps in a keys or trusted-keys directory.
 pub const LOCK_FILE: &str = ".pkgsign.lock";
 

@@ -50,6 +50,8 @@ pub fn install(
         .mode(0o755)
         .create(&releases)
         .map_err(|e| Error::io(&releases, "creating", e))?;
+    fsutil::check_private_dir(dir, "the install directory")?;
+    fsutil::check_private_dir(&releases, "the releases directory")?;
     remove_leftovers(dir, &releases)?;
     let name = version.to_string();
     let rel_target = Path::new(RELEASES).join(&name);

@@ -51,12 +51,26 @@ pub enum FileError {
         /// The existing file.
         path: PathBuf,
     },
+
+    /// A directory where pkgsign places a verified file (or extracts one)
+    /// that group or others may write, without the sticky bit: another
+    /// user could rename their own file over it before it is used.
+    #[error("{}: {what} is writable by group or others (mode {mode:04o}) and not sticky, so another user could replace the verified copy before it is used; use a directory only you can write", .path.display())]
+    WritableByOthers {
+        /// The directory.
+        path: PathBuf,
+        /// What it is for.
+        what: &'static str,
+        /// Its permission bits.
+        mode: u32,
+    },
 }
 
 impl FileError {
     /// The stable upper-case code of the contract.
     pub fn code(&self) -> Code {
         match self {
+            FileError::WritableByOthers { .. } => Code::PathRefused,
             FileError::NotFound { .. } => Code::FileNotFound,
             FileError::NotAFile { .. } => Code::NotAFile,
             FileError::TooLarge { .. } => Code::FileTooLarge,

@@ -86,6 +86,7 @@ pub fn stage_and_verify(
         Source::Path(p) => Box::new(fsutil::open_regular_nofollow(p)?),
         Source::Stdin => Box::new(std::io::stdin().lock()),
     };
+    fsutil::check_private_dir(staging_dir, "the directory of the verified copy")?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".pkgsign-staged-")
         .permissions(std::fs::Permissions::from_mode(0o600))

@@ -581,3 +581,38 @@ fn install_dir_reads_zstd_and_xz_archives() {
     }
     assert!(!env.path("escaped").exists());
 }
+
+/// The verified copy is staged beside `--output`, and `--install-dir`
+/// extracts under its directory: in a directory others may write (and
+/// without the sticky bit), another user could rename their own file over
+/// the staged copy between the check and the rename. Refused
+/// (`PATH_REFUSED`, exit 2); a sticky directory like /tmp is fine.
+#[test]
+fn output_and_install_dirs_others_can_write_are_refused() {
+    use tar::EntryType as T;
+    let env = Env::new();
+    let key = env.keygen("k", Alg::Ed25519);
+    let pkg = release_bytes(
+        &env,
+        &key,
+        "1.0.0",
+        &gz(&tarball(&[("a", T::Regular, b"a")])),
+    );
+    let open = env.path("open");
+    std::fs::create_dir(&open).unwrap();
+    common::chmod(&open, 0o777);
+    apply(&env, &key, &pkg, &["--output", "open/app.tar.gz"]).fails_with(2, "PATH_REFUSED");
+    assert!(!open.join("app.tar.gz").exists());
+    apply(&env, &key, &pkg, &["--install-dir", "open"]).fails_with(2, "PATH_REFUSED");
+    assert!(!open.join("current").exists());
+    let mut v = args(["verify-package", "--json", "--package"]);
+    v.push(pkg.clone().into());
+    v.extend(args(["--public-key"]));
+    v.push(key.public.clone().into());
+    v.extend(args(["--output"]));
+    v.push(open.join("copy").into());
+    run(common::ps(v)).fails_with(2, "PATH_REFUSED");
+    // Sticky (as /tmp): others cannot rename over our files.
+    common::chmod(&open, 0o1777);
+    apply(&env, &key, &pkg, &["--output", "open/app.tar.gz"]).ok();
+}

@@ -321,10 +321,18 @@ fn a_package_swapped_during_verification_is_never_what_is_written() {
     let key = env.keygen("k", Alg::Ed25519);
     let a = env.package("a.tar");
     let b = env.package("b.tar");
-    env.sign(&a, &[&key], &["--name", "app-a", "--release-version", "1.0.0"])
-        .ok();
-    env.sign(&b, &[&key], &["--name", "app-b", "--release-version", "1.0.0"])
-        .ok();
+    env.sign(
+        &a,
+        &[&key],
+        &["--name", "app-a", "--release-version", "1.0.0"],
+    )
+    .ok();
+    env.sign(
+        &b,
+        &[&key],
+        &["--name", "app-b", "--release-version", "1.0.0"],
+    )
+    .ok();
     let (da, db) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     let target = env.path("incoming.tar");
     std::fs::copy(&a, &target).unwrap();

@@ -180,6 +180,16 @@ fn every_library_error_keeps_its_contract_code_exit_and_message() {
             "writing the rotation journal failed: r",
         ),
     ];
+    let table = table.into_iter().chain([(
+        Error::File(FileError::WritableByOthers {
+            path: p("out"),
+            what: "the directory of the verified copy",
+            mode: 0o777,
+        }),
+        "PATH_REFUSED",
+        2,
+        "out: the directory of the verified copy is writable by group or others (mode 0777) and not sticky, so another user could replace the verified copy before it is used; use a directory only you can write",
+    )]);
     for (e, code, exit, text) in table {
         let shown = message(&e);
         let e = CliError::from(e);

@@ -504,14 +504,26 @@ fn keys_written_by_pkgsign_open_in_openssl() {
         if encrypted {
             args.extend(["-passin", pass_arg.as_str()]);
             // The wrong passphrase does not open it, and fails in decryption
-            // (not, say, because the file is unreadable).
+            // (not, say, because the file is unreadable): usually the CBC
+            // padding is wrong ("bad decrypt"); about one time in 256 the
+            // garbage ends in valid padding and the DER parse fails instead
+            // (an ASN.1 error). The same case pkgsign maps to
+            // PASSPHRASE_WRONG (`a_wrong_passphrase_is_wrong_even_when_the_padding_happens_to_fit`).
             let wrong = tool(
                 env.dir.path(),
                 "openssl",
                 ["pkey", "-in", &private, "-noout", "-passin", "pass:wrong"],
             );
             assert_ne!(wrong.code, 0, "{wrong:#?}");
-            assert!(wrong.stderr.contains("bad decrypt"), "{wrong:#?}");
+            let lower = wrong.stderr.to_ascii_lowercase();
+            assert!(
+                lower.contains("bad decrypt") || lower.contains("asn1"),
+                "{wrong:#?}"
+            );
+            assert!(
+                !lower.contains("no such file") && !lower.contains("permission denied"),
+                "{wrong:#?}"
+            );
         }
         // openssl derives from the private key exactly the public key file
         // pkgsign wrote.

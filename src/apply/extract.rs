@@ -384,6 +384,32 @@ fn unpack(
 mod tests {
     use super::*;
 
+    fn decoded(msgs: Vec<Decode>) -> Decoded {
+        let (tx, rx) = std::sync::mpsc::sync_channel(msgs.len());
+        for m in msgs {
+            tx.send(m).unwrap();
+        }
+        Decoded {
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+            finished: false,
+        }
+    }
+
+    #[test]
+    fn only_the_decoders_own_end_ends_the_decoded_stream() {
+        let mut out = Vec::new();
+        let mut ended = decoded(vec![Decode::Chunk(b"ab".to_vec()), Decode::End]);
+        assert_eq!(ended.read_to_end(&mut out).unwrap(), 2);
+        // A thread that died (its sender dropped) is no end: an error, so a
+        // truncated stream never passes for a short archive.
+        let mut died = decoded(vec![Decode::Chunk(b"ab".to_vec())]);
+        assert!(died.read_to_end(&mut Vec::new()).is_err());
+        let mut failed = decoded(vec![Decode::Failed(std::io::Error::other("bad"))]);
+        assert!(failed.read_to_end(&mut Vec::new()).is_err());
+    }
+
     #[test]
     fn paths_and_links_are_judged_lexically() {
         assert!(clean_relative(Path::new("a/./b")).is_ok());

@@ -73,11 +73,11 @@ pub fn extract(
     file.seek(SeekFrom::Start(0)).map_err(malformed)?;
     let head = magic.get(..n).unwrap_or_default();
     if head.starts_with(GZIP) {
-        unpack(flate2::read::MultiGzDecoder::new(file), dest, limits)
+        unpack_decoded(flate2::read::MultiGzDecoder::new(file), dest, limits)
     } else if head.starts_with(ZSTD) {
         let decoder = ruzstd::decoding::StreamingDecoder::new(std::io::BufReader::new(file))
             .map_err(|e| ArchiveError::Malformed(format!("zstd: {e}")))?;
-        unpack(decoder, dest, limits)
+        unpack_decoded(decoder, dest, limits)
     } else if head.starts_with(XZ) {
         // lzma-rs decodes into a writer: it runs in a thread that writes
         // into a pipe the tar reader reads. When the reader stops (an entry
@@ -110,6 +110,100 @@ pub fn extract(
         }
     } else {
         unpack(file, dest, limits)
+    }
+}
+
+/// Unpack what `decoder` decodes, decoding in a second thread: the
+/// decompression (one core) overlaps with creating and writing the files
+/// (the other), as `tar -xzf` overlaps with its `gzip -d`. The decoded bytes
+/// are handed over in a few chunks at a time (bounded memory). Nothing after
+/// the end of the tar archive is needed: once the archive is unpacked (or
+/// refused) the channel is closed, and the thread stops at its next chunk.
+fn unpack_decoded(
+    decoder: impl Read + Send + 'static,
+    dest: &Path,
+    limits: Limits,
+) -> std::result::Result<Extracted, ArchiveError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(CHUNKS_IN_FLIGHT);
+    let decoding = std::thread::spawn(move || decode_into(decoder, &tx));
+    let result = unpack(
+        Decoded {
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+            finished: false,
+        },
+        dest,
+        limits,
+    );
+    // `unpack` dropped the receiving end: the thread ends.
+    let _ = decoding.join();
+    result
+}
+
+/// Bytes per chunk handed from the decoding thread, and chunks in flight.
+const CHUNK: usize = 128 * 1024;
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// One message of the decoding thread.
+enum Decode {
+    Chunk(Vec<u8>),
+    /// The decoder reached its end: only this is an end of the stream (a
+    /// thread that died says nothing, and the reader then fails).
+    End,
+    Failed(std::io::Error),
+}
+
+fn decode_into(mut decoder: impl Read, tx: &std::sync::mpsc::SyncSender<Decode>) {
+    loop {
+        let mut chunk = vec![0u8; CHUNK];
+        let msg = match read_up_to(&mut decoder, &mut chunk) {
+            Ok(0) => Decode::End,
+            Ok(n) => {
+                chunk.truncate(n);
+                Decode::Chunk(chunk)
+            }
+            Err(e) => Decode::Failed(e),
+        };
+        let last = !matches!(msg, Decode::Chunk(_));
+        if tx.send(msg).is_err() || last {
+            return;
+        }
+    }
+}
+
+/// The reading end of [`unpack_decoded`]'s thread.
+struct Decoded {
+    rx: std::sync::mpsc::Receiver<Decode>,
+    chunk: Vec<u8>,
+    pos: usize,
+    finished: bool,
+}
+
+impl Read for Decoded {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if let Some(rest) = self.chunk.get(self.pos..).filter(|r| !r.is_empty()) {
+                let n = rest.len().min(out.len());
+                out.get_mut(..n)
+                    .unwrap_or_default()
+                    .copy_from_slice(rest.get(..n).unwrap_or_default());
+                self.pos += n;
+                return Ok(n);
+            }
+            if self.finished {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Decode::Chunk(c)) => {
+                    self.chunk = c;
+                    self.pos = 0;
+                }
+                Ok(Decode::End) => self.finished = true,
+                Ok(Decode::Failed(e)) => return Err(e),
+                Err(_) => return Err(std::io::Error::other("the decoder stopped")),
+            }
+        }
     }
 }
 
@@ -289,6 +383,32 @@ fn unpack(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn decoded(msgs: Vec<Decode>) -> Decoded {
+        let (tx, rx) = std::sync::mpsc::sync_channel(msgs.len());
+        for m in msgs {
+            tx.send(m).unwrap();
+        }
+        Decoded {
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+            finished: false,
+        }
+    }
+
+    #[test]
+    fn only_the_decoders_own_end_ends_the_decoded_stream() {
+        let mut out = Vec::new();
+        let mut ended = decoded(vec![Decode::Chunk(b"ab".to_vec()), Decode::End]);
+        assert_eq!(ended.read_to_end(&mut out).unwrap(), 2);
+        // A thread that died (its sender dropped) is no end: an error, so a
+        // truncated stream never passes for a short archive.
+        let mut died = decoded(vec![Decode::Chunk(b"ab".to_vec())]);
+        assert!(died.read_to_end(&mut Vec::new()).is_err());
+        let mut failed = decoded(vec![Decode::Failed(std::io::Error::other("bad"))]);
+        assert!(failed.read_to_end(&mut Vec::new()).is_err());
+    }
 
     #[test]
     fn paths_and_links_are_judged_lexically() {

@@ -71,20 +71,23 @@ impl StateDir {
     /// Open `dir` (created 0700 if missing) and take its lock, waiting for
     /// another worker that holds it.
     pub fn open(dir: &Path) -> Result<StateDir> {
+        // Created if missing; another worker may create it at the same
+        // moment, which is as good.
+        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io(dir, "creating", e)),
+        }
         match std::fs::symlink_metadata(dir) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
                 return Err(Error::io(
                     dir,
                     "opening",
-                    std::io::Error::other("the state directory is not a directory"),
+                    std::io::Error::other(
+                        "the state directory is not a directory (a symlink is not followed)",
+                    ),
                 ));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::DirBuilder::new()
-                    .mode(0o700)
-                    .create(dir)
-                    .map_err(|e| Error::io(dir, "creating", e))?;
             }
             Err(e) => return Err(Error::io(dir, "reading", e)),
         }

@@ -368,6 +368,31 @@ pub fn open_lock_file(path: &Path) -> Result<File> {
     Ok(file)
 }
 
+/// Test hook: abort the process at the given step (rotation: 1 to 3, see
+/// `tests/it/rotation_crash.rs`; apply: 11 to 13, see `tests/it/apply_cli.rs`).
+/// Read only by binaries built with the `test-crash-points` feature, which
+/// `cargo test` turns on and release builds never have.
+pub const CRASH_ENV: &str = "PKGSIGN_TEST_CRASH_AT";
+
+/// Whether this build has the crash points (a test build).
+pub const CRASH_POINTS: bool = cfg!(feature = "test-crash-points");
+
+/// Abort here when [`CRASH_ENV`] names `step` (test builds only).
+#[cfg(feature = "test-crash-points")]
+pub fn crash_point(step: u32) {
+    if std::env::var(CRASH_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        == Some(step)
+    {
+        std::process::abort();
+    }
+}
+
+/// Abort here when [`CRASH_ENV`] names `step` (test builds only).
+#[cfg(not(feature = "test-crash-points"))]
+pub fn crash_point(_step: u32) {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -80,12 +80,14 @@ pub fn install(
     // Everything extracted reaches the disk before it can become live.
     let d = std::fs::File::open(&tmp).map_err(|e| Error::io(&tmp, "opening", e))?;
     rustix::fs::syncfs(d.as_fd()).map_err(|e| Error::io(&tmp, "syncing", e.into()))?;
+    fsutil::crash_point(11);
     if final_dir.exists() {
         // Not live (checked above): a copy from an interrupted run.
         std::fs::remove_dir_all(&final_dir).map_err(|e| Error::io(&final_dir, "removing", e))?;
     }
     std::fs::rename(&tmp, &final_dir).map_err(|e| Error::io(&final_dir, "renaming to", e))?;
     fsutil::sync_dir(&releases)?;
+    fsutil::crash_point(12);
     // The switch: a new symlink renamed over the old one, atomically.
     let link_tmp = dir.join(format!(".{CURRENT}.tmp-{}", std::process::id()));
     let _ = std::fs::remove_file(&link_tmp);
@@ -94,6 +96,8 @@ pub fn install(
     std::fs::rename(&link_tmp, dir.join(CURRENT))
         .map_err(|e| Error::io(&dir.join(CURRENT), "switching", e))?;
     fsutil::sync_dir(dir)?;
+    // Switched, not yet recorded in the state.
+    fsutil::crash_point(13);
     Ok(Installed {
         release: final_dir,
         extracted,

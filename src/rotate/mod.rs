@@ -42,27 +42,8 @@ use crate::trust::meta::{KEYS_FILE, Metadata, TRUST_FILE};
 pub const JOURNAL: &str = ".pkgsign-rotate.journal";
 /// The staged new private key.
 pub const STAGED: &str = ".pkgsign-rotate-new.key";
-/// Test hook: abort the process at the given step (see `tests/rotation_crash.rs`).
-/// Read only by binaries built with the `test-crash-points` feature, which
-/// `cargo test` turns on and release builds never have.
-pub const CRASH_ENV: &str = "PKGSIGN_TEST_CRASH_AT";
-
-/// Whether this build has the crash points (a test build).
-pub const CRASH_POINTS: bool = cfg!(feature = "test-crash-points");
-
-#[cfg(feature = "test-crash-points")]
-fn crash_point(step: u32) {
-    if std::env::var(CRASH_ENV)
-        .ok()
-        .and_then(|v| v.parse::<u32>().ok())
-        == Some(step)
-    {
-        std::process::abort();
-    }
-}
-
-#[cfg(not(feature = "test-crash-points"))]
-fn crash_point(_step: u32) {}
+use crate::fsutil::crash_point;
+pub use crate::fsutil::{CRASH_ENV, CRASH_POINTS};
 
 /// How to rotate.
 pub struct Options<'a> {

@@ -616,3 +616,59 @@ fn output_and_install_dirs_others_can_write_are_refused() {
     common::chmod(&open, 0o1777);
     apply(&env, &key, &pkg, &["--output", "open/app.tar.gz"]).ok();
 }
+
+/// A crash at each step of `--install-dir` (test builds abort at the step
+/// `PKGSIGN_TEST_CRASH_AT` names): after extraction (11), after the rename
+/// into `releases/` (12), and after the switch but before the state is
+/// written (13). `current` stays on the old release until the switch, the
+/// state never names the new release before it is live, and the next run
+/// completes the update and leaves nothing behind.
+#[test]
+fn install_dir_crash_at_each_step_leaves_a_consistent_state() {
+    use tar::EntryType as T;
+    const { assert!(pkgsign::rotate::CRASH_POINTS) };
+    for step in [11u32, 12, 13] {
+        let env = Env::new();
+        let key = env.keygen("k", Alg::Ed25519);
+        let old = release_bytes(
+            &env,
+            &key,
+            "1.0.0",
+            &gz(&tarball(&[("v", T::Regular, b"1\n")])),
+        );
+        apply(&env, &key, &old, &["--install-dir", "inst"]).ok();
+        let new = release_bytes(
+            &env,
+            &key,
+            "2.0.0",
+            &gz(&tarball(&[("v", T::Regular, b"2\n")])),
+        );
+        let mut c = apply_cmd(&env, &key, &new, &["--install-dir", "inst"]);
+        c.env(pkgsign::rotate::CRASH_ENV, step.to_string());
+        let r = common::capture(c, None, common::DEFAULT_TIMEOUT);
+        assert_eq!(r.signal, Some(6), "step {step}: aborted there: {r:#?}");
+        let live = std::fs::read_to_string(env.path("inst/current/v")).unwrap();
+        let state = std::fs::read_to_string(env.path("state/app.json")).unwrap();
+        assert!(
+            state.contains("\"1.0.0\""),
+            "step {step}: the state names the old release"
+        );
+        assert_eq!(live, if step == 13 { "2\n" } else { "1\n" }, "step {step}");
+        // The next run finishes the update, and cleans up.
+        let r = apply(&env, &key, &new, &["--install-dir", "inst"]).ok();
+        assert_eq!(r.json()["applied"], true, "step {step}: {r:#?}");
+        assert_eq!(
+            std::fs::read_to_string(env.path("inst/current/v")).unwrap(),
+            "2\n"
+        );
+        let state = std::fs::read_to_string(env.path("state/app.json")).unwrap();
+        assert!(state.contains("\"2.0.0\""), "step {step}");
+        let dots: Vec<String> = std::fs::read_dir(env.path("inst/releases"))
+            .unwrap()
+            .chain(std::fs::read_dir(env.path("inst")).unwrap())
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert_eq!(dots, Vec::<String>::new(), "step {step}");
+    }
+}

@@ -311,10 +311,11 @@ fn standard_input_is_verified_once_and_output_is_what_was_verified() {
     common::run_with(common::ps(v), Some(&data), common::DEFAULT_TIMEOUT).fails_with(2, "USAGE");
 }
 
-/// The swap attack on verify-then-copy: while `verify-package --output` or
-/// `apply --output` runs, another process keeps replacing the package path
-/// with another validly signed package. What is written is always the
-/// package the signature is for, never the other one.
+/// The swap attack on verify-then-copy: in 400 runs, half of them
+/// `verify-package --output` and half `apply --output`, another process
+/// keeps replacing the package path with another validly signed package.
+/// What is written is always the package the signature is for, never the
+/// other one.
 #[test]
 fn a_package_swapped_during_verification_is_never_what_is_written() {
     let env = Env::new();
@@ -351,7 +352,7 @@ fn a_package_swapped_during_verification_is_never_what_is_written() {
     };
     let out = env.path("installed.tar");
     let (mut written, mut refused) = (0, 0);
-    for i in 0..200u32 {
+    for i in 0..400u32 {
         let _ = std::fs::remove_file(&out);
         // Half the runs through verify-package, half through apply (each
         // with a state of its own, so that every one applies).

@@ -123,6 +123,13 @@ pub fn run(args: Args) -> Result<(), CliError> {
         args.trusted_keys.as_deref(),
         wanted.as_deref(),
     )?;
+    // An install directory others could write is refused before anything
+    // is read (install checks it again, with the one it creates).
+    if let Some(dir) = &args.install_dir
+        && dir.exists()
+    {
+        pkgsign::fsutil::check_private_dir(dir, "the install directory")?;
+    }
     let state = StateDir::open(&args.state_dir)?;
     let staging_dir = match &args.output {
         Some(out) => pkgsign::fsutil::parent_dir(out),

@@ -89,6 +89,9 @@ pub fn apply_message(e: &ApplyError) -> String {
         ApplyError::Rollback { .. } => format!(
             "{e}; do not install it: fetch the current release (an operator who means to go back passes --allow-downgrade-to VERSION)"
         ),
+        ApplyError::Archive { .. } => format!(
+            "{e}; nothing was installed: if the release is genuine and only large, raise --max-extract-size or --max-entries; otherwise ask the publisher for an archive of plain files, directories and symlinks inside it"
+        ),
         ApplyError::VersionReused { .. } => {
             format!("{e}; do not install it: ask the publisher why two packages carry one version")
         }
@@ -159,6 +162,9 @@ fn hint(e: &Error) -> String {
         }
         Error::Parse(ParseError::SignatureMalformed { .. }) => {
             "; re-create it with `pkgsign sign-package`, or fetch it again".into()
+        }
+        Error::File(FileError::TooLarge { what: "package", .. }) => {
+            "; if the package is genuine and only large, raise --max-size".into()
         }
         Error::Key(KeyError::TooWeak { .. }) => {
             "; generate a new key with `pkgsign keygen --algorithm rsa --bits 3072`".into()

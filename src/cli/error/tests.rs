@@ -456,3 +456,31 @@ fn a_checksum_mismatch_keeps_its_code_exit_and_message() {
     )));
     assert!(matches!(failed, CliError::Lib(_)));
 }
+
+/// The refusals of `apply` and of a staged package over `--max-size` say
+/// what to do next in this command line's terms.
+#[test]
+fn apply_refusals_and_oversized_packages_say_what_to_do() {
+    let big = CliError::from(Error::File(FileError::TooLarge {
+        path: p("-"),
+        what: "package",
+        limit: 100,
+    }));
+    assert_eq!(
+        (big.code().as_str(), big.exit_code()),
+        ("FILE_TOO_LARGE", 2)
+    );
+    assert!(big.to_string().ends_with("raise --max-size"), "{big}");
+    let archive = CliError::from(pkgsign::apply::ApplyError::Archive {
+        label: "app.tar.gz".into(),
+        reason: "entry \"../x\": a `..` in the path".into(),
+    });
+    assert_eq!(
+        (archive.code().as_str(), archive.exit_code()),
+        ("ARCHIVE_REFUSED", 1)
+    );
+    assert!(
+        archive.to_string().contains("nothing was installed"),
+        "{archive}"
+    );
+}

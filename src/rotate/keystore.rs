@@ -111,3 +111,55 @@ pub fn active_keys(
     }
     Ok((keys, skipped))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+    use crate::keys::{KeySpec, generate};
+
+    const T: u64 = 1_800_000_000;
+
+    /// A stolen key that the coordinator revoked, or a key whose window has
+    /// not begun, stays in the directory but never signs: `active_keys`
+    /// decides by `trust::standing`, the rule workers apply, and says why.
+    #[test]
+    fn revoked_and_not_yet_valid_keys_never_sign() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let mut fps = Vec::new();
+        for name in ["good", "revoked", "later"] {
+            let k = generate(KeySpec::Ed25519).unwrap();
+            fps.push(k.public_key().fingerprint());
+            let pem = encoding::private_key_to_pem(&k, None).unwrap();
+            fsutil::write_atomic(
+                &dir.join(format!("{name}.pem")),
+                pem.as_bytes(),
+                0o600,
+                fsutil::Replace::Never,
+            )
+            .unwrap();
+        }
+        let mut meta = Metadata::load(dir, KEYS_FILE).unwrap();
+        meta.entry(&fps[1]).revoked = Some((T - 10, "stolen".into()));
+        meta.entry(&fps[2]).not_before = Some(T + 10);
+        meta.save().unwrap();
+        let (keys, skipped) = active_keys(dir, T, None).unwrap();
+        let used: Vec<_> = keys.iter().map(|k| k.public_key().fingerprint()).collect();
+        assert_eq!(used, [fps[0].clone()]);
+        let reasons: Vec<&str> = skipped.iter().map(|s| s.reason.as_str()).collect();
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains("revoked") && r.contains("stolen")),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons.iter().any(|r| r.contains("not valid before")),
+            "{reasons:?}"
+        );
+    }
+}

@@ -23,6 +23,8 @@
 //! - [`mapped`]: reading a file through a memory map, the one module
 //!   allowed `unsafe` (every other one forbids it);
 //! - [`audit`]: the JSON-lines audit log;
+//! - [`config`]: the one TOML configuration file of every subcommand and
+//!   of the service;
 //! - [`apply`]: the worker's update path: verify once over a private copy,
 //!   check the anti-rollback state, apply, record.
 //!
@@ -62,6 +64,7 @@
 
 pub mod apply;
 pub mod audit;
+pub mod config;
 pub mod digest;
 pub mod error;
 pub mod fsutil;

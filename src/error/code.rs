@@ -74,6 +74,8 @@ pub enum Code {
     MetadataInvalid,
     /// A checksum list with malformed lines, or no entry.
     ManifestMalformed,
+    /// A configuration file does not parse or holds an unknown key.
+    ConfigInvalid,
     /// A name in a checksum list that is absolute or climbs out of its directory.
     PathRefused,
     /// A checksum list entry with an algorithm unfit for signatures.
@@ -126,6 +128,7 @@ impl Code {
         Code::ChecksumMismatch,
         Code::MetadataInvalid,
         Code::ManifestMalformed,
+        Code::ConfigInvalid,
         Code::PathRefused,
         Code::WeakAlgorithm,
         Code::NoKeys,
@@ -171,6 +174,7 @@ impl Code {
             Code::ChecksumMismatch => "CHECKSUM_MISMATCH",
             Code::MetadataInvalid => "METADATA_INVALID",
             Code::ManifestMalformed => "MANIFEST_MALFORMED",
+            Code::ConfigInvalid => "CONFIG_INVALID",
             Code::PathRefused => "PATH_REFUSED",
             Code::WeakAlgorithm => "WEAK_ALGORITHM",
             Code::NoKeys => "NO_KEYS",

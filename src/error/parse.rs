@@ -38,6 +38,18 @@ pub enum ParseError {
         reason: String,
     },
 
+    /// A configuration file does not parse, or holds a key or value that
+    /// is not known.
+    #[error("{}{}: invalid configuration: {reason}; fix the file (`pkgsign config check FILE` checks one)", .path.display(), line_suffix(*.line))]
+    Config {
+        /// The configuration file.
+        path: PathBuf,
+        /// The 1-based line, when one is to blame.
+        line: Option<usize>,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// A checksum list holds lines that are not checksum entries, or no
     /// entry at all: a signed list is refused whole.
     #[error("{}: {}; the list is refused: re-create it (for example `sha256sum FILES > LIST`), and sign it again if it is signed (a signed list holds checksum lines only: no blank or comment line)", .path.display(), malformed_lines(.lines, *.count))]
@@ -75,6 +87,7 @@ impl ParseError {
             ParseError::SignatureMalformed { .. } => Code::SignatureMalformed,
             ParseError::SignatureVersionUnsupported { .. } => Code::SignatureVersionUnsupported,
             ParseError::Metadata { .. } => Code::MetadataInvalid,
+            ParseError::Config { .. } => Code::ConfigInvalid,
             ParseError::ManifestMalformed { .. } => Code::ManifestMalformed,
             ParseError::StatementOutdated { .. } => Code::StatementOutdated,
             ParseError::TooManyStatements { .. } => Code::TooManyStatements,

@@ -138,3 +138,44 @@ fn is_mark(c: char) -> bool {
         G::NonspacingMark | G::SpacingMark | G::EnclosingMark
     )
 }
+
+/// Parse a duration like `30d`, `12h`, `90m`.
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    const CENTURY: u64 = 100 * 365 * 86_400;
+    let secs = humantime::parse_duration(s)
+        .map(|d| d.as_secs())
+        .map_err(|e| format!("{e}; write durations like 30d, 12h or 90m"))?;
+    if secs > CENTURY {
+        return Err(format!(
+            "{s}: longer than 100 years; write durations like 30d, 12h or 90m"
+        ));
+    }
+    Ok(secs)
+}
+
+/// Parse a size like `512M`, `8G` or `1048576` (bytes; K, M, G, T are
+/// powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => s.split_at(i),
+        None => (s, ""),
+    };
+    let shift = match unit {
+        "" => 0,
+        "K" | "k" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => {
+            return Err(format!(
+                "{s:?}: write a size like 512M, 8G or a number of bytes"
+            ));
+        }
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1u64 << shift))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{s:?}: write a size like 512M, 8G or a number of bytes"))
+}

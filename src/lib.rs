@@ -26,7 +26,9 @@
 //! - [`config`]: the one TOML configuration file of every subcommand and
 //!   of the service;
 //! - [`apply`]: the worker's update path: verify once over a private copy,
-//!   check the anti-rollback state, apply, record.
+//!   check the anti-rollback state, apply, record;
+//! - [`metrics`]: the service's Prometheus metrics, the key figures of a
+//!   signing-keys directory, and the rotation job's node_exporter textfile.
 //!
 //! ```
 //! use pkgsign::{keys, sign::signer, trust::TrustStore, verify};
@@ -70,6 +72,7 @@ pub mod error;
 pub mod fsutil;
 pub mod keys;
 pub mod mapped;
+pub mod metrics;
 pub mod release;
 pub mod rotate;
 pub mod sign;

@@ -72,6 +72,11 @@ pub struct Args {
     /// Print the outcome as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// After the run (done, not due, or failed), write DIR/pkgsign.prom
+    /// atomically for node_exporter's textfile collector: the key's age, the
+    /// grace window, the last success and failure (docs/metrics.md).
+    #[arg(long, value_name = "DIR")]
+    metrics_textfile: Option<PathBuf>,
 }
 
 /// The shortest grace period outside an emergency: workers poll for the
@@ -80,6 +85,42 @@ pub struct Args {
 const GRACE_FLOOR: u64 = 3_600;
 
 pub fn run(args: Args) -> Result<(), CliError> {
+    let Some(dir) = args.metrics_textfile.clone() else {
+        return rotate_run(args, None);
+    };
+    // Checked before acting, as the audit log is: a rotation must not be
+    // done unmonitored because of a mistyped directory.
+    if !dir.is_dir() {
+        return Err(CliError::Usage(format!(
+            "--metrics-textfile {}: not a directory; give the directory node_exporter's --collector.textfile.directory reads",
+            dir.display()
+        )));
+    }
+    let keys_dir = args.keys_dir.clone();
+    let result = rotate_run(args, Some(&dir));
+    if result.is_err() {
+        // The failure is recorded with the figures of the directory as it is
+        // (unknown if it cannot be read); the run's own error is the one shown.
+        let figures = pkgsign::metrics::key_figures(&keys_dir, now()).ok();
+        if let Err(e) = pkgsign::metrics::write_textfile_failure(&dir, figures.as_ref(), now()) {
+            eprintln!("warning: the failure could not be recorded in --metrics-textfile: {e}");
+        }
+    }
+    result
+}
+
+/// Write the textfile of a run that did `action` (before the outcome is printed).
+fn record_success(
+    dir: &std::path::Path,
+    keys_dir: &std::path::Path,
+    action: Action,
+) -> Result<(), Error> {
+    let t = now();
+    let figures = pkgsign::metrics::key_figures(keys_dir, t)?;
+    pkgsign::metrics::write_textfile(dir, &figures, Some(action.as_str()), t)
+}
+
+fn rotate_run(args: Args, textfile: Option<&std::path::Path>) -> Result<(), CliError> {
     args.perms.apply();
     if args.grace_period < GRACE_FLOOR && !args.emergency {
         return Err(CliError::Usage(format!(
@@ -146,6 +187,9 @@ pub fn run(args: Args) -> Result<(), CliError> {
     };
     if let Err(e) = audit_rotation(&args, &out, log.as_ref()) {
         return Err(e.audit_done(done).into());
+    }
+    if let Some(dir) = textfile {
+        record_success(dir, &args.keys_dir, out.action)?;
     }
     if args.json {
         let mut v = serde_json::to_value(&out).unwrap_or_default();

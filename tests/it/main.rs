@@ -24,6 +24,7 @@ mod checksum_cli;
 mod cli_sign_verify;
 mod lineage_attacks;
 mod manifest_cli;
+mod metrics_cli;
 mod module_graph;
 mod openssl_interop;
 mod release_identity;

@@ -65,6 +65,12 @@ pub enum AuditEvent {
     UpdateApplied,
     /// An update was refused.
     UpdateRefused,
+    /// A signed upload was verified and stored in the release store.
+    UpdateStored,
+    /// A request to the service was refused before it was served (no or
+    /// bad token, wrong role, rate limit, a path outside the allowed
+    /// directories).
+    AccessDenied,
 }
 
 impl AuditEvent {
@@ -86,6 +92,8 @@ impl AuditEvent {
             AuditEvent::ChecksumVerificationSuccess => "checksum_verification_success",
             AuditEvent::UpdateApplied => "update_applied",
             AuditEvent::UpdateRefused => "update_refused",
+            AuditEvent::UpdateStored => "update_stored",
+            AuditEvent::AccessDenied => "access_denied",
         }
     }
 }

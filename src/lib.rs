@@ -25,6 +25,8 @@
 //! - [`audit`]: the JSON-lines audit log;
 //! - [`config`]: the one TOML configuration file of every subcommand and
 //!   of the service;
+//! - [`serve`]: `pkgsign serve`, the coordinator's HTTP API over the same
+//!   verifying road, with tokens, limits, a release store and metrics;
 //! - [`apply`]: the worker's update path: verify once over a private copy,
 //!   check the anti-rollback state, apply, record;
 //! - [`metrics`]: the service's Prometheus metrics, the key figures of a
@@ -75,6 +77,7 @@ pub mod mapped;
 pub mod metrics;
 pub mod release;
 pub mod rotate;
+pub mod serve;
 pub mod sign;
 pub mod text;
 pub mod trust;

@@ -164,9 +164,28 @@ pub fn prepare(
         trust,
         &opts,
     )?;
+    let (version, digest, standing) = judge(state, req.name, &verified, req.allow_downgrade_to)?;
+    Ok(Ready {
+        verified,
+        staged,
+        version,
+        digest,
+        standing,
+    })
+}
+
+/// How the verified release of `name` stands against `state`: its signed
+/// version and digest, or why it is refused (no signed version, a
+/// rollback, a version reused for other bytes).
+pub fn judge(
+    state: &StateDir,
+    name: &str,
+    verified: &Verified<Package>,
+    allow_downgrade_to: Option<&Version>,
+) -> Result<(Version, Digest, Standing), ApplyError> {
     let Some(version) = verified.identity().version else {
         return Err(ApplyError::NoVersion {
-            name: req.name.to_string(),
+            name: name.to_string(),
         });
     };
     let digest = verified
@@ -178,27 +197,21 @@ pub fn prepare(
             what: "applying",
             reason: "the verified package has no digest".into(),
         })?;
-    let standing = state.standing(req.name, &version, &digest, req.allow_downgrade_to)?;
+    let standing = state.standing(name, &version, &digest, allow_downgrade_to)?;
     match &standing {
         Standing::Rollback(a) => Err(ApplyError::Rollback {
-            name: req.name.to_string(),
+            name: name.to_string(),
             offered: version.to_string(),
             applied: a.version.to_string(),
             at: crate::text::format_time(a.at),
         }),
         Standing::VersionReused(a) => Err(ApplyError::VersionReused {
-            name: req.name.to_string(),
+            name: name.to_string(),
             version: version.to_string(),
             applied: a.digest.to_string(),
             offered: digest.to_string(),
         }),
-        _ => Ok(Ready {
-            verified,
-            staged,
-            version,
-            digest,
-            standing,
-        }),
+        _ => Ok((version, digest, standing)),
     }
 }
 

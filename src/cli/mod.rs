@@ -8,6 +8,7 @@ mod error;
 mod key_rotate;
 mod keygen;
 mod progress;
+mod serve;
 mod sign_package;
 mod trust;
 mod verify_manifest;
@@ -50,6 +51,8 @@ enum Command {
     VerifyManifest(verify_manifest::Args),
     /// Verify a release once, refuse rollbacks, and apply exactly what was verified.
     Apply(apply::Args),
+    /// Serve the HTTP API: verify signatures, accept signed uploads, generate keys.
+    Serve(serve::Args),
 }
 
 /// Run a parsed command line and return the exit code of the contract.
@@ -63,6 +66,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Checksum(a) => (a.json, false, checksum::run(a)),
         Command::VerifyManifest(a) => (a.json, true, verify_manifest::run(a)),
         Command::Apply(a) => (a.json, true, apply::run(a)),
+        Command::Serve(a) => (a.json, false, serve::run(a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -400,26 +400,6 @@ pub(super) fn warn_uncounted(package: &Path, report: &Report) {
     }
 }
 
-/// One audit event per signature examined, also those that did not count.
-fn signature_events<'r>(
-    report: &'r Report,
-    base: impl Fn(AuditEvent, Option<&Report>) -> Event + 'r,
-) -> impl Iterator<Item = Event> + 'r {
-    report.signatures.iter().map(move |s| {
-        let event = if s.is_valid() {
-            AuditEvent::SignatureVerificationSuccess
-        } else {
-            AuditEvent::SignatureVerificationFailure
-        };
-        base(event, Some(report))
-            .with("algorithm", s.algorithm.clone())
-            .with("key", s.key.as_ref().map(|k| k.to_string()))
-            .with("signed_at", s.signed_at.clone())
-            .with("code", s.refusal.map(|c| c.code()))
-            .with("reason", (!s.is_valid()).then(|| s.reason.clone()))
-    })
-}
-
 /// One audit line per signature examined (or one for the whole refusal).
 fn audit_verification(
     log: Option<&AuditLog>,
@@ -442,24 +422,14 @@ fn audit_verification(
             )?;
         }
         Ok(Outcome::Signed(v)) => {
-            for event in signature_events(v.report(), base) {
+            for event in verify::audit_events(v.report(), None, |e| base(e, Some(v.report()))) {
                 audit(log, event)?;
             }
         }
         Err(CliError::Verify(pkgsign::verify::VerifyError::Refused(r))) => {
-            for event in signature_events(r, base) {
+            let reason = super::error::refused_message(r);
+            for event in verify::audit_events(r, Some(reason), |e| base(e, Some(r))) {
                 audit(log, event)?;
-            }
-            // A refusal no signature's failure explains (none examined, or
-            // every one valid but too few principals) is logged as itself:
-            // the log never shows only successes for a refused package.
-            if r.signatures.iter().all(|s| s.is_valid()) {
-                audit(
-                    log,
-                    base(AuditEvent::SignatureVerificationFailure, Some(r))
-                        .with("code", r.code())
-                        .with("reason", super::error::refused_message(r)),
-                )?;
             }
         }
         Err(e) => audit(

@@ -275,10 +275,10 @@ impl Config {
             ));
         }
         if let Some(n) = self.signing.key_size
-            && !(2048..=16384).contains(&n)
+            && ![2048, 3072, 4096].contains(&n)
         {
             return bad(format!(
-                "signing.key_size = {n}: RSA keys are 2048 to 16384 bits"
+                "signing.key_size = {n}: RSA keys are 2048, 3072 or 4096 bits"
             ));
         }
         let l = &self.service.limits;

@@ -100,6 +100,22 @@ pub enum Code {
     KeyOutsideDir,
     /// No key of the name asked for.
     KeyNotFound,
+    /// A request without a valid bearer token (`pkgsign serve`).
+    Unauthorized,
+    /// A token whose role does not allow the request (`pkgsign serve`).
+    Forbidden,
+    /// A token over its rate limit (`pkgsign serve`).
+    RateLimited,
+    /// No such route or stored release (`pkgsign serve`).
+    NotFound,
+    /// The disk is full: nothing was written (`pkgsign serve`).
+    DiskFull,
+    /// A request that did not arrive in time (`pkgsign serve`).
+    RequestTimeout,
+    /// A header claims an algorithm or key the signature does not have (`pkgsign serve`).
+    HeaderMismatch,
+    /// The service cannot serve yet (`pkgsign serve`'s `/readyz`).
+    NotReady,
 }
 
 impl Code {
@@ -146,6 +162,14 @@ impl Code {
         Code::Rollback,
         Code::VersionReused,
         Code::ArchiveRefused,
+        Code::Unauthorized,
+        Code::Forbidden,
+        Code::RateLimited,
+        Code::NotFound,
+        Code::DiskFull,
+        Code::RequestTimeout,
+        Code::HeaderMismatch,
+        Code::NotReady,
     ];
 
     /// The contract's spelling (`SIGNATURE_INVALID`, ...).
@@ -192,6 +216,14 @@ impl Code {
             Code::Rollback => "ROLLBACK",
             Code::VersionReused => "VERSION_REUSED",
             Code::ArchiveRefused => "ARCHIVE_REFUSED",
+            Code::Unauthorized => "UNAUTHORIZED",
+            Code::Forbidden => "FORBIDDEN",
+            Code::RateLimited => "RATE_LIMITED",
+            Code::NotFound => "NOT_FOUND",
+            Code::DiskFull => "DISK_FULL",
+            Code::RequestTimeout => "REQUEST_TIMEOUT",
+            Code::HeaderMismatch => "HEADER_MISMATCH",
+            Code::NotReady => "NOT_READY",
         }
     }
 }

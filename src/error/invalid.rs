@@ -19,6 +19,14 @@ pub enum KeyDirKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Invalid {
+    /// Plain HTTP asked for on an address other than loopback.
+    #[error(
+        "{addr} is not a loopback address and no TLS certificate is configured: tokens and packages would cross the network in clear; configure [service.tls], or allow plain HTTP explicitly"
+    )]
+    PlainHttpNotLoopback {
+        /// The address.
+        addr: String,
+    },
     /// The signature would be written over the package it signs.
     #[error("{}: the signature would replace the package it signs: write it elsewhere", .output.display())]
     OutputIsPackage {

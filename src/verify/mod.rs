@@ -10,7 +10,9 @@ pub mod package;
 pub mod staged;
 pub mod verifier;
 
-pub use package::{Content, Feed, VerifyOptions, verify_checksum, verify_content, verify_package};
+pub use package::{
+    Content, Feed, VerifyOptions, verify_checksum, verify_content, verify_package, verify_parsed,
+};
 pub use verifier::Verifier;
 
 use std::path::PathBuf;
@@ -54,4 +56,46 @@ impl VerifyError {
             VerifyError::Failed(e) => e.code(),
         }
     }
+}
+
+/// The audit events of a verification: one per signature examined (also
+/// those that did not count), and, for a refusal that no signature's
+/// failure explains (none examined, or every one valid but too few
+/// principals), one failure line for the refusal itself, saying
+/// `refusal` (the caller's message), so that the log never shows only
+/// successes for a refused package. `base` makes each event with the
+/// caller's own fields (package, request, ...).
+pub fn audit_events(
+    report: &Report,
+    refusal: Option<String>,
+    base: impl Fn(crate::audit::AuditEvent) -> crate::audit::Event,
+) -> Vec<crate::audit::Event> {
+    use crate::audit::AuditEvent;
+    let mut events: Vec<_> = report
+        .signatures
+        .iter()
+        .map(|s| {
+            let event = if s.is_valid() {
+                AuditEvent::SignatureVerificationSuccess
+            } else {
+                AuditEvent::SignatureVerificationFailure
+            };
+            base(event)
+                .with("algorithm", s.algorithm.clone())
+                .with("key", s.key.as_ref().map(|k| k.to_string()))
+                .with("signed_at", s.signed_at.clone())
+                .with("code", s.refusal.map(|c| c.code()))
+                .with("reason", (!s.is_valid()).then(|| s.reason.clone()))
+        })
+        .collect();
+    if let Some(reason) = refusal
+        && report.signatures.iter().all(|s| s.is_valid())
+    {
+        events.push(
+            base(AuditEvent::SignatureVerificationFailure)
+                .with("code", report.code())
+                .with("reason", reason),
+        );
+    }
+    events
 }

@@ -144,8 +144,25 @@ pub fn verify_package(
 /// file `signature`, through the [`Verifier`] at `opts.now`.
 pub fn verify_content(
     package: &Path,
-    mut content: Content<'_>,
+    content: Content<'_>,
     signature: &Path,
+    trust: &TrustStore,
+    opts: &VerifyOptions,
+) -> Result<Verified<Package>, VerifyError> {
+    if opts.threshold == 0 {
+        return Err(Error::from(Invalid::ThresholdZero).into());
+    }
+    let parsed = sigfile::read(signature)?;
+    verify_parsed(package, content, &parsed, trust, opts)
+}
+
+/// Verify `content` (named `package` in the report) against a signature
+/// file already parsed (one that came in a request rather than from a
+/// file), through the [`Verifier`] at `opts.now`.
+pub fn verify_parsed(
+    package: &Path,
+    mut content: Content<'_>,
+    signature: &SignatureFile,
     trust: &TrustStore,
     opts: &VerifyOptions,
 ) -> Result<Verified<Package>, VerifyError> {
@@ -156,11 +173,11 @@ pub fn verify_content(
     // `--threshold` may only raise it.
     let report = Report::new(package, opts.threshold.max(trust.threshold()));
     let verifier = Verifier::new(trust, opts.now);
-    match sigfile::read(signature)? {
+    match signature {
         SignatureFile::Pkgsign(blocks) => {
-            verify_blocks(package, &mut content, &blocks, &verifier, opts, report)
+            verify_blocks(package, &mut content, blocks, &verifier, opts, report)
         }
-        SignatureFile::Raw(sig) => verify_raw(package, &mut content, &sig, &verifier, opts, report),
+        SignatureFile::Raw(sig) => verify_raw(package, &mut content, sig, &verifier, opts, report),
     }
 }
 

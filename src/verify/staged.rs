@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, FileError, Result};
 use crate::fsutil;
 use crate::sign::report::{Package, Verified};
+use crate::sign::sigfile::{self, SignatureFile};
 use crate::trust::TrustStore;
-use crate::verify::{Content, VerifyError, VerifyOptions, verify_content};
+use crate::verify::{Content, VerifyError, VerifyOptions, verify_parsed};
 
 /// Where the package bytes come from.
 #[derive(Debug, Clone, Copy)]
@@ -86,6 +87,30 @@ pub fn stage_and_verify(
         Source::Path(p) => Box::new(fsutil::open_regular_nofollow(p)?),
         Source::Stdin => Box::new(std::io::stdin().lock()),
     };
+    let signature = sigfile::read(signature)?;
+    stage_and_verify_from(
+        &mut input,
+        label,
+        staging_dir,
+        max_size,
+        &signature,
+        trust,
+        opts,
+    )
+}
+
+/// [`stage_and_verify`] over any reader (a request body) and a signature
+/// file already parsed. A read error (a client gone mid-upload) is an
+/// error: nothing is staged.
+pub fn stage_and_verify_from(
+    input: &mut dyn Read,
+    label: &Path,
+    staging_dir: &Path,
+    max_size: u64,
+    signature: &SignatureFile,
+    trust: &TrustStore,
+    opts: &VerifyOptions,
+) -> Result<(Verified<Package>, Staged), VerifyError> {
     fsutil::check_private_dir(staging_dir, "the directory of the verified copy")?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".pkgsign-staged-")
@@ -128,7 +153,7 @@ pub fn stage_and_verify(
                 sink(chunk);
             }
         };
-        verify_content(label, Content::Stream(&mut feed), signature, trust, opts)?
+        verify_parsed(label, Content::Stream(&mut feed), signature, trust, opts)?
     };
     if !read {
         // Cannot happen for an accepted signature (its digest needs the

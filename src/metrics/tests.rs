@@ -420,3 +420,28 @@ fn a_garbled_previous_textfile_carries_nothing_forward() {
         )])
     );
 }
+
+/// The service shares one `Metrics` between its tasks (in an `Arc`).
+#[test]
+fn metrics_can_be_shared_between_threads() {
+    fn shared<T: Send + Sync + 'static>() {}
+    shared::<Metrics>();
+    let m = std::sync::Arc::new(Metrics::new());
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let m = std::sync::Arc::clone(&m);
+            std::thread::spawn(move || {
+                for _ in 0..250 {
+                    m.verification(VerifyResult::Verified, None);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(
+        samples(&m.encode()).get(r#"pkgsign_verifications_total{result="verified",code="OK"}"#),
+        Some(&1000.0)
+    );
+}

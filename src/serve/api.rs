@@ -1046,16 +1046,15 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
-    if let Some(dir) = &app.settings.signing_keys_dir
-        && let Ok(f) = crate::metrics::key_figures(dir, now_secs())
-    {
-        app.metrics.set_key_figures(&f);
+    if let Some(dir) = &app.settings.signing_keys_dir {
+        match crate::metrics::key_figures(dir, now_secs()) {
+            Ok(f) => app.metrics.set_key_figures(&f),
+            // Unknown is absent, never a stale or zero figure.
+            Err(_) => app.metrics.clear_key_figures(),
+        }
     }
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         app.metrics.encode(),
     )
         .into_response()

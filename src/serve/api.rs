@@ -104,6 +104,7 @@ async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
 }
 
 /// Who asked, for the audit log.
+#[derive(Clone)]
 struct Ctx {
     route: &'static str,
     request_id: String,
@@ -701,6 +702,8 @@ async fn upload_inner(app: &Arc<App>, ctx: &mut Ctx, headers: &HeaderMap, body: 
     let headers2 = headers.clone();
     let now = now_secs();
     let staging = store.staging();
+    let log = app.audit.clone();
+    let ctx2 = ctx.clone();
     let result = with_body(app, body, limit, move |mut reader| {
         let (verified, staged) = verify::staged::stage_and_verify_from(
             &mut reader,
@@ -712,6 +715,18 @@ async fn upload_inner(app: &Arc<App>, ctx: &mut Ctx, headers: &HeaderMap, body: 
             &opts,
         )?;
         check_claims(&headers2, &verified)?;
+        // The verification is in the audit log before the store changes:
+        // a release whose verification cannot be logged is not kept.
+        if let Some(log) = &log {
+            let r = verified.report();
+            for e in verify::audit_events(r, None, |e| {
+                ctx2.event(e)
+                    .with("package", "upload")
+                    .with("package_hash", r.package_hash.clone())
+            }) {
+                log.record(e)?;
+            }
+        }
         let stored = store.commit(&verified, staged, &sig_text, now)?;
         Ok((verified, stored))
     })
@@ -720,14 +735,6 @@ async fn upload_inner(app: &Arc<App>, ctx: &mut Ctx, headers: &HeaderMap, body: 
         Ok(ok) => ok,
         Err(e) => return Err(refuse(e)),
     };
-    let base = |e: AuditEvent, r: &Report| {
-        ctx.event(e)
-            .with("package", format!("{} {}", stored.name, stored.version))
-            .with("package_hash", r.package_hash.clone())
-    };
-    for e in verify::audit_events(verified.report(), None, |e| base(e, verified.report())) {
-        app.audit(e)?;
-    }
     app.audit(
         ctx.event(AuditEvent::UpdateStored)
             .with("name", stored.name.clone())

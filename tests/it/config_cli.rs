@@ -370,3 +370,28 @@ fn the_example_config_applies_the_example_release_from_any_directory() {
         "installed into [worker] install_dir, state in state_dir: {r:#?}"
     );
 }
+
+#[test]
+fn the_public_test_tokens_match_the_digests_of_the_example_tokens_file() {
+    use sha2::Digest as _;
+    let dir = repo().join("keys-example");
+    let env_file = std::fs::read_to_string(dir.join("test-tokens.env")).unwrap();
+    let tokens_file = std::fs::read_to_string(dir.join("test-tokens")).unwrap();
+    let mut roles = Vec::new();
+    for line in env_file
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (role, token) = line.split_once('=').expect("ROLE=TOKEN");
+        assert_eq!(token.len(), 64, "a 32-byte hex token: {line}");
+        let digest = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+        let want = format!("test-{role} {role} {digest}");
+        assert!(
+            tokens_file.lines().any(|l| l == want),
+            "test-tokens has no line {want:?}"
+        );
+        roles.push(role.to_string());
+    }
+    assert_eq!(roles, ["verify", "upload", "admin"]);
+    assert_eq!(tokens_file.lines().count(), 3);
+}

@@ -15,13 +15,17 @@ use pkgsign::verify::VerifyOptions;
 use pkgsign::verify::staged::Source;
 use serde_json::json;
 
-use super::common::{AuditArgs, PermArgs, audit, load_trust, now, parse_size};
+use pkgsign::config::Config;
+
+use super::common::{
+    AuditArgs, PermArgs, audit, load_trust, missing, now, parse_size, required, worker_trust,
+};
 use super::error::CliError;
 use super::{print_json, shown};
 
 #[derive(Debug, clap::Args)]
 #[command(
-    group(clap::ArgGroup::new("action").required(true).args(["output", "exec", "install_dir"])),
+    group(clap::ArgGroup::new("action").args(["output", "exec", "install_dir"])),
     after_help = "The package is read once (O_NOFOLLOW, or standard input) into a private staging \
 file while it is hashed; the signature is checked over exactly those bytes, then the signed name \
 (--name), expiry and version are checked against STATE, and only the staged copy is applied. \
@@ -37,22 +41,28 @@ pub struct Args {
     /// Its signature (default: FILE.sig; required with --package -).
     #[arg(long, value_name = "SIG")]
     signature: Option<PathBuf>,
-    /// A trusted public key; repeat for several.
+    /// A trusted public key; repeat for several. Without this and
+    /// --trusted-keys: [worker] public_keys and trusted_keys of the --config
+    /// file.
     #[arg(long = "public-key", value_name = "PUB")]
     public_keys: Vec<PathBuf>,
     /// Trust every *.pub in DIR (its trust.toml, windows and threshold).
-    #[arg(long, value_name = "DIR", required_unless_present = "public_keys")]
+    /// This or --public-key is required, unless the --config file's
+    /// [worker] names trusted keys.
+    #[arg(long, value_name = "DIR")]
     trusted_keys: Option<PathBuf>,
     /// Number of distinct trusted keys that must have signed.
     #[arg(long, default_value_t = 1, value_name = "N")]
     threshold: usize,
     /// The package name the signature must name (sign-package --name).
+    /// Required unless [worker] name is set in the --config file.
     #[arg(long, value_name = "NAME")]
-    name: String,
+    name: Option<String>,
     /// The worker's state directory (created 0700): the highest version
-    /// applied per name.
+    /// applied per name. Required unless [worker] state_dir is set in the
+    /// --config file.
     #[arg(long, value_name = "STATE")]
-    state_dir: PathBuf,
+    state_dir: Option<PathBuf>,
     /// Write the verified bytes to FILE (temp file beside it, fsync, rename).
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -65,7 +75,8 @@ pub struct Args {
     /// Extract the verified .tar, .tar.gz, .tar.zst or .tar.xz into DIR/releases/VERSION and
     /// switch the symlink DIR/current to it atomically. Paths out of the
     /// release, hard links, devices and FIFOs are refused (ARCHIVE_REFUSED)
-    /// and nothing is switched.
+    /// and nothing is switched. One of --output, --exec and --install-dir is
+    /// required; with none, [worker] install_dir of the --config file.
     #[arg(long, value_name = "DIR")]
     install_dir: Option<PathBuf>,
     /// With --install-dir: how many releases to keep (the live one always).
@@ -93,7 +104,46 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(args: Args) -> Result<(), CliError> {
+pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
+    // Flags first, then the configuration file's [worker].
+    let worker = config.map(|c| &c.worker);
+    worker_trust(&mut args.public_keys, &mut args.trusted_keys, config);
+    if args.public_keys.is_empty() && args.trusted_keys.is_none() {
+        return Err(missing(
+            "--trusted-keys <DIR> or --public-key <PUB>",
+            "worker.trusted_keys",
+            config,
+        ));
+    }
+    let name = required(
+        args.name
+            .clone()
+            .or_else(|| worker.and_then(|w| w.name.clone())),
+        "--name <NAME>",
+        "worker.name",
+        config,
+    )?;
+    let state_dir = required(
+        args.state_dir
+            .clone()
+            .or_else(|| worker.and_then(|w| w.state_dir.clone())),
+        "--state-dir <STATE>",
+        "worker.state_dir",
+        config,
+    )?;
+    if args.output.is_none() && args.exec.is_none() && args.install_dir.is_none() {
+        args.install_dir = Some(required(
+            worker.and_then(|w| w.install_dir.clone()),
+            "<--output <FILE>|--exec <CMD>...|--install-dir <DIR>>",
+            "worker.install_dir",
+            config,
+        )?);
+    }
+    let args = Resolved {
+        args,
+        name,
+        state_dir,
+    };
     args.perms.apply();
     let log = args.audit.open()?;
     pkgsign::sign::identity::check_name(&args.name)
@@ -249,6 +299,22 @@ pub fn run(args: Args) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The flags, with the required ones the configuration file may fill.
+struct Resolved {
+    args: Args,
+    /// `--name`, else `[worker] name`.
+    name: String,
+    /// `--state-dir`, else `[worker] state_dir`.
+    state_dir: PathBuf,
+}
+
+impl std::ops::Deref for Resolved {
+    type Target = Args;
+    fn deref(&self) -> &Args {
+        &self.args
+    }
+}
+
 /// Run the `--exec` command over the staged copy.
 fn run_exec(
     cmd: &[String],
@@ -280,7 +346,7 @@ fn run_exec(
 
 /// Log a refused update: a signature that does not verify or names a key
 /// not trusted is an unauthorized attempt, the rest a refusal.
-fn refused(log: Option<&AuditLog>, args: &Args, e: &ApplyError) -> Result<(), pkgsign::Error> {
+fn refused(log: Option<&AuditLog>, args: &Resolved, e: &ApplyError) -> Result<(), pkgsign::Error> {
     let event = match e.code() {
         Code::SignatureInvalid | Code::KeyNotTrusted | Code::SignatureMalformed => {
             AuditEvent::UnauthorizedUpdateAttempt

@@ -1,22 +1,89 @@
 //! Argument types shared by several subcommands.
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use pkgsign::audit::AuditLog;
+use pkgsign::config::Config;
 
-/// `--audit-log FILE` (or `PKGSIGN_AUDIT_LOG`).
+use super::error::CliError;
+
+/// `--audit-log FILE` (or `PKGSIGN_AUDIT_LOG`, or `audit_log` in the
+/// `--config` file).
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuditArgs {
-    /// Append one JSON line per event to FILE (default: $PKGSIGN_AUDIT_LOG, if set).
+    /// Append one JSON line per event to FILE (default: $PKGSIGN_AUDIT_LOG
+    /// if set, else audit_log in the --config file, if any).
     #[arg(long, value_name = "FILE")]
     audit_log: Option<PathBuf>,
 }
 
+/// The top-level `audit_log` of the `--config` file, set once by `cli::run`
+/// before any subcommand runs (every subcommand with `--audit-log` reads it
+/// through [`AuditArgs::open`]).
+static CONFIG_AUDIT_LOG: OnceLock<PathBuf> = OnceLock::new();
+
+/// Note the configuration file's `audit_log`, the last fallback of
+/// `--audit-log` (after `PKGSIGN_AUDIT_LOG`).
+pub fn set_config_audit_log(config: &Config) {
+    if let Some(p) = &config.audit_log {
+        let _ = CONFIG_AUDIT_LOG.set(p.clone());
+    }
+}
+
 impl AuditArgs {
     /// Open the log asked for, before the command acts: a log that cannot
-    /// be written stops the command (`AUDIT_LOG_UNWRITABLE`).
+    /// be written stops the command (`AUDIT_LOG_UNWRITABLE`). The flag
+    /// wins, then `PKGSIGN_AUDIT_LOG`, then the configuration file.
     pub fn open(&self) -> Result<Option<AuditLog>, pkgsign::Error> {
-        AuditLog::from_arg_or_env(self.audit_log.as_deref())
+        match AuditLog::path_from_arg_or_env(self.audit_log.as_deref())
+            .or_else(|| CONFIG_AUDIT_LOG.get().cloned())
+        {
+            Some(p) => AuditLog::open(&p).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// A flag the command cannot run without, given on the command line or
+/// else filled from the configuration file: absent from both, it is the
+/// usage error clap gives for a missing required flag, naming the flag
+/// (`--keys-dir <DIR>`) and the configuration key (`signing.keys_dir`).
+pub fn required<T>(
+    value: Option<T>,
+    flag: &str,
+    key: &str,
+    config: Option<&Config>,
+) -> Result<T, CliError> {
+    value.ok_or_else(|| missing(flag, key, config))
+}
+
+/// The error of [`required`].
+pub fn missing(flag: &str, key: &str, config: Option<&Config>) -> CliError {
+    let file = match config {
+        Some(c) => format!("and {key} is not set in {}", c.path.display()),
+        None => format!("or set {key} in a --config file"),
+    };
+    CliError::Usage(format!(
+        "the following required arguments were not provided: {flag} ({file}); run with --help for usage"
+    ))
+}
+
+/// The trusted keys of a worker's command: the `--public-key` and
+/// `--trusted-keys` flags when either is given, else `[worker]`
+/// `public_keys` and `trusted_keys` of the configuration file (never a mix:
+/// a flag replaces the file's whole set).
+pub fn worker_trust(
+    public_keys: &mut Vec<PathBuf>,
+    trusted_keys: &mut Option<PathBuf>,
+    config: Option<&Config>,
+) {
+    if let Some(w) = config.map(|c| &c.worker)
+        && public_keys.is_empty()
+        && trusted_keys.is_none()
+    {
+        public_keys.clone_from(&w.public_keys);
+        trusted_keys.clone_from(&w.trusted_keys);
     }
 }
 

@@ -8,7 +8,9 @@ use pkgsign::keys::KeySpec;
 use pkgsign::rotate::{self, Action, Options};
 use serde_json::json;
 
-use super::common::{AuditArgs, PermArgs, audit, now, parse_duration};
+use pkgsign::config::Config;
+
+use super::common::{AuditArgs, PermArgs, audit, now, parse_duration, required};
 use super::error::CliError;
 use super::keygen::Algorithm;
 use super::{PassphraseArgs, print_json};
@@ -28,18 +30,22 @@ Cron example (daily, rotates every 90 days):\n  \
 Exit codes: 0 done (or not due), 2 could not run."
 )]
 pub struct Args {
-    /// The signing-keys directory (private keys).
+    /// The signing-keys directory (private keys). Required unless
+    /// [signing] keys_dir is set in the --config file.
     #[arg(long, value_name = "DIR")]
-    keys_dir: PathBuf,
-    /// The trusted-keys directory to update.
+    keys_dir: Option<PathBuf>,
+    /// The trusted-keys directory to update. Required unless [signing]
+    /// trusted_keys is set in the --config file.
     #[arg(long, value_name = "TDIR")]
-    trusted_keys: PathBuf,
-    /// The key to rotate (DIR/NAME.pem).
-    #[arg(long, default_value = "signing-key")]
-    name: String,
-    /// How long the old key stays trusted (at least 1h; see --emergency).
-    #[arg(long, default_value = "30d", value_parser = parse_duration, value_name = "DURATION")]
-    grace_period: u64,
+    trusted_keys: Option<PathBuf>,
+    /// The key to rotate (DIR/NAME.pem) [default: [signing] key_name, else
+    /// signing-key].
+    #[arg(long)]
+    name: Option<String>,
+    /// How long the old key stays trusted (at least 1h; see --emergency)
+    /// [default: [signing] grace_period, else 30d].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    grace_period: Option<u64>,
     /// Revoke the current key at once (it is compromised) and make a new one.
     #[arg(long)]
     emergency: bool,
@@ -54,13 +60,16 @@ pub struct Args {
     /// Rotate only if the current key is older than DURATION (for a daily cron entry).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     if_older_than: Option<u64>,
-    /// Algorithm of the new key (default: that of the current key).
+    /// Algorithm of the new key (default: [signing] algorithm, else that of
+    /// the current key).
     #[arg(long, value_enum)]
     algorithm: Option<Algorithm>,
-    /// RSA modulus size of the new key: 2048, 3072 or 4096.
+    /// RSA modulus size of the new key: 2048, 3072 or 4096 (default, for
+    /// an RSA key: [signing] key_size, else 3072).
     #[arg(long, value_parser = ["2048", "3072", "4096"])]
     bits: Option<String>,
-    /// Where to write the lineage statements (default: TDIR/lineage).
+    /// Where to write the lineage statements (default: [signing]
+    /// publish_dir, else TDIR/lineage).
     #[arg(long, value_name = "DIR")]
     publish_dir: Option<PathBuf>,
     #[command(flatten)]
@@ -84,9 +93,74 @@ pub struct Args {
 /// verifying until they have it.
 const GRACE_FLOOR: u64 = 3_600;
 
-pub fn run(args: Args) -> Result<(), CliError> {
-    let Some(dir) = args.metrics_textfile.clone() else {
-        return rotate_run(args, None);
+/// The flags after the configuration file has filled those left unset.
+struct Resolved {
+    keys_dir: PathBuf,
+    trusted_keys: PathBuf,
+    name: String,
+    grace_period: u64,
+}
+
+impl Args {
+    /// Fill what the flags left unset from `[signing]` (a flag always wins).
+    fn resolve(&mut self, config: Option<&Config>) -> Result<Resolved, CliError> {
+        let signing = config.map(|c| &c.signing);
+        let keys_dir = required(
+            self.keys_dir
+                .clone()
+                .or_else(|| signing.and_then(|s| s.keys_dir.clone())),
+            "--keys-dir <DIR>",
+            "signing.keys_dir",
+            config,
+        )?;
+        let trusted_keys = required(
+            self.trusted_keys
+                .clone()
+                .or_else(|| signing.and_then(|s| s.trusted_keys.clone())),
+            "--trusted-keys <TDIR>",
+            "signing.trusted_keys",
+            config,
+        )?;
+        // `--bits` alone means RSA, as without a file.
+        if self.algorithm.is_none() && self.bits.is_none() {
+            self.algorithm = Algorithm::from_config(config)?;
+        }
+        if self.bits.is_none() {
+            self.bits = self
+                .algorithm
+                .and_then(|a| a.config_bits(config))
+                .map(|b| b.to_string());
+        }
+        if self.publish_dir.is_none() {
+            self.publish_dir = signing.and_then(|s| s.publish_dir.clone());
+        }
+        Ok(Resolved {
+            keys_dir,
+            trusted_keys,
+            name: self
+                .name
+                .clone()
+                .or_else(|| signing.and_then(|s| s.key_name.clone()))
+                .unwrap_or_else(|| super::keygen::DEFAULT_NAME.into()),
+            grace_period: self
+                .grace_period
+                .or_else(|| signing.and_then(|s| s.grace_period).map(|d| d.0))
+                .unwrap_or(DEFAULT_GRACE),
+        })
+    }
+}
+
+/// The grace period when neither `--grace-period` nor the file gives one.
+const DEFAULT_GRACE: u64 = 30 * 86_400;
+
+pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
+    let r = args.resolve(config)?;
+    let textfile = args
+        .metrics_textfile
+        .clone()
+        .or_else(|| config.and_then(|c| c.signing.metrics_textfile.clone()));
+    let Some(dir) = textfile else {
+        return rotate_run(args, r, None);
     };
     // Checked before acting, as the audit log is: a rotation must not be
     // done unmonitored because of a mistyped directory.
@@ -96,8 +170,8 @@ pub fn run(args: Args) -> Result<(), CliError> {
             dir.display()
         )));
     }
-    let keys_dir = args.keys_dir.clone();
-    let result = rotate_run(args, Some(&dir));
+    let keys_dir = r.keys_dir.clone();
+    let result = rotate_run(args, r, Some(&dir));
     if result.is_err() {
         // The failure is recorded with the figures of the directory as it is
         // (unknown if it cannot be read); the run's own error is the one shown.
@@ -120,12 +194,17 @@ fn record_success(
     pkgsign::metrics::write_textfile(dir, &figures, Some(action.as_str()), t)
 }
 
-fn rotate_run(args: Args, textfile: Option<&std::path::Path>) -> Result<(), CliError> {
+fn rotate_run(args: Args, r: Resolved, textfile: Option<&std::path::Path>) -> Result<(), CliError> {
     args.perms.apply();
-    if args.grace_period < GRACE_FLOOR && !args.emergency {
+    if r.grace_period < GRACE_FLOOR && !args.emergency {
+        let given = if args.grace_period.is_some() {
+            "--grace-period"
+        } else {
+            "signing.grace_period"
+        };
         return Err(CliError::Usage(format!(
-            "--grace-period {}s is below the floor of 1h: the old key must stay trusted until workers have picked up the new one, or the releases it signed stop verifying; give --grace-period 1h or more, or --emergency to revoke the old key at once",
-            args.grace_period
+            "{given} {}s is below the floor of 1h: the old key must stay trusted until workers have picked up the new one, or the releases it signed stop verifying; give --grace-period 1h or more, or --emergency to revoke the old key at once",
+            r.grace_period
         )));
     }
     let bits = args
@@ -149,16 +228,16 @@ fn rotate_run(args: Args, textfile: Option<&std::path::Path>) -> Result<(), CliE
     let log = args.audit.open()?;
     // StrictModes on both directories, when they exist already.
     for (dir, kind) in [
-        (&args.keys_dir, pkgsign::trust::perms::KeyDir::Signing),
-        (&args.trusted_keys, pkgsign::trust::perms::KeyDir::Trusted),
+        (&r.keys_dir, pkgsign::trust::perms::KeyDir::Signing),
+        (&r.trusted_keys, pkgsign::trust::perms::KeyDir::Trusted),
     ] {
         if dir.is_dir() {
             pkgsign::trust::perms::check_dir(dir, kind)?;
         }
     }
     let opts = Options {
-        name: args.name.clone(),
-        grace: args.grace_period,
+        name: r.name.clone(),
+        grace: r.grace_period,
         emergency: args.emergency,
         reason: args.reason.clone(),
         if_older_than: args.if_older_than,
@@ -168,11 +247,11 @@ fn rotate_run(args: Args, textfile: Option<&std::path::Path>) -> Result<(), CliE
         now: now(),
         init: args.init,
     };
-    let out = rotate::rotate(&args.keys_dir, &args.trusted_keys, &opts)?;
+    let out = rotate::rotate(&r.keys_dir, &r.trusted_keys, &opts)?;
     if args.init && out.action != Action::Created {
         eprintln!(
             "warning: --init: {} already had a current key, so it was handled as without --init ({}); drop --init from anything that runs again",
-            args.name, out.action
+            r.name, out.action
         );
     }
     let done = match out.action {
@@ -185,11 +264,11 @@ fn rotate_run(args: Args, textfile: Option<&std::path::Path>) -> Result<(), CliE
                 .unwrap_or_default()
         ),
     };
-    if let Err(e) = audit_rotation(&args, &out, log.as_ref()) {
+    if let Err(e) = audit_rotation(&args, &r, &out, log.as_ref()) {
         return Err(e.audit_done(done).into());
     }
     if let Some(dir) = textfile {
-        record_success(dir, &args.keys_dir, out.action)?;
+        record_success(dir, &r.keys_dir, out.action)?;
     }
     if args.json {
         let mut v = serde_json::to_value(&out).unwrap_or_default();
@@ -213,11 +292,11 @@ fn rotate_run(args: Args, textfile: Option<&std::path::Path>) -> Result<(), CliE
     match out.action {
         Action::NotDue => println!(
             "not due: {} ({cur}) is {} old, rotation needs more than {}",
-            args.name,
+            r.name,
             days(out.age_seconds.unwrap_or(0)),
             days(args.if_older_than.unwrap_or(0))
         ),
-        Action::Created => println!("created {} ({cur}); no key to rotate", args.name),
+        Action::Created => println!("created {} ({cur}); no key to rotate", r.name),
         _ => {
             let old = out
                 .old_key
@@ -225,11 +304,11 @@ fn rotate_run(args: Args, textfile: Option<&std::path::Path>) -> Result<(), CliE
                 .map(|k| k.to_string())
                 .unwrap_or_default();
             if out.revoked {
-                println!("revoked {old} at once; new key {} is {cur}", args.name);
+                println!("revoked {old} at once; new key {} is {cur}", r.name);
             } else {
                 println!(
                     "rotated {}: new key {cur}; old key {old} trusted until {}",
-                    args.name,
+                    r.name,
                     out.old_key_trusted_until.as_deref().unwrap_or("")
                 );
             }
@@ -254,6 +333,7 @@ fn days(secs: u64) -> String {
 /// The audit events of a rotation.
 fn audit_rotation(
     args: &Args,
+    r: &Resolved,
     out: &rotate::Outcome,
     log: Option<&pkgsign::audit::AuditLog>,
 ) -> Result<(), Error> {
@@ -293,8 +373,8 @@ fn audit_rotation(
                 .with("old_key", out.old_key.as_ref().map(|k| k.to_string()))
                 .with("emergency", args.emergency)
                 .with("old_key_trusted_until", out.old_key_trusted_until.clone())
-                .with("keys_dir", args.keys_dir.display().to_string())
-                .with("trusted_keys", args.trusted_keys.display().to_string()),
+                .with("keys_dir", r.keys_dir.display().to_string())
+                .with("trusted_keys", r.trusted_keys.display().to_string()),
         )?;
     }
     Ok(())

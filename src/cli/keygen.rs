@@ -7,6 +7,9 @@ use pkgsign::fsutil::Replace;
 use pkgsign::keys::{self, KeySpec};
 use serde_json::json;
 
+use pkgsign::config::Config;
+
+use super::common::required;
 use super::error::CliError;
 use super::{PassphraseArgs, print_json, shown};
 
@@ -19,6 +22,31 @@ pub enum Algorithm {
     Rsa,
 }
 
+impl Algorithm {
+    /// `[signing] algorithm` of the configuration file, if set.
+    pub fn from_config(config: Option<&Config>) -> Result<Option<Algorithm>, CliError> {
+        let Some(name) = config.and_then(|c| c.signing.algorithm.as_deref()) else {
+            return Ok(None);
+        };
+        Algorithm::from_str(name, false).map(Some).map_err(|_| {
+            CliError::Usage(format!(
+                "signing.algorithm = {name:?}: write \"ed25519\" or \"rsa\""
+            ))
+        })
+    }
+
+    /// `[signing] key_size` of the configuration file, for an RSA key.
+    pub fn config_bits(self, config: Option<&Config>) -> Option<usize> {
+        match self {
+            Algorithm::Rsa => config.and_then(|c| c.signing.key_size).map(|n| n as usize),
+            Algorithm::Ed25519 => None,
+        }
+    }
+}
+
+/// The key name when neither `--name` nor `[signing] key_name` gives one.
+pub const DEFAULT_NAME: &str = "signing-key";
+
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Writes DIR/NAME.pem (PKCS#8, 0600) and DIR/NAME.pub (SubjectPublicKeyInfo, 0644) \
@@ -27,15 +55,17 @@ with --passphrase-file or PKGSIGN_PASSPHRASE.\n\nExit codes: 0 done, 2 could not
 )]
 pub struct Args {
     /// Directory to write the key pair to (created 0700 if missing).
+    /// Required unless [signing] keys_dir is set in the --config file.
     #[arg(long, value_name = "DIR")]
-    output_dir: PathBuf,
-    /// Base name of the key files.
-    #[arg(long, default_value = "signing-key")]
-    name: String,
-    /// Key algorithm.
-    #[arg(long, value_enum, default_value_t = Algorithm::Ed25519)]
-    algorithm: Algorithm,
-    /// RSA modulus size (RSA only): 2048, 3072 or 4096. Default 3072.
+    output_dir: Option<PathBuf>,
+    /// Base name of the key files [default: [signing] key_name, else signing-key].
+    #[arg(long)]
+    name: Option<String>,
+    /// Key algorithm [default: [signing] algorithm, else ed25519].
+    #[arg(long, value_enum)]
+    algorithm: Option<Algorithm>,
+    /// RSA modulus size (RSA only): 2048, 3072 or 4096 [default: [signing]
+    /// key_size, else 3072].
     #[arg(long, value_parser = ["2048", "3072", "4096"])]
     bits: Option<String>,
     /// Replace existing key files of the same name (never through a symlink).
@@ -48,8 +78,27 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(args: Args) -> Result<(), CliError> {
-    let spec = match (args.algorithm, args.bits.as_deref()) {
+pub fn run(args: Args, config: Option<&Config>) -> Result<(), CliError> {
+    // Flags first, then the configuration file's [signing], then defaults.
+    let signing = config.map(|c| &c.signing);
+    let output_dir = required(
+        args.output_dir
+            .clone()
+            .or_else(|| signing.and_then(|s| s.keys_dir.clone())),
+        "--output-dir <DIR>",
+        "signing.keys_dir",
+        config,
+    )?;
+    let name = args
+        .name
+        .clone()
+        .or_else(|| signing.and_then(|s| s.key_name.clone()))
+        .unwrap_or_else(|| DEFAULT_NAME.into());
+    let algorithm = match args.algorithm {
+        Some(a) => a,
+        None => Algorithm::from_config(config)?.unwrap_or(Algorithm::Ed25519),
+    };
+    let spec = match (algorithm, args.bits.as_deref()) {
         (Algorithm::Ed25519, None) => KeySpec::Ed25519,
         (Algorithm::Ed25519, Some(_)) => {
             return Err(CliError::Usage(
@@ -57,7 +106,10 @@ pub fn run(args: Args) -> Result<(), CliError> {
             ));
         }
         (Algorithm::Rsa, bits) => KeySpec::Rsa {
-            bits: bits.unwrap_or("3072").parse().unwrap_or(3072),
+            bits: match bits {
+                Some(b) => b.parse().unwrap_or(3072),
+                None => algorithm.config_bits(config).unwrap_or(3072),
+            },
         },
     };
     let passphrase = args.passphrase.get()?;
@@ -66,13 +118,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     } else {
         Replace::Never
     };
-    let written = keys::generate::keygen(
-        &args.output_dir,
-        &args.name,
-        spec,
-        passphrase.as_ref(),
-        replace,
-    )?;
+    let written = keys::generate::keygen(&output_dir, &name, spec, passphrase.as_ref(), replace)?;
     let fp = written.public.fingerprint();
     if args.json {
         print_json(&json!({

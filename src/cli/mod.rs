@@ -4,6 +4,7 @@
 mod apply;
 mod checksum;
 mod common;
+mod config;
 mod error;
 mod key_rotate;
 mod keygen;
@@ -31,6 +32,10 @@ use serde_json::{Value, json};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Read unset flags from the TOML file FILE (default: $PKGSIGN_CONFIG,
+    /// if set); a flag always overrides the file. See docs/config.md.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,20 +58,55 @@ enum Command {
     Apply(apply::Args),
     /// Serve the HTTP API: verify signatures, accept signed uploads, generate keys.
     Serve(serve::Args),
+    /// Check a configuration file: `pkgsign config check FILE`.
+    Config(config::Args),
 }
 
 /// Run a parsed command line and return the exit code of the contract.
 pub fn run(cli: Cli) -> ExitCode {
+    // The configuration file, read once: a broken one stops every
+    // subcommand (CONFIG_INVALID) before it acts; `config check` reads the
+    // file it is given instead.
+    let config = match &cli.command {
+        Command::Config(_) => Ok(None),
+        _ => {
+            pkgsign::config::Config::from_arg_or_env(cli.config.as_deref()).map_err(CliError::from)
+        }
+    };
+    if let Ok(Some(c)) = &config {
+        common::set_config_audit_log(c);
+    }
     let (json, verifying, result) = match cli.command {
-        Command::Keygen(a) => (a.json, false, keygen::run(a)),
-        Command::SignPackage(a) => (a.json, false, sign_package::run(a)),
-        Command::VerifyPackage(a) => (a.json, true, verify_package::run(a)),
-        Command::KeyRotate(a) => (a.json, false, key_rotate::run(a)),
-        Command::Trust(a) => (a.json, false, trust::run(a)),
-        Command::Checksum(a) => (a.json, false, checksum::run(a)),
-        Command::VerifyManifest(a) => (a.json, true, verify_manifest::run(a)),
-        Command::Apply(a) => (a.json, true, apply::run(a)),
-        Command::Serve(a) => (a.json, false, serve::run(a)),
+        Command::Keygen(a) => (
+            a.json,
+            false,
+            config.and_then(|c| keygen::run(a, c.as_ref())),
+        ),
+        Command::SignPackage(a) => (
+            a.json,
+            false,
+            config.and_then(|c| sign_package::run(a, c.as_ref())),
+        ),
+        Command::VerifyPackage(a) => (
+            a.json,
+            true,
+            config.and_then(|c| verify_package::run(a, c.as_ref())),
+        ),
+        Command::KeyRotate(a) => (
+            a.json,
+            false,
+            config.and_then(|c| key_rotate::run(a, c.as_ref())),
+        ),
+        Command::Trust(a) => (a.json, false, config.and_then(|_| trust::run(a))),
+        Command::Checksum(a) => (a.json, false, config.and_then(|_| checksum::run(a))),
+        Command::VerifyManifest(a) => (
+            a.json,
+            true,
+            config.and_then(|c| verify_manifest::run(a, c.as_ref())),
+        ),
+        Command::Apply(a) => (a.json, true, config.and_then(|c| apply::run(a, c.as_ref()))),
+        Command::Serve(a) => (a.json, false, config.and_then(|c| serve::run(a, c))),
+        Command::Config(a) => (a.json, false, config::run(a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -16,10 +16,6 @@ SIGTERM or SIGINT stops accepting, lets requests in flight finish, and exits 0. 
 Request logs: PKGSIGN_LOG=info. See docs/service.md."
 )]
 pub struct Args {
-    /// The configuration file (else PKGSIGN_CONFIG); its [service] section
-    /// configures the service.
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
     /// Listen here (port 0: any free port) instead of service.listen
     /// (default 127.0.0.1:8443).
     #[arg(long, value_name = "ADDR:PORT")]
@@ -62,8 +58,10 @@ async fn shutdown_signal() {
     eprintln!("shutting down: no new connections; waiting for requests in flight");
 }
 
-pub fn run(args: Args) -> Result<(), CliError> {
-    let mut config = Config::from_arg_or_env(args.config.as_deref())?.unwrap_or_default();
+/// Serve with `config` (the global `--config FILE` or PKGSIGN_CONFIG; its
+/// [service] section), the flags over it.
+pub fn run(args: Args, config: Option<Config>) -> Result<(), CliError> {
+    let mut config = config.unwrap_or_default();
     let s = &mut config.service;
     if let Some(a) = args.listen {
         s.listen = Some(a);

@@ -11,8 +11,10 @@ use pkgsign::sign::identity::{Identity, Version};
 use pkgsign::sign::signer::{self, Format, SignOptions};
 use serde_json::json;
 
+use pkgsign::config::Config;
+
 use super::common::{
-    AuditArgs, PermArgs, VersionSchemeArg, When, audit, now, parse_hash_alg, parse_when,
+    AuditArgs, PermArgs, VersionSchemeArg, When, audit, missing, now, parse_hash_alg, parse_when,
 };
 use super::error::CliError;
 use super::{PassphraseArgs, print_json, shown};
@@ -35,14 +37,13 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     package: PathBuf,
     /// Private key to sign with; repeat for several signatures in one file.
-    #[arg(
-        long = "private-key",
-        value_name = "KEY",
-        required_unless_present = "keys_dir"
-    )]
+    /// This or --keys-dir is required, unless [signing] keys_dir is set in
+    /// the --config file.
+    #[arg(long = "private-key", value_name = "KEY")]
     private_keys: Vec<PathBuf>,
     /// Sign with every private key (*.pem) in DIR that is inside its
-    /// validity window (keys.toml, kept by key-rotate).
+    /// validity window (keys.toml, kept by key-rotate) [default: [signing]
+    /// keys_dir of the --config file, when no --private-key is given].
     #[arg(long, value_name = "DIR", conflicts_with = "private_keys")]
     keys_dir: Option<PathBuf>,
     /// Where to write the signature (default: FILE.sig).
@@ -96,7 +97,21 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(args: Args) -> Result<(), CliError> {
+pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
+    // No key flag: the configuration file's signing-keys directory.
+    if args.private_keys.is_empty() && args.keys_dir.is_none() {
+        args.keys_dir = Some(
+            config
+                .and_then(|c| c.signing.keys_dir.clone())
+                .ok_or_else(|| {
+                    missing(
+                        "--private-key <KEY> or --keys-dir <DIR>",
+                        "signing.keys_dir",
+                        config,
+                    )
+                })?,
+        );
+    }
     args.perms.apply();
     // A requested audit log that cannot be written stops us before we act.
     let log = args.audit.open()?;

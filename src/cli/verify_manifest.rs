@@ -10,7 +10,9 @@ use pkgsign::release::manifest::{FileResult, Options, SignedList};
 use pkgsign::verify::VerifyOptions;
 use serde_json::json;
 
-use super::common::{AuditArgs, PermArgs, ReleaseArgs, audit, load_trust};
+use pkgsign::config::Config;
+
+use super::common::{AuditArgs, PermArgs, ReleaseArgs, audit, load_trust, missing, worker_trust};
 use super::error::{CliError, message};
 use super::{json_printed, one_line, print_json, shown};
 
@@ -34,11 +36,14 @@ pub struct Args {
     /// The list's signature (default: LIST.sig).
     #[arg(long, value_name = "SIG")]
     signature: Option<PathBuf>,
-    /// A trusted public key; repeat for several.
+    /// A trusted public key; repeat for several. Without this and
+    /// --trusted-keys: [worker] public_keys and trusted_keys of the --config
+    /// file.
     #[arg(long = "public-key", value_name = "PUB")]
     public_keys: Vec<PathBuf>,
-    /// Trust every *.pub in DIR.
-    #[arg(long, value_name = "DIR", required_unless_present = "public_keys")]
+    /// Trust every *.pub in DIR. This or --public-key is required, unless
+    /// the --config file's [worker] names trusted keys.
+    #[arg(long, value_name = "DIR")]
     trusted_keys: Option<PathBuf>,
     /// Number of distinct trusted keys that must have signed the list.
     #[arg(long, default_value_t = 1, value_name = "N")]
@@ -48,7 +53,8 @@ pub struct Args {
     /// Hash with N threads (default: all cores).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
-    /// Remember digests by file stat signature in FILE (see SECURITY.md).
+    /// Remember digests by file stat signature in FILE (see SECURITY.md)
+    /// [default: [worker] cache of the --config file, else no cache].
     #[arg(long, value_name = "FILE")]
     cache: Option<PathBuf>,
     /// Do not print OK lines.
@@ -63,7 +69,18 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(args: Args) -> Result<(), CliError> {
+pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
+    worker_trust(&mut args.public_keys, &mut args.trusted_keys, config);
+    if args.public_keys.is_empty() && args.trusted_keys.is_none() {
+        return Err(missing(
+            "--trusted-keys <DIR> or --public-key <PUB>",
+            "worker.trusted_keys",
+            config,
+        ));
+    }
+    if args.cache.is_none() {
+        args.cache = config.and_then(|c| c.worker.cache.clone());
+    }
     args.perms.apply();
     // Every verification is a security event: one that cannot be logged
     // is not made.

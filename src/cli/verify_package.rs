@@ -15,7 +15,11 @@ use pkgsign::verify::staged::{Source, stage_and_verify};
 use pkgsign::verify::{self, VerifyOptions};
 use serde_json::{Value, json};
 
-use super::common::{AuditArgs, PermArgs, ReleaseArgs, audit, load_trust, parse_size};
+use pkgsign::config::Config;
+
+use super::common::{
+    AuditArgs, PermArgs, ReleaseArgs, audit, load_trust, parse_size, worker_trust,
+};
 use super::error::{CliError, message};
 use super::{print_json, shown};
 
@@ -34,7 +38,9 @@ pub struct Args {
     /// The signature file (default: FILE.sig). pkgsign and raw formats are both read.
     #[arg(long, value_name = "SIG")]
     signature: Option<PathBuf>,
-    /// A trusted public key; repeat for several.
+    /// A trusted public key; repeat for several. Without this and
+    /// --trusted-keys: [worker] public_keys and trusted_keys of the --config
+    /// file.
     #[arg(long = "public-key", value_name = "PUB")]
     public_keys: Vec<PathBuf>,
     /// Trust every *.pub in DIR.
@@ -60,7 +66,8 @@ pub struct Args {
     #[arg(long, value_name = "ALGO:HEX")]
     checksum: Option<String>,
     /// Remember digests by file stat signature in FILE; only hashing is
-    /// skipped (see SECURITY.md).
+    /// skipped (see SECURITY.md) [default: [worker] cache of the --config
+    /// file, else no cache].
     #[arg(long, value_name = "FILE")]
     cache: Option<PathBuf>,
     /// Verify several packages with N threads (default: all cores).
@@ -95,7 +102,11 @@ impl Outcome {
     }
 }
 
-pub fn run(args: Args) -> Result<(), CliError> {
+pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
+    worker_trust(&mut args.public_keys, &mut args.trusted_keys, config);
+    if args.cache.is_none() {
+        args.cache = config.and_then(|c| c.worker.cache.clone());
+    }
     args.perms.apply();
     // Every verification is a security event: one that cannot be logged
     // is not made.

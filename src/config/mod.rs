@@ -278,7 +278,7 @@ impl Config {
             && ![2048, 3072, 4096].contains(&n)
         {
             return bad(format!(
-                "signing.key_size = {n}: RSA keys are 2048, 3072 or 4096 bits"
+                "signing.key_size = {n}: pkgsign makes RSA keys of 2048, 3072 or 4096 bits"
             ));
         }
         let l = &self.service.limits;
@@ -396,5 +396,11 @@ mod tests {
         );
         c = parse("[service.limits]\nmax_concurrent_requests = 0\n").unwrap();
         assert!(c.check().is_err());
+        // keygen and key-rotate make only these sizes: a file asking for
+        // another is refused by `config check`, not by the first keygen.
+        c = parse("[signing]\nkey_size = 8192\n").unwrap();
+        assert!(c.check().unwrap_err().to_string().contains("key_size"));
+        c = parse("[signing]\nkey_size = 4096\n").unwrap();
+        assert!(c.check().is_ok());
     }
 }

@@ -22,6 +22,7 @@ mod bad_input;
 mod cache_cli;
 mod checksum_cli;
 mod cli_sign_verify;
+mod config_cli;
 mod lineage_attacks;
 mod manifest_cli;
 mod metrics_cli;

@@ -40,6 +40,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const SCRUBBED_ENV: &[&str] = &[
     "PKGSIGN_PASSPHRASE",
     "PKGSIGN_AUDIT_LOG",
+    "PKGSIGN_CONFIG",
     "PKGSIGN_TEST_CRASH_AT",
     "FAKETIME",
     "LD_PRELOAD",

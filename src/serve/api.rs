@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Extension, MatchedPath, Request, State};
+use axum::extract::{Extension, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -45,7 +45,6 @@ const UPLOAD: &str = "/api/v1/update/signed";
 const GENERATE: &str = "/api/v1/security/keys/generate";
 
 pub(super) fn router(app: Arc<App>) -> Router {
-    let json_limit = usize::try_from(app.settings.limits.max_json_size.0).unwrap_or(usize::MAX);
     Router::new()
         .route(VERIFY, post(verify_signature))
         .route(UPLOAD, post(upload))
@@ -61,7 +60,6 @@ pub(super) fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(json_limit))
         .layer(middleware::from_fn_with_state(app.clone(), track))
         .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -145,17 +143,27 @@ impl App {
         }
     }
 
-    /// Audit a refusal; the refusal stands whether or not that works.
-    fn refuse(&self, ctx: &Ctx, event: AuditEvent, err: ApiError) -> ApiError {
+    /// Audit a refusal (once: one already logged is returned as it is).
+    /// The refusal stands whether or not that works; if it cannot be
+    /// logged, the answer says so.
+    fn refuse(&self, ctx: &Ctx, event: AuditEvent, mut err: ApiError) -> ApiError {
+        if err.audited {
+            return err;
+        }
         let logged = self.audit(
             ctx.event(event)
                 .with("code", err.code)
                 .with("reason", err.message.clone()),
         );
-        match logged {
-            Ok(()) => err,
+        let mut err = match logged {
+            Ok(()) => {
+                err.audited = true;
+                err
+            }
             Err(e) => e,
-        }
+        };
+        err.audited = true;
+        err
     }
 
     /// The token's principal, if its role is one of `roles`.
@@ -426,7 +434,9 @@ fn verify_outcome(
             for e in verify::audit_events(&r, Some(r.to_string()), |e| base(e, &r)) {
                 app.audit(e)?;
             }
-            Err(with_verified_false(VerifyError::Refused(r).into()))
+            let mut err = with_verified_false(VerifyError::Refused(r).into());
+            err.audited = true;
+            Err(err)
         }
         Err(e) => {
             let code = e.code();
@@ -473,7 +483,10 @@ async fn verify_signature(
     body: Body,
 ) -> Response {
     let mut ctx = Ctx::new(VERIFY, &headers, peer.as_deref());
-    answer(verify_signature_inner(&app, &mut ctx, &headers, body).await)
+    let r = verify_signature_inner(&app, &mut ctx, &headers, body).await;
+    // Every refusal is in the audit log, also one refused before any
+    // verification (malformed JSON, a wrong content type, ...).
+    answer(r.map_err(|e| app.refuse(&ctx, AuditEvent::SignatureVerificationFailure, e)))
 }
 
 async fn verify_signature_inner(
@@ -656,7 +669,9 @@ async fn upload(
     body: Body,
 ) -> Response {
     let mut ctx = Ctx::new(UPLOAD, &headers, peer.as_deref());
-    let r = upload_inner(&app, &mut ctx, &headers, body).await;
+    let r = upload_inner(&app, &mut ctx, &headers, body)
+        .await
+        .map_err(|e| app.refuse(&ctx, AuditEvent::UnauthorizedUpdateAttempt, e));
     if let Err(e) = &r {
         let result = if matches!(e.status.as_u16(), 401 | 403 | 422 | 429 | 409 | 413 | 400) {
             UploadResult::Refused
@@ -924,12 +939,15 @@ async fn generate_key(
     State(app): State<Arc<App>>,
     peer: Option<Extension<Peer>>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Body,
 ) -> Response {
     let mut ctx = Ctx::new(GENERATE, &headers, peer.as_deref());
-    answer(
-        async {
+    let r = async {
             app.authorize(&mut ctx, &headers, &[Role::Admin])?;
+            let limit = app.settings.limits.max_json_size.0;
+            let body = axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX))
+                .await
+                .map_err(|_| too_large(limit))?;
             let req: GenerateRequest = serde_json::from_slice(&body).map_err(|e| {
                 ApiError::new(
                     Code::Usage,
@@ -1016,8 +1034,8 @@ async fn generate_key(
             )
                 .into_response())
         }
-        .await,
-    )
+        .await;
+    answer(r.map_err(|e| app.refuse(&ctx, AuditEvent::AccessDenied, e)))
 }
 
 async fn healthz() -> Response {

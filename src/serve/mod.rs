@@ -364,7 +364,7 @@ impl Server {
                 let mut http = hyper::server::conn::http1::Builder::new();
                 http.timer(TokioTimer::new())
                     .header_read_timeout(header_timeout)
-                    .max_buf_size(64 * 1024);
+                    .max_buf_size(128 * 1024);
                 match tls {
                     Some(acceptor) => {
                         let Ok(Ok(stream)) =

@@ -22,6 +22,8 @@ pub struct ApiError {
     pub extra: Option<Value>,
     /// Seconds to wait before trying again (429).
     pub retry_after: Option<u64>,
+    /// Already in the audit log (each refusal is logged once).
+    pub audited: bool,
 }
 
 impl ApiError {
@@ -33,6 +35,7 @@ impl ApiError {
             message: one_line(&message.into()),
             extra: None,
             retry_after: None,
+            audited: false,
         }
     }
 

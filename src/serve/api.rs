@@ -630,20 +630,24 @@ async fn verify_body(app: &Arc<App>, ctx: &Ctx, headers: &HeaderMap, body: Body)
     let result = with_body(app, body, limit, move |mut reader| {
         let path = Path::new(label);
         let mut feed = |sink: &mut dyn FnMut(&[u8])| feed_from(&mut reader, path, sink);
-        Ok(verify::verify_parsed(
-            path,
-            Content::Stream(&mut feed),
-            &sig,
-            &trust,
-            &opts,
-        ))
+        match verify::verify_parsed(path, Content::Stream(&mut feed), &sig, &trust, &opts) {
+            // Not made (the body could not be read, most often): an error
+            // here, so that `with_body` can say what happened to the body
+            // (over the limit: 413, stalled: 408), not a bare 500.
+            Err(VerifyError::Failed(e)) => Err(ApiError::from(e)),
+            r => Ok(r),
+        }
     })
     .await;
     match result {
         Ok(r) => verify_outcome(app, ctx, label, r),
         Err(e) => {
             app.metrics.verification(VerifyResult::Error, Some(e.code));
-            Err(app.refuse(ctx, AuditEvent::SignatureVerificationFailure, e))
+            Err(app.refuse(
+                ctx,
+                AuditEvent::SignatureVerificationFailure,
+                with_verified_false(e),
+            ))
         }
     }
 }

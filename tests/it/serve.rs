@@ -592,6 +592,59 @@ fn rollback_and_version_reuse_are_refused_and_a_repeat_is_already_stored() {
     s.upload(Some(UPLOAD_TOKEN), &next, &next_sig).status(201);
 }
 
+/// Uploads of one version with different bytes, at once: exactly one is
+/// stored, the others are VERSION_REUSED, and what is stored is the bytes
+/// of the one accepted, matching its recorded digest.
+#[test]
+fn concurrent_uploads_of_one_version_store_exactly_one() {
+    let s = Setup::new().start();
+    let uploads: Vec<_> = (0..4u8)
+        .map(|i| {
+            s.setup.env.write(format!("c{i}/x"), b"");
+            s.setup.release_in(
+                Path::new(&format!("c{i}")),
+                "app",
+                "3.0.0",
+                &bytes(20 + i, 400_000),
+            )
+        })
+        .collect();
+    let answers: Vec<Resp> = std::thread::scope(|sc| {
+        let hs: Vec<_> = uploads
+            .iter()
+            .map(|(p, g)| sc.spawn(|| s.upload(Some(UPLOAD_TOKEN), p, g)))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let stored: Vec<usize> = (0..4).filter(|i| answers[*i].status == 201).collect();
+    assert_eq!(stored.len(), 1, "{answers:#?}");
+    for (i, a) in answers.iter().enumerate() {
+        if i != stored[0] {
+            a.refused(422, "VERSION_REUSED");
+        }
+    }
+    let winner = &uploads[stored[0]];
+    let dir = s.setup.store().join("app/3.0.0");
+    assert!(std::fs::read(dir.join("package")).unwrap() == std::fs::read(&winner.0).unwrap());
+    assert_eq!(
+        std::fs::read(dir.join("package.sig")).unwrap(),
+        std::fs::read(&winner.1).unwrap()
+    );
+    let rec: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("release.json")).unwrap()).unwrap();
+    assert_eq!(rec["digest"], answers[stored[0]].json()["digest"]);
+    assert_eq!(
+        s.kept(),
+        vec![
+            "app/",
+            "app/3.0.0/",
+            "app/3.0.0/package",
+            "app/3.0.0/package.sig",
+            "app/3.0.0/release.json"
+        ]
+    );
+}
+
 /// `pkgsign trust revoke` takes effect on the very next request, with no
 /// restart: verification and upload both refuse the key.
 #[test]
@@ -859,6 +912,44 @@ fn a_stalled_body_is_408_and_nothing_is_kept() {
     );
 }
 
+/// A body that keeps trickling (each piece within the idle timeout) past
+/// `request_timeout` is ended with 408, and nothing of it is kept.
+#[test]
+fn an_upload_slower_than_the_request_timeout_is_408_and_nothing_is_kept() {
+    let s = Setup::new().limit("request_timeout", "\"2s\"").start();
+    let data = bytes(17, 100_000);
+    let (_, sig) = s.setup.release("app", "8.0.0", &data);
+    let mut t = s.tcp();
+    send(
+        &mut t,
+        upload_head(UPLOAD_TOKEN, &sig, data.len()).as_bytes(),
+    )
+    .unwrap();
+    let start = Instant::now();
+    // The whole body would take 6 s: 20 pieces, 300 ms apart.
+    let mut w = t.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        for p in data.chunks(5_000) {
+            if send(&mut w, p).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    let (status, text) = read_answer(&mut t);
+    let at = start.elapsed();
+    assert_eq!(status, Some(408), "a request past its timeout: {text}");
+    assert!(at < Duration::from_millis(4500), "answered after {at:?}");
+    drop(t);
+    writer.join().unwrap();
+    wait_for(
+        "the staged part to be deleted",
+        Duration::from_secs(10),
+        || s.staging().is_empty(),
+    );
+    assert_eq!(s.kept(), Vec::<String>::new());
+}
+
 /// A full disk while an upload is staged: 507 DISK_FULL, nothing half
 /// written left in the store, and the service works again once there is
 /// room. Needs root (a 2 MiB tmpfs as the store).
@@ -867,31 +958,42 @@ fn a_full_disk_is_507_and_leaves_nothing_half_written() {
     let mut setup = Setup::new();
     setup.mount_store_tmpfs("2m");
     let s = setup.start();
-    let data = bytes(14, 4 << 20);
-    let (pkg, sig) = s.setup.release("app", "7.0.0", &data);
-    let r = s.upload(Some(UPLOAD_TOKEN), &pkg, &sig);
-    r.refused(507, "DISK_FULL");
+    let used = || -> u64 {
+        let df = common::tool_ok(
+            Path::new("/"),
+            "df",
+            args([
+                "--output=used".as_ref(),
+                "-B1".as_ref(),
+                s.setup.store().as_os_str(),
+            ]),
+        );
+        let text = String::from_utf8_lossy(&df).into_owned();
+        text.lines().nth(1).unwrap().trim().parse().unwrap()
+    };
+    // Twice the disk: full while staging.
+    let (pkg, sig) = s.setup.release("app", "7.0.0", &bytes(14, 4 << 20));
+    s.upload(Some(UPLOAD_TOKEN), &pkg, &sig)
+        .refused(507, "DISK_FULL");
     assert_eq!(s.kept(), Vec::<String>::new());
-    let df = common::tool_ok(
-        Path::new("/"),
-        "df",
-        args([
-            "--output=used".as_ref(),
-            "-B1".as_ref(),
-            s.setup.store().as_os_str(),
-        ]),
-    );
-    let used: u64 = String::from_utf8_lossy(&df)
-        .lines()
-        .nth(1)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(used < 64 * 1024, "{used} bytes still used on the store");
+    assert!(used() < 64 * 1024, "{} bytes still used", used());
     let attempt = s.audit_of("unauthorized_update_attempt");
     assert_eq!(attempt.len(), 1);
     assert_eq!(attempt[0]["code"], "DISK_FULL");
+    // Exactly the disk: staged whole, then full while the release is put
+    // together (its signature, its record) beside its destination.
+    let (pkg, sig) = s.setup.release("app", "7.0.0", &bytes(16, 2 << 20));
+    s.upload(Some(UPLOAD_TOKEN), &pkg, &sig)
+        .refused(507, "DISK_FULL");
+    let kept = s.kept();
+    assert!(
+        kept.is_empty() || kept == ["app/"],
+        "a release that did not fit left {kept:?}"
+    );
+    assert!(used() < 64 * 1024, "{} bytes still used", used());
+    s.get("/api/v1/update/app/latest", Some(VERIFY_TOKEN))
+        .refused(404, "NOT_FOUND");
+    // Room again: the service works.
     let (small, small_sig) = s.setup.release("app", "7.0.1", &bytes(15, 100_000));
     s.upload(Some(UPLOAD_TOKEN), &small, &small_sig).status(201);
 }

@@ -43,6 +43,24 @@ fn every_endpoint_answers_over_tls_with_a_certificate_made_in_the_test() {
         ]),
     );
     assert_ne!(out.out().trim(), "200", "{out:#?}");
+    // A client that connects and never starts the handshake is cut off
+    // after header_timeout (1 s).
+    let mut t = s.tcp();
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let r = std::io::Read::read(&mut t, &mut buf);
+    assert!(
+        matches!(r, Ok(0))
+            || r.as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{r:?} after {:?}",
+        start.elapsed()
+    );
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]

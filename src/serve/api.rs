@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime};
 
 use axum::Router;
@@ -705,6 +706,10 @@ async fn upload_inner(app: &Arc<App>, ctx: &mut Ctx, headers: &HeaderMap, body: 
     let headers2 = headers.clone();
     let now = now_secs();
     let staging = store.staging();
+    // Set when this request is dropped (its timeout) before the store is
+    // done: the store then keeps nothing.
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let _guard = Abandon(abandoned.clone());
     let result = with_body(app, body, limit, move |mut reader| {
         let (verified, staged) = verify::staged::stage_and_verify_from(
             &mut reader,
@@ -716,7 +721,7 @@ async fn upload_inner(app: &Arc<App>, ctx: &mut Ctx, headers: &HeaderMap, body: 
             &opts,
         )?;
         check_claims(&headers2, &verified)?;
-        let stored = store.commit(&verified, staged, &sig_text, now)?;
+        let stored = store.commit(&verified, staged, &sig_text, now, &abandoned)?;
         Ok((verified, stored))
     })
     .await;
@@ -761,6 +766,16 @@ async fn upload_inner(app: &Arc<App>, ctx: &mut Ctx, headers: &HeaderMap, body: 
         StatusCode::OK
     };
     Ok((status, axum::Json(obj)).into_response())
+}
+
+/// Sets its flag when dropped: a request future dropped mid-way (the
+/// request timeout) tells the blocking work it started to keep nothing.
+struct Abandon(Arc<AtomicBool>);
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 fn reader_roles() -> &'static [Role] {

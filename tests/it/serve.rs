@@ -950,6 +950,63 @@ fn an_upload_slower_than_the_request_timeout_is_408_and_nothing_is_kept() {
     assert_eq!(s.kept(), Vec::<String>::new());
 }
 
+/// An upload verified but kept waiting for the store's lock (another
+/// writer holds it) past `request_timeout` is answered 408 "nothing was
+/// kept", and then nothing is kept: the release does not appear behind
+/// the client's back, unaudited, once the lock is free.
+#[test]
+fn an_upload_timed_out_waiting_for_the_store_is_not_stored_afterwards() {
+    let s = Setup::new().limit("request_timeout", "\"2s\"").start();
+    // The store's state (and its lock) exist once anything asks for it.
+    s.get("/api/v1/update/app/latest", Some(VERIFY_TOKEN))
+        .refused(404, "NOT_FOUND");
+    let lock = s.setup.store().join(".state/.pkgsign.lock");
+    assert!(lock.is_file());
+    let mut holder = common::tool_cmd(
+        Path::new("/"),
+        "flock",
+        args([
+            "-x".as_ref(),
+            lock.as_os_str(),
+            "sleep".as_ref(),
+            "4".as_ref(),
+        ]),
+    )
+    .spawn()
+    .expect("flock (util-linux) is needed");
+    wait_for("flock to hold the lock", Duration::from_secs(5), || {
+        common::tool(
+            Path::new("/"),
+            "flock",
+            args(["-n".as_ref(), lock.as_os_str(), "true".as_ref()]),
+        )
+        .code
+            != 0
+    });
+    let (pkg, sig) = s.setup.release("app", "1.0.0", &bytes(18, 50_000));
+    let start = Instant::now();
+    let r = s.upload(Some(UPLOAD_TOKEN), &pkg, &sig);
+    r.refused(408, "REQUEST_TIMEOUT");
+    assert!(
+        start.elapsed() < Duration::from_millis(3500),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(holder.wait().unwrap().success());
+    // Another upload goes through the lock; the first must not follow it.
+    let (p2, s2) = s.setup.release("other", "1.0.0", b"o");
+    s.upload(Some(UPLOAD2_TOKEN), &p2, &s2).status(201);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !s.setup.store().join("app/1.0.0").exists(),
+        "told 408 `nothing was kept`, yet stored; audited: {:?}",
+        s.audit_of("update_stored")
+    );
+    assert_eq!(s.staging(), Vec::<String>::new());
+    // And the client's retry is a normal first upload.
+    s.upload(Some(UPLOAD_TOKEN), &pkg, &sig).status(201);
+}
+
 /// A full disk while an upload is staged: 507 DISK_FULL, nothing half
 /// written left in the store, and the service works again once there is
 /// room. Needs root (a 2 MiB tmpfs as the store).

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime};
 
 use axum::Router;
@@ -644,20 +645,24 @@ async fn verify_body(app: &Arc<App>, ctx: &Ctx, headers: &HeaderMap, body: Body)
     let result = with_body(app, body, limit, move |mut reader| {
         let path = Path::new(label);
         let mut feed = |sink: &mut dyn FnMut(&[u8])| feed_from(&mut reader, path, sink);
-        Ok(verify::verify_parsed(
-            path,
-            Content::Stream(&mut feed),
-            &sig,
-            &trust,
-            &opts,
-        ))
+        match verify::verify_parsed(path, Content::Stream(&mut feed), &sig, &trust, &opts) {
+            // Not made (the body could not be read, most often): an error
+            // here, so that `with_body` can say what happened to the body
+            // (over the limit: 413, stalled: 408), not a bare 500.
+            Err(VerifyError::Failed(e)) => Err(ApiError::from(e)),
+            r => Ok(r),
+        }
     })
     .await;
     match result {
         Ok(r) => verify_outcome(app, ctx, label, r),
         Err(e) => {
             app.metrics.verification(VerifyResult::Error, Some(e.code));
-            Err(app.refuse(ctx, AuditEvent::SignatureVerificationFailure, e))
+            Err(app.refuse(
+                ctx,
+                AuditEvent::SignatureVerificationFailure,
+                with_verified_false(e),
+            ))
         }
     }
 }
@@ -719,6 +724,10 @@ async fn upload_inner(app: &Arc<App>, ctx: &mut Ctx, headers: &HeaderMap, body: 
     let staging = store.staging();
     let log = app.audit.clone();
     let ctx2 = ctx.clone();
+    // Set when this request is dropped (its timeout) before the store is
+    // done: the store then keeps nothing.
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let _guard = Abandon(abandoned.clone());
     let result = with_body(app, body, limit, move |mut reader| {
         let (verified, staged) = verify::staged::stage_and_verify_from(
             &mut reader,
@@ -742,7 +751,18 @@ async fn upload_inner(app: &Arc<App>, ctx: &mut Ctx, headers: &HeaderMap, body: 
                 log.record(e)?;
             }
         }
-        let stored = store.commit(&verified, staged, &sig_text, now)?;
+        let stored = store.commit(&verified, staged, &sig_text, now, &abandoned)?;
+        // Logged here, by the work that stored it, so that a release is
+        // never stored unlogged, even if its request was dropped meanwhile.
+        if let Some(log) = &log {
+            log.record(
+                ctx2.event(AuditEvent::UpdateStored)
+                    .with("name", stored.name.clone())
+                    .with("version", stored.version.clone())
+                    .with("package_hash", stored.digest.clone())
+                    .with("already_stored", !stored.new),
+            )?;
+        }
         Ok((verified, stored))
     })
     .await;
@@ -750,13 +770,6 @@ async fn upload_inner(app: &Arc<App>, ctx: &mut Ctx, headers: &HeaderMap, body: 
         Ok(ok) => ok,
         Err(e) => return Err(refuse(e)),
     };
-    app.audit(
-        ctx.event(AuditEvent::UpdateStored)
-            .with("name", stored.name.clone())
-            .with("version", stored.version.clone())
-            .with("package_hash", stored.digest.clone())
-            .with("already_stored", !stored.new),
-    )?;
     app.metrics.upload(
         if stored.new {
             UploadResult::Stored
@@ -779,6 +792,16 @@ async fn upload_inner(app: &Arc<App>, ctx: &mut Ctx, headers: &HeaderMap, body: 
         StatusCode::OK
     };
     Ok((status, axum::Json(obj)).into_response())
+}
+
+/// Sets its flag when dropped: a request future dropped mid-way (the
+/// request timeout) tells the blocking work it started to keep nothing.
+struct Abandon(Arc<AtomicBool>);
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 fn reader_roles() -> &'static [Role] {

@@ -100,16 +100,24 @@ pub fn is_disk_full(e: &Error) -> bool {
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
+        // The server's own paths (its store, its staging files) are not
+        // the client's business: a failure reading or writing one is told
+        // in general terms, and in full in the server's log.
         if is_disk_full(&e) {
+            tracing::warn!("{e}");
             return ApiError::new(
                 Code::DiskFull,
-                format!("{e}: the server's disk is full; nothing was kept"),
+                "the server's disk is full; nothing was kept",
             );
         }
-        let code = e.code();
-        // A path of the server's is not the client's business beyond its
-        // name; the library's messages name files the request named.
-        ApiError::new(code, e.to_string())
+        if let Error::File(FileError::Io { action, source, .. }) = &e {
+            tracing::warn!("{e}");
+            return ApiError::new(
+                Code::IoError,
+                format!("the server failed {action} a file ({source}); nothing was kept"),
+            );
+        }
+        ApiError::new(e.code(), e.to_string())
     }
 }
 

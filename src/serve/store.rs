@@ -8,6 +8,7 @@
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::json;
 
@@ -110,13 +111,24 @@ impl Store {
     /// Keep a verified upload: refused if it names no package or version,
     /// is older than the newest stored for its name, or reuses a stored
     /// version for other bytes; the same bytes again change nothing.
+    /// `abandoned` is set when the request was given up (its timeout):
+    /// checked once the store's lock is held and again just before the
+    /// release is moved into place, so that a request answered "nothing was
+    /// kept" does not store a release afterwards, unaudited.
     pub fn commit(
         &self,
         verified: &Verified<Package>,
         staged: Staged,
         signature_text: &str,
         now: u64,
+        abandoned: &AtomicBool,
     ) -> std::result::Result<Stored, ApiError> {
+        let given_up = || {
+            ApiError::new(
+                Code::RequestTimeout,
+                "the request took longer than the service's request timeout; nothing was kept",
+            )
+        };
         let identity = verified.identity();
         let Some(name) = identity.name.clone() else {
             return Err(ApiError::new(
@@ -126,6 +138,9 @@ impl Store {
         };
         check_name(&name).map_err(|e| ApiError::new(Code::NameMismatch, e))?;
         let state = self.state()?;
+        if abandoned.load(Ordering::SeqCst) {
+            return Err(given_up());
+        }
         let (version, digest, standing) =
             apply::judge(&state, &name, verified, None).map_err(apply_error)?;
         let version_text = version.to_string();
@@ -168,6 +183,9 @@ impl Store {
             fsutil::Replace::Never,
         )?;
         fsutil::sync_dir(build.path())?;
+        if abandoned.load(Ordering::SeqCst) {
+            return Err(given_up());
+        }
         if dest.exists() {
             // Left by a run that stopped between the rename and the record:
             // the state never named it, so it is replaced.

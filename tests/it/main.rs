@@ -31,5 +31,7 @@ mod openssl_interop;
 mod release_identity;
 mod rotation_crash;
 mod rotation_scenario;
+mod serve;
+mod serve_tls;
 mod trust_cli;
 mod trust_scale;

@@ -38,7 +38,7 @@ print(json.dumps(out))
 
 /// Families of `text`, as a real Prometheus parser reads them.
 #[track_caller]
-fn parse(text: &str, format: &str) -> Value {
+pub(crate) fn parse(text: &str, format: &str) -> Value {
     let tmp = tempfile::tempdir().unwrap();
     let cmd = tool_cmd(tmp.path(), "python3", ["-c", PARSER, format]);
     let r = capture(cmd, Some(text.as_bytes()), DEFAULT_TIMEOUT);

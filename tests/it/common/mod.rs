@@ -20,6 +20,7 @@
 
 pub mod manifest;
 pub mod rotation;
+pub mod serve;
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;

@@ -23,6 +23,7 @@ mod cache_cli;
 mod checksum_cli;
 mod cli_sign_verify;
 mod config_cli;
+mod contrib;
 mod lineage_attacks;
 mod manifest_cli;
 mod metrics_cli;

@@ -71,6 +71,14 @@ pub struct Args {
     /// Replace existing key files of the same name (never through a symlink).
     #[arg(long)]
     force: bool,
+    /// Generate the pair on a PKCS#11 token instead (`pkcs11:token=T;object=NAME`):
+    /// the private key is made sensitive and not extractable and never
+    /// leaves the token; only DIR/NAME.pub and the pointer DIR/NAME.pkcs11
+    /// (the URI, no PIN) are written.
+    #[arg(long, value_name = "URI", conflicts_with = "passphrase_file")]
+    pkcs11: Option<String>,
+    #[command(flatten)]
+    token: super::TokenArgs,
     #[command(flatten)]
     passphrase: PassphraseArgs,
     /// Print the outcome as one JSON object on stdout.
@@ -112,12 +120,15 @@ pub fn run(args: Args, config: Option<&Config>) -> Result<(), CliError> {
             },
         },
     };
-    let passphrase = args.passphrase.get()?;
     let replace = if args.force {
         Replace::Allowed
     } else {
         Replace::Never
     };
+    if let Some(uri) = &args.pkcs11 {
+        return keygen_on_token(&args, uri, &output_dir, &name, spec, replace, config);
+    }
+    let passphrase = args.passphrase.get()?;
     let written = keys::generate::keygen(&output_dir, &name, spec, passphrase.as_ref(), replace)?;
     let fp = written.public.fingerprint();
     if args.json {
@@ -140,6 +151,45 @@ pub fn run(args: Args, config: Option<&Config>) -> Result<(), CliError> {
             },
             shown(&written.public_path),
             written.public.algorithm()
+        );
+        println!("{fp}");
+    }
+    Ok(())
+}
+
+/// `keygen --pkcs11 URI`: the pair is made on the token; only the public
+/// key and the pointer are written.
+fn keygen_on_token(
+    args: &Args,
+    uri: &str,
+    output_dir: &std::path::Path,
+    name: &str,
+    spec: KeySpec,
+    replace: Replace,
+    config: Option<&Config>,
+) -> Result<(), CliError> {
+    use pkgsign::keys::KeySource;
+    use pkgsign::keys::pkcs11::{self, Pkcs11Uri};
+    let uri = Pkcs11Uri::parse(uri)?;
+    let access = args.token.access(config)?;
+    let written = pkcs11::keygen(output_dir, name, &uri, &access, spec, replace)?;
+    let public = written.key.public_key();
+    let fp = public.fingerprint();
+    if args.json {
+        print_json(&json!({
+            "ok": true,
+            "fingerprint": fp.to_string(),
+            "algorithm": public.algorithm().to_string(),
+            "token_key": uri.text,
+            "pointer": shown(&written.pointer_path),
+            "public_key": shown(&written.public_path),
+        }));
+    } else {
+        eprintln!(
+            "generated on the token: {} (private, not extractable); wrote {} and {}",
+            uri.text,
+            shown(&written.pointer_path),
+            shown(&written.public_path)
         );
         println!("{fp}");
     }

@@ -209,6 +209,64 @@ fn one_line(s: &str) -> String {
     s.replace(['\n', '\r'], " ")
 }
 
+/// How to reach keys on a PKCS#11 token (`pkcs11:` URIs): the module and
+/// the PIN. The PIN is never an argument.
+#[derive(Debug, Clone, clap::Args)]
+struct TokenArgs {
+    /// The PKCS#11 module of `pkcs11:` keys [default: the URI's
+    /// module-path, else PKGSIGN_PKCS11_MODULE, else [signing] pkcs11_module].
+    #[arg(long, value_name = "PATH")]
+    pkcs11_module: Option<PathBuf>,
+    /// Read the token's user PIN from the first line of FILE [default:
+    /// PKGSIGN_PKCS11_PIN, else the URI's pin-source].
+    #[arg(long, value_name = "FILE")]
+    pin_file: Option<PathBuf>,
+}
+
+impl TokenArgs {
+    fn access(
+        &self,
+        config: Option<&pkgsign::config::Config>,
+    ) -> Result<pkgsign::keys::pkcs11::Access, Error> {
+        use pkgsign::keys::pkcs11::{self, Access};
+        let module = self
+            .pkcs11_module
+            .clone()
+            .or_else(|| {
+                std::env::var_os(pkcs11::MODULE_ENV)
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
+            .or_else(|| config.and_then(|c| c.signing.pkcs11_module.clone()));
+        let pin = match &self.pin_file {
+            Some(f) => Some(pkcs11::read_pin_file(f)?),
+            None => std::env::var(pkcs11::PIN_ENV)
+                .ok()
+                .map(zeroize::Zeroizing::new),
+        };
+        Ok(Access { module, pin })
+    }
+}
+
+/// A private key named on the command line: a key file, or a `pkcs11:`
+/// URI of a key on a token.
+fn load_signing_key(
+    arg: &Path,
+    passphrase: Option<&Passphrase>,
+    token: &dyn Fn() -> Result<pkgsign::keys::pkcs11::Access, Error>,
+) -> Result<Box<dyn pkgsign::keys::KeySource>, Error> {
+    use pkgsign::keys::pkcs11::{Pkcs11Uri, TokenKey};
+    match arg.to_str() {
+        Some(s) if Pkcs11Uri::is_uri(s) => {
+            let uri = Pkcs11Uri::parse(s)?;
+            Ok(Box::new(TokenKey::open(&uri, &token()?)?))
+        }
+        _ => Ok(Box::new(pkgsign::keys::encoding::load_private_key(
+            arg, passphrase,
+        )?)),
+    }
+}
+
 /// Where a passphrase comes from: `--passphrase-file`, else `PKGSIGN_PASSPHRASE`.
 #[derive(Debug, Clone, clap::Args)]
 struct PassphraseArgs {

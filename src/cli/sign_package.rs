@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::ValueEnum;
 use pkgsign::audit::{AuditEvent, Event};
 use pkgsign::digest::HashAlg;
-use pkgsign::keys::{KeySource, encoding};
+use pkgsign::keys::KeySource;
 use pkgsign::rotate::keystore;
 use pkgsign::sign::identity::{Identity, Version};
 use pkgsign::sign::signer::{self, Format, SignOptions};
@@ -36,7 +36,9 @@ pub struct Args {
     /// The package to sign.
     #[arg(long, value_name = "FILE")]
     package: PathBuf,
-    /// Private key to sign with; repeat for several signatures in one file.
+    /// Private key to sign with: a key file, or a key on a PKCS#11 token
+    /// (`pkcs11:token=T;object=K`, with --pkcs11-module and --pin-file);
+    /// repeat for several signatures in one file.
     /// This or --keys-dir is required, unless [signing] keys_dir is set in
     /// the --config file.
     #[arg(long = "private-key", value_name = "KEY")]
@@ -86,6 +88,8 @@ pub struct Args {
     #[command(flatten)]
     passphrase: PassphraseArgs,
     #[command(flatten)]
+    token: super::TokenArgs,
+    #[command(flatten)]
     audit: AuditArgs,
     #[command(flatten)]
     perms: PermArgs,
@@ -124,15 +128,19 @@ pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
             for s in skipped {
                 eprintln!("note: not signing with {}: {}", shown(&s.path), s.reason);
             }
-            keys
+            keys.into_iter()
+                .map(|k| Box::new(k) as Box<dyn KeySource>)
+                .collect::<Vec<_>>()
         }
-        None => args
-            .private_keys
-            .iter()
-            .map(|p| encoding::load_private_key(p, passphrase.as_ref()))
-            .collect::<Result<Vec<_>, _>>()?,
+        None => {
+            let token = || args.token.access(config);
+            args.private_keys
+                .iter()
+                .map(|p| super::load_signing_key(p, passphrase.as_ref(), &token))
+                .collect::<Result<Vec<_>, _>>()?
+        }
     };
-    let sources: Vec<&dyn KeySource> = keys.iter().map(|k| k as &dyn KeySource).collect();
+    let sources: Vec<&dyn KeySource> = keys.iter().map(|k| k.as_ref()).collect();
     let output = args
         .output
         .clone()

@@ -70,6 +70,8 @@ pub struct Signing {
     /// Where `key-rotate` writes `pkgsign.prom` for node_exporter
     /// (`--metrics-textfile`).
     pub metrics_textfile: Option<PathBuf>,
+    /// The PKCS#11 module of token keys (`--pkcs11-module`).
+    pub pkcs11_module: Option<PathBuf>,
 }
 
 /// `[service]`: `pkgsign serve`.
@@ -317,6 +319,7 @@ impl Config {
         fix_opt(&mut s.trusted_keys);
         fix_opt(&mut s.publish_dir);
         fix_opt(&mut s.metrics_textfile);
+        fix_opt(&mut s.pkcs11_module);
         let v = &mut self.service;
         if let Some(t) = &mut v.tls {
             fix(&mut t.cert);

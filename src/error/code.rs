@@ -116,6 +116,12 @@ pub enum Code {
     HeaderMismatch,
     /// The service cannot serve yet (`pkgsign serve`'s `/readyz`).
     NotReady,
+    /// The PKCS#11 module or token cannot be used (missing, not PKCS#11, session lost).
+    TokenUnavailable,
+    /// No token or key object (or several) matches a `pkcs11:` URI.
+    TokenKeyNotFound,
+    /// The token does not support a mechanism pkgsign needs.
+    TokenMechanism,
 }
 
 impl Code {
@@ -170,6 +176,9 @@ impl Code {
         Code::RequestTimeout,
         Code::HeaderMismatch,
         Code::NotReady,
+        Code::TokenUnavailable,
+        Code::TokenKeyNotFound,
+        Code::TokenMechanism,
     ];
 
     /// The contract's spelling (`SIGNATURE_INVALID`, ...).
@@ -224,6 +233,9 @@ impl Code {
             Code::RequestTimeout => "REQUEST_TIMEOUT",
             Code::HeaderMismatch => "HEADER_MISMATCH",
             Code::NotReady => "NOT_READY",
+            Code::TokenUnavailable => "TOKEN_UNAVAILABLE",
+            Code::TokenKeyNotFound => "TOKEN_KEY_NOT_FOUND",
+            Code::TokenMechanism => "TOKEN_MECHANISM",
         }
     }
 }

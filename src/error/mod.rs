@@ -18,12 +18,14 @@ mod file;
 mod invalid;
 mod key;
 mod parse;
+mod token;
 mod trust;
 pub use code::Code;
 pub use file::FileError;
 pub use invalid::{Invalid, KeyDirKind};
 pub use key::KeyError;
 pub use parse::ParseError;
+pub use token::TokenError;
 pub use trust::TrustError;
 
 /// Which key was missing (see [`TrustError::NoKeys`]).
@@ -66,6 +68,10 @@ pub enum Error {
     /// A key file cannot be used.
     #[error(transparent)]
     Key(#[from] KeyError),
+
+    /// A key on a PKCS#11 token could not be used.
+    #[error(transparent)]
+    Token(#[from] TokenError),
 
     /// Untrusted input does not parse.
     #[error(transparent)]
@@ -167,6 +173,7 @@ impl Error {
             Error::Invalid(_) => Code::Usage,
             Error::File(e) => e.code(),
             Error::Key(e) => e.code(),
+            Error::Token(e) => e.code(),
             Error::Parse(e) => e.code(),
             Error::Trust(e) => e.code(),
             Error::Crypto { .. } => Code::CryptoError,

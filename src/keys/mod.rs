@@ -7,6 +7,7 @@
 
 pub mod encoding;
 pub mod generate;
+pub mod pkcs11;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -385,7 +385,7 @@ impl Metrics {
 /// - the keys in grace are those, not current and not revoked, whose
 ///   `not_after` is still ahead; the remaining time is to the latest one.
 pub fn key_figures(keys_dir: &Path, now: u64) -> Result<KeyFigures> {
-    let pems = crate::rotate::keystore::pem_files(keys_dir)?;
+    let pems = crate::rotate::keystore::key_files(keys_dir)?;
     let meta = Metadata::load(keys_dir, KEYS_FILE)?;
     let file_name = |p: &Path| {
         p.file_name()

@@ -38,7 +38,7 @@ pub struct Args {
     /// trusted_keys is set in the --config file.
     #[arg(long, value_name = "TDIR")]
     trusted_keys: Option<PathBuf>,
-    /// The key to rotate (DIR/NAME.pem) [default: [signing] key_name, else
+    /// The key to rotate (DIR/NAME.pem, or DIR/NAME.pkcs11 on a token) [default: [signing] key_name, else
     /// signing-key].
     #[arg(long)]
     name: Option<String>,
@@ -72,6 +72,14 @@ pub struct Args {
     /// publish_dir, else TDIR/lineage).
     #[arg(long, value_name = "DIR")]
     publish_dir: Option<PathBuf>,
+    /// With --init: make the first key on a PKCS#11 token, as this URI
+    /// names it (`pkcs11:token=T;object=NAME`); DIR then holds NAME.pkcs11
+    /// (a pointer) and NAME.pub. A key on a token is always rotated on its
+    /// token; its retired objects are destroyed after the grace window.
+    #[arg(long, value_name = "URI", requires = "init")]
+    pkcs11: Option<String>,
+    #[command(flatten)]
+    token: super::TokenArgs,
     #[command(flatten)]
     passphrase: PassphraseArgs,
     #[command(flatten)]
@@ -95,6 +103,7 @@ const GRACE_FLOOR: u64 = 3_600;
 
 /// The flags after the configuration file has filled those left unset.
 struct Resolved {
+    access: pkgsign::keys::pkcs11::Access,
     keys_dir: PathBuf,
     trusted_keys: PathBuf,
     name: String,
@@ -135,6 +144,7 @@ impl Args {
             self.publish_dir = signing.and_then(|s| s.publish_dir.clone());
         }
         Ok(Resolved {
+            access: self.token.access(config)?,
             keys_dir,
             trusted_keys,
             name: self
@@ -246,6 +256,12 @@ fn rotate_run(args: Args, r: Resolved, textfile: Option<&std::path::Path>) -> Re
         publish_dir: args.publish_dir.clone(),
         now: now(),
         init: args.init,
+        pkcs11: args
+            .pkcs11
+            .as_deref()
+            .map(pkgsign::keys::pkcs11::Pkcs11Uri::parse)
+            .transpose()?,
+        token: Some(&r.access),
     };
     let out = rotate::rotate(&r.keys_dir, &r.trusted_keys, &opts)?;
     if args.init && out.action != Action::Created {

@@ -124,13 +124,16 @@ pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
     pkgsign::fsutil::open_regular(&args.package)?;
     let keys = match &args.keys_dir {
         Some(dir) => {
-            let (keys, skipped) = keystore::active_keys(dir, now(), passphrase.as_ref())?;
+            let (keys, skipped) = keystore::active_keys(
+                dir,
+                now(),
+                passphrase.as_ref(),
+                &args.token.access(config)?,
+            )?;
             for s in skipped {
                 eprintln!("note: not signing with {}: {}", shown(&s.path), s.reason);
             }
-            keys.into_iter()
-                .map(|k| Box::new(k) as Box<dyn KeySource>)
-                .collect::<Vec<_>>()
+            keys
         }
         None => {
             let token = || args.token.access(config);

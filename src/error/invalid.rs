@@ -19,6 +19,14 @@ pub enum KeyDirKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Invalid {
+    /// A rotation was asked to move a file key onto a token.
+    #[error(
+        "{name}: the current key is a key file; a rotation keeps the key where it is (a file, or a token): to move onto a token, make a new key with keygen --pkcs11 and trust it"
+    )]
+    KeyKindChange {
+        /// The key's name.
+        name: String,
+    },
     /// Plain HTTP asked for on an address other than loopback.
     #[error(
         "{addr} is not a loopback address and no TLS certificate is configured: tokens and packages would cross the network in clear; configure [service.tls], or allow plain HTTP explicitly"

@@ -229,16 +229,9 @@ fn encode_is_openmetrics_ending_with_eof() {
 
 fn opts(now: u64) -> Options<'static> {
     Options {
-        name: "signing-key".into(),
         grace: 30 * DAY,
-        emergency: false,
-        reason: None,
-        if_older_than: None,
-        spec: None,
-        passphrase: None,
-        publish_dir: None,
-        now,
         init: true,
+        ..Options::new("signing-key", now)
     }
 }
 

@@ -7,11 +7,22 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, FileError, Invalid, KeyDirKind, Result, TrustError};
 use crate::fsutil;
-use crate::keys::{KeySource, LocalKey, Passphrase, encoding};
+use crate::keys::pkcs11::Access;
+use crate::keys::{KeySource, Passphrase, encoding};
 use crate::trust::meta::{KEYS_FILE, Metadata};
 
 /// The private key files of `dir`: every `*.pem`, sorted.
 pub fn pem_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    key_files_with(dir, &["pem"])
+}
+
+/// The keys of `dir`: every `*.pem` and every `*.pkcs11` (a pointer to a
+/// key on a token), sorted; never the orphans of uncommitted rotations.
+pub fn key_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    key_files_with(dir, &["pem", crate::keys::pkcs11::POINTER_EXT])
+}
+
+fn key_files_with(dir: &Path, exts: &[&str]) -> Result<Vec<PathBuf>> {
     let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, "reading", e))?;
     if !meta.is_dir() {
         return Err(Invalid::NotAKeyDir {
@@ -23,11 +34,18 @@ pub fn pem_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, "listing", e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "pem"))
+        .filter(|p| p.extension().is_some_and(|x| exts.iter().any(|e| x == *e)))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(".pkgsign-"))
+        })
         .collect();
     v.sort();
     Ok(v)
 }
+
+/// A key of the directory: a key file, or a key on a token.
+pub type SigningKey = Box<dyn KeySource>;
 
 /// A key of the directory that was left out, and why.
 #[derive(Debug, Clone)]
@@ -48,7 +66,8 @@ pub fn active_keys(
     dir: &Path,
     now: u64,
     passphrase: Option<&Passphrase>,
-) -> Result<(Vec<LocalKey>, Vec<Skipped>)> {
+    token: &Access,
+) -> Result<(Vec<SigningKey>, Vec<Skipped>)> {
     if !dir.is_dir() {
         return Err(match std::fs::metadata(dir) {
             Err(e) => Error::io(dir, "reading", e),
@@ -82,8 +101,16 @@ pub fn active_keys(
     let mut keys = Vec::new();
     let mut skipped = Vec::new();
     let mut seen = HashSet::new();
-    for path in pem_files(dir)? {
-        let key = encoding::load_private_key(&path, passphrase)?;
+    for path in key_files(dir)? {
+        let key: Box<dyn KeySource> = if path
+            .extension()
+            .is_some_and(|x| x == crate::keys::pkcs11::POINTER_EXT)
+        {
+            let uri = crate::keys::pkcs11::read_pointer(&path)?;
+            Box::new(crate::keys::pkcs11::TokenKey::open(&uri, token)?)
+        } else {
+            Box::new(encoding::load_private_key(&path, passphrase)?)
+        };
         let fp = key.public_key().fingerprint();
         if !seen.insert(fp.clone()) {
             continue;
@@ -146,7 +173,7 @@ mod tests {
         meta.entry(&fps[1]).revoked = Some((T - 10, "stolen".into()));
         meta.entry(&fps[2]).not_before = Some(T + 10);
         meta.save().unwrap();
-        let (keys, skipped) = active_keys(dir, T, None).unwrap();
+        let (keys, skipped) = active_keys(dir, T, None, &Access::default()).unwrap();
         let used: Vec<_> = keys.iter().map(|k| k.public_key().fingerprint()).collect();
         assert_eq!(used, [fps[0].clone()]);
         let reasons: Vec<&str> = skipped.iter().map(|s| s.reason.as_str()).collect();

@@ -30,6 +30,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, FileError, ParseError, Result, TrustError};
 use crate::fsutil::{self, Replace};
+use crate::keys::pkcs11::{self, Access, Pkcs11Uri, TokenKey};
 use crate::keys::{
     self, Fingerprint, KeyAlgorithm, KeySource, KeySpec, LocalKey, Passphrase, encoding,
 };
@@ -69,6 +70,33 @@ pub struct Options<'a> {
     /// it, a missing current key is [`Error::Trust(TrustError::NoCurrentKey)`], so a mistyped
     /// name never creates (and trusts) a new key.
     pub init: bool,
+    /// With `init`: make the first key on this PKCS#11 token, as the URI
+    /// names it. (A current key on a token is always rotated on its token.)
+    pub pkcs11: Option<Pkcs11Uri>,
+    /// How to reach the token of token keys (module, PIN).
+    pub token: Option<&'a Access>,
+}
+
+impl Options<'_> {
+    /// A rotation of `name` at `now` with the defaults of `key-rotate`: a
+    /// 30-day grace window, the current key's kind, no passphrase, no
+    /// token, the default publish directory; not `init`.
+    pub fn new(name: &str, now: u64) -> Self {
+        Options {
+            name: name.to_string(),
+            grace: 30 * 86_400,
+            emergency: false,
+            reason: None,
+            if_older_than: None,
+            spec: None,
+            passphrase: None,
+            publish_dir: None,
+            now,
+            init: false,
+            pkcs11: None,
+            token: None,
+        }
+    }
 }
 
 /// What a rotation did, as `key-rotate --json` spells it in `action`.
@@ -154,7 +182,21 @@ struct Journal {
     /// The sequence number of the statement (absent in journals of pkgsign 0.1).
     #[serde(default)]
     sequence: Option<u64>,
+    /// The extension of the key files: `pkcs11` for keys on a token (the
+    /// file is a pointer holding the URI), absent for `pem`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ext: Option<String>,
 }
+
+impl Journal {
+    fn ext(&self) -> &str {
+        self.ext.as_deref().unwrap_or("pem")
+    }
+}
+
+/// The prefix of a pointer to a token key made by a rotation that did not
+/// commit: the next `key-rotate` destroys the key and the pointer.
+const ORPHAN_PREFIX: &str = ".pkgsign-orphan-";
 
 fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
@@ -187,14 +229,47 @@ pub fn rotate(dir: &Path, tdir: &Path, opts: &Options<'_>) -> Result<Outcome> {
     let tdir = std::path::absolute(tdir).map_err(|e| Error::io(tdir, "resolving", e))?;
     let _lock = fsutil::lock_dir(dir, true)?;
     let recovered = recover_locked(dir)?;
-    let deleted = delete_expired(dir, &opts.name, opts.now)?;
+    let mut deleted = delete_expired(dir, &opts.name, opts.now, opts.token)?;
 
-    let cur_path = dir.join(format!("{}.pem", opts.name));
+    deleted.extend(destroy_orphans(dir, opts.token)?);
+
+    let pem_path = dir.join(format!("{}.pem", opts.name));
+    let tok_path = dir.join(format!("{}.{}", opts.name, pkcs11::POINTER_EXT));
+    let exists = |p: &Path| match std::fs::symlink_metadata(p) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(p, "reading", e)),
+    };
+    let on_token = exists(&tok_path)?;
+    if on_token && exists(&pem_path)? {
+        return Err(Error::File(FileError::AlreadyExists { path: pem_path }));
+    }
+    let (cur_path, ext) = if on_token || (opts.pkcs11.is_some() && !exists(&pem_path)?) {
+        (tok_path, pkcs11::POINTER_EXT)
+    } else {
+        (pem_path, "pem")
+    };
     let meta = Metadata::load(dir, KEYS_FILE)?;
-    let current = match std::fs::symlink_metadata(&cur_path) {
-        Ok(_) => Some(encoding::load_private_key(&cur_path, opts.passphrase)?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(Error::io(&cur_path, "reading", e)),
+    let no_access = Access::default();
+    let access = opts.token.unwrap_or(&no_access);
+    let mut current_uri: Option<Pkcs11Uri> = None;
+    let current: Option<Box<dyn KeySource>> = if !exists(&cur_path)? {
+        None
+    } else if ext == "pem" {
+        if opts.pkcs11.is_some() {
+            return Err(Error::Invalid(crate::error::Invalid::KeyKindChange {
+                name: opts.name.clone(),
+            }));
+        }
+        Some(Box::new(encoding::load_private_key(
+            &cur_path,
+            opts.passphrase,
+        )?))
+    } else {
+        let uri = pkcs11::read_pointer(&cur_path)?;
+        let key = TokenKey::open(&uri, access)?;
+        current_uri = Some(uri);
+        Some(Box::new(key))
     };
     let mut outcome = Outcome {
         action: Action::Rotated,
@@ -235,9 +310,37 @@ pub fn rotate(dir: &Path, tdir: &Path, opts: &Options<'_>) -> Result<Outcome> {
             Some(KeyAlgorithm::Rsa { bits }) => KeySpec::Rsa { bits },
             _ => KeySpec::Ed25519,
         });
-    let new_key = LocalKey::new(keys::generate(spec)?, cur_path.clone());
+    // 1. Stage the new key (hidden name, 0600, never *.pem): a file key's
+    // PEM, or, for a token key, the pointer to it, written before the key
+    // is made on the token, so that a run killed in between leaves a
+    // record of what to destroy.
+    let staged = dir.join(STAGED);
+    let _ = std::fs::remove_file(&staged);
+    let token_target = match (&current_uri, &opts.pkcs11) {
+        (Some(cur), _) => {
+            let t = format_time(opts.now).replace([':', '-'], "");
+            Some(cur.with_object(&format!("{}-{t}", opts.name)))
+        }
+        (None, Some(first)) if current.is_none() => Some(first.clone()),
+        _ => None,
+    };
+    let (new_key, new_pem): (Box<dyn KeySource>, zeroize::Zeroizing<String>) = match &token_target {
+        Some(uri) => {
+            let text = format!("{}\n", uri.text);
+            fsutil::write_atomic(&staged, text.as_bytes(), 0o600, Replace::Never)?;
+            crash_point(14);
+            let key = TokenKey::generate(uri, access, spec)?;
+            (Box::new(key), zeroize::Zeroizing::new(text))
+        }
+        None => {
+            let key = LocalKey::new(keys::generate(spec)?, cur_path.clone());
+            let pem = encoding::private_key_to_pem(key.private_key(), opts.passphrase)?;
+            fsutil::write_atomic(&staged, pem.as_bytes(), 0o600, Replace::Never)?;
+            (Box::new(key), pem)
+        }
+    };
+    drop(new_pem);
     let new_fp = new_key.public_key().fingerprint();
-    let new_pem = encoding::private_key_to_pem(new_key.private_key(), opts.passphrase)?;
     let new_pub_pem = encoding::public_key_to_pem(new_key.public_key())?;
 
     let grace_end = if opts.emergency {
@@ -268,11 +371,11 @@ pub fn rotate(dir: &Path, tdir: &Path, opts: &Options<'_>) -> Result<Outcome> {
             sequence = Some(seq);
             let st = if opts.emergency {
                 // The old key is compromised: it may only revoke itself.
-                Statement::revoke(old, &old_fp, opts.now, &reason, opts.now, seq)?
+                Statement::revoke(old.as_ref(), &old_fp, opts.now, &reason, opts.now, seq)?
             } else {
                 Statement::endorse(
-                    old,
-                    &new_key,
+                    old.as_ref(),
+                    new_key.as_ref(),
                     &opts.name,
                     (opts.now, Some(grace_end)),
                     opts.now,
@@ -282,7 +385,7 @@ pub fn rotate(dir: &Path, tdir: &Path, opts: &Options<'_>) -> Result<Outcome> {
             statements.push((st.file_name(), st.to_text()));
             let bytes = fsutil::read_bounded(&cur_path, encoding::KEY_FILE_LIMIT, "key file")?;
             let retired =
-                (!opts.emergency).then(|| retired_name(dir, &opts.name, &old_fp, opts.now));
+                (!opts.emergency).then(|| retired_name(dir, &opts.name, &old_fp, opts.now, ext));
             (Some(old_fp.to_string()), Some(sha256_hex(&bytes)), retired)
         }
         None => {
@@ -291,10 +394,6 @@ pub fn rotate(dir: &Path, tdir: &Path, opts: &Options<'_>) -> Result<Outcome> {
         }
     };
 
-    // 1. Stage the new private key (hidden name, 0600, never *.pem).
-    let staged = dir.join(STAGED);
-    let _ = std::fs::remove_file(&staged);
-    fsutil::write_atomic(&staged, new_pem.as_bytes(), 0o600, Replace::Never)?;
     crash_point(1);
     // 2. Commit: the journal.
     let journal = Journal {
@@ -313,6 +412,7 @@ pub fn rotate(dir: &Path, tdir: &Path, opts: &Options<'_>) -> Result<Outcome> {
         publish_dir: publish_dir.clone(),
         statements,
         sequence,
+        ext: (ext != "pem").then(|| ext.to_string()),
     };
     let text = serde_json::to_string_pretty(&journal).map_err(|e| Error::Encoding {
         what: "writing the rotation journal",
@@ -337,14 +437,22 @@ pub fn rotate(dir: &Path, tdir: &Path, opts: &Options<'_>) -> Result<Outcome> {
 /// naming the keys it does hold.
 fn require_current(dir: &Path, name: &str) -> Result<()> {
     let cur = dir.join(format!("{name}.pem"));
-    if std::fs::symlink_metadata(&cur).is_ok() || dir.join(JOURNAL).exists() {
+    let tok = dir.join(format!("{name}.{}", pkcs11::POINTER_EXT));
+    if std::fs::symlink_metadata(&cur).is_ok()
+        || std::fs::symlink_metadata(&tok).is_ok()
+        || dir.join(JOURNAL).exists()
+    {
         return Ok(());
     }
     let mut existing: Vec<String> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()
                 .filter_map(|e| e.file_name().to_str().map(str::to_owned))
-                .filter_map(|n| n.strip_suffix(".pem").map(str::to_owned))
+                .filter_map(|n| {
+                    n.strip_suffix(".pem")
+                        .or_else(|| n.strip_suffix(".pkcs11"))
+                        .map(str::to_owned)
+                })
                 .filter(|n| !n.contains(".retired-"))
                 .collect()
         })
@@ -361,13 +469,13 @@ fn require_current(dir: &Path, name: &str) -> Result<()> {
 /// `NAME.retired-<time>.pem`, or, if that name is taken (two rotations in
 /// the same second), `NAME.retired-<time>-<fingerprint hex>.pem`. Never a
 /// name that exists: the hard link in [`apply`] must not find another key there.
-fn retired_name(dir: &Path, name: &str, old_fp: &Fingerprint, now: u64) -> String {
+fn retired_name(dir: &Path, name: &str, old_fp: &Fingerprint, now: u64, ext: &str) -> String {
     let t = format_time(now).replace([':', '-'], "");
-    let plain = format!("{name}.retired-{t}.pem");
+    let plain = format!("{name}.retired-{t}.{ext}");
     if std::fs::symlink_metadata(dir.join(&plain)).is_err() {
         plain
     } else {
-        format!("{name}.retired-{t}-{}.pem", old_fp.short_hex())
+        format!("{name}.retired-{t}-{}.{ext}", old_fp.short_hex())
     }
 }
 
@@ -379,10 +487,27 @@ pub fn recover_locked(dir: &Path) -> Result<bool> {
     let data = match fsutil::read_bounded(&jpath, 1024 * 1024, "rotation journal") {
         Ok(d) => d,
         Err(Error::File(FileError::NotFound { .. })) => {
-            // Not committed: roll back.
+            // Not committed: roll back. A staged token key is kept as an
+            // orphan pointer: the key may exist on the token, and only a
+            // run that can reach the token (`key-rotate`) destroys it.
             let had = staged.exists();
             if had {
-                std::fs::remove_file(&staged).map_err(|e| Error::io(&staged, "removing", e))?;
+                let is_pointer =
+                    fsutil::read_bounded(&staged, encoding::KEY_FILE_LIMIT, "key file")
+                        .map(|b| Pkcs11Uri::is_uri(&String::from_utf8_lossy(&b)))
+                        .unwrap_or(false);
+                if is_pointer {
+                    let orphan = dir.join(format!(
+                        "{ORPHAN_PREFIX}{}.{}",
+                        sha256_hex(&std::fs::read(&staged).unwrap_or_default()),
+                        pkcs11::POINTER_EXT
+                    ));
+                    std::fs::rename(&staged, &orphan)
+                        .map_err(|e| Error::io(&staged, "keeping as an orphan", e))?;
+                    fsutil::sync_dir(dir)?;
+                } else {
+                    std::fs::remove_file(&staged).map_err(|e| Error::io(&staged, "removing", e))?;
+                }
             }
             remove_temp_files(dir);
             return Ok(had);
@@ -453,7 +578,7 @@ fn apply(dir: &Path, j: &Journal) -> Result<Vec<PathBuf>> {
     crash_point(4);
 
     // b. The signing directory.
-    let cur = dir.join(format!("{}.pem", j.name));
+    let cur = dir.join(format!("{}.{}", j.name, j.ext()));
     if let (Some(retired), Some(sha)) = (&j.retired_file, &j.old_pem_sha256) {
         let rpath = dir.join(retired);
         let cur_is_old = fsutil::read_bounded(&cur, encoding::KEY_FILE_LIMIT, "key file")
@@ -479,7 +604,7 @@ fn apply(dir: &Path, j: &Journal) -> Result<Vec<PathBuf>> {
     {
         let e = meta.entry(&new_fp);
         e.name = Some(j.name.clone());
-        e.file = Some(format!("{}.pem", j.name));
+        e.file = Some(format!("{}.{}", j.name, j.ext()));
         e.not_before = Some(j.now);
     }
     if let Some(o) = &old_fp {
@@ -530,11 +655,21 @@ fn apply(dir: &Path, j: &Journal) -> Result<Vec<PathBuf>> {
 }
 
 /// Delete private keys whose window has ended (or that were revoked),
-/// never the current `NAME.pem`. Their public keys stay in the trusted-keys
-/// directory, expired, as history.
-fn delete_expired(dir: &Path, name: &str, now: u64) -> Result<Vec<(Fingerprint, String)>> {
+/// never the current `NAME.pem` (or `NAME.pkcs11`). A key on a token is
+/// destroyed on the token, then its pointer removed; without access to the
+/// token it is kept (and reported again next time). Their public keys stay
+/// in the trusted-keys directory, expired, as history.
+fn delete_expired(
+    dir: &Path,
+    name: &str,
+    now: u64,
+    token: Option<&Access>,
+) -> Result<Vec<(Fingerprint, String)>> {
     let mut meta = Metadata::load(dir, KEYS_FILE)?;
-    let current_file = format!("{name}.pem");
+    let current_files = [
+        format!("{name}.pem"),
+        format!("{name}.{}", pkcs11::POINTER_EXT),
+    ];
     let mut deleted = Vec::new();
     let mut changed = false;
     for st in meta.keys().to_vec() {
@@ -545,10 +680,22 @@ fn delete_expired(dir: &Path, name: &str, now: u64) -> Result<Vec<(Fingerprint, 
         let Some(file) = st.file.clone() else {
             continue;
         };
-        if !over || file == current_file || file.contains('/') {
+        if !over || current_files.contains(&file) || file.contains('/') {
             continue;
         }
         let p = dir.join(&file);
+        if file.ends_with(&format!(".{}", pkcs11::POINTER_EXT)) {
+            let Some(access) = token else {
+                continue;
+            };
+            match pkcs11::read_pointer(&p) {
+                Ok(uri) => {
+                    TokenKey::destroy(&uri, access)?;
+                }
+                Err(Error::File(FileError::NotFound { .. })) => {}
+                Err(e) => return Err(e),
+            }
+        }
         match std::fs::remove_file(&p) {
             Ok(()) => deleted.push((fp.clone(), p.display().to_string())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -562,6 +709,40 @@ fn delete_expired(dir: &Path, name: &str, now: u64) -> Result<Vec<(Fingerprint, 
         fsutil::sync_dir(dir)?;
     }
     Ok(deleted)
+}
+
+/// Destroy the token keys of rotations that never committed (their orphan
+/// pointers), when the token can be reached.
+fn destroy_orphans(dir: &Path, token: Option<&Access>) -> Result<Vec<(Fingerprint, String)>> {
+    let Some(access) = token else {
+        return Ok(Vec::new());
+    };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut done = Vec::new();
+    for e in rd.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if !(n.starts_with(ORPHAN_PREFIX) && n.ends_with(pkcs11::POINTER_EXT)) {
+            continue;
+        }
+        let p = e.path();
+        let uri = pkcs11::read_pointer(&p)?;
+        // The key of an uncommitted rotation: whatever it is, nothing
+        // trusts it and nothing else points to it.
+        let fp = TokenKey::open(&uri, access)
+            .ok()
+            .map(|k| k.public_key().fingerprint());
+        TokenKey::destroy(&uri, access)?;
+        std::fs::remove_file(&p).map_err(|e| Error::io(&p, "removing", e))?;
+        if let Some(fp) = fp {
+            done.push((fp, uri.text));
+        }
+    }
+    if !done.is_empty() {
+        fsutil::sync_dir(dir)?;
+    }
+    Ok(done)
 }
 
 #[cfg(test)]
@@ -589,16 +770,8 @@ mod tests {
 
     fn opts(now: u64) -> Options<'static> {
         Options {
-            name: NAME.into(),
-            grace: 30 * 86_400,
-            emergency: false,
-            reason: None,
-            if_older_than: None,
-            spec: None,
-            passphrase: None,
-            publish_dir: None,
-            now,
             init: true,
+            ..Options::new(NAME, now)
         }
     }
 
@@ -651,8 +824,9 @@ mod tests {
         let new = LocalKey::new(keys::generate(KeySpec::Ed25519).unwrap(), cur.clone());
         let st = Statement::endorse(&old, &new, NAME, (now, Some(now + 100)), now, 1).unwrap();
         let bytes = std::fs::read(&cur).unwrap();
-        let retired = retired
-            .unwrap_or_else(|| retired_name(dir, NAME, &old.public_key().fingerprint(), now));
+        let retired = retired.unwrap_or_else(|| {
+            retired_name(dir, NAME, &old.public_key().fingerprint(), now, "pem")
+        });
         fsutil::write_atomic(
             &dir.join(STAGED),
             encoding::private_key_to_pem(new.private_key(), None)
@@ -678,6 +852,7 @@ mod tests {
             publish_dir: tdir.join("lineage"),
             statements: vec![(st.file_name(), st.to_text())],
             sequence: Some(1),
+            ext: None,
         };
         std::fs::write(dir.join(JOURNAL), serde_json::to_vec(&j).unwrap()).unwrap();
         j
@@ -785,10 +960,10 @@ mod tests {
         let (_d, keys, _) = dirs();
         std::fs::create_dir_all(&keys).unwrap();
         let fp = Fingerprint::of_spki_der(b"k");
-        let plain = retired_name(&keys, NAME, &fp, T);
+        let plain = retired_name(&keys, NAME, &fp, T, "pem");
         assert_eq!(plain, "signing-key.retired-20270115T080000Z.pem");
         std::fs::write(keys.join(&plain), b"x").unwrap();
-        let other = retired_name(&keys, NAME, &fp, T);
+        let other = retired_name(&keys, NAME, &fp, T, "pem");
         assert_ne!(other, plain);
         assert!(
             other.starts_with("signing-key.retired-20270115T080000Z-") && other.ends_with(".pem")

@@ -72,6 +72,8 @@ impl KeyDir {
             KeyDir::Trusted if name.ends_with(".pub") => Some("public key file"),
             KeyDir::Signing if name == KEYS_FILE => Some("key metadata file"),
             KeyDir::Signing if name.ends_with(".pem") => Some("private key file"),
+            // Names which token key signs: no one else may redirect it.
+            KeyDir::Signing if name.ends_with(".pkcs11") => Some("token key pointer"),
             _ => None,
         }
     }

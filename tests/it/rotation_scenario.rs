@@ -30,23 +30,17 @@ const T0: u64 = 1_800_000_000;
 
 fn opts(now: u64) -> Options<'static> {
     Options {
-        name: NAME.into(),
         grace: 30 * DAY,
-        emergency: false,
-        reason: None,
-        if_older_than: None,
-        spec: None,
-        passphrase: None,
-        publish_dir: None,
-        now,
         init: true,
+        ..Options::new(NAME, now)
     }
 }
 
 /// Sign `package` at `at` with the keys `keys-dir` would use at `at`.
 fn lib_sign_dir(keys: &Path, package: &Path, at: u64) -> (PathBuf, Vec<Fingerprint>) {
-    let (ks, _) = keystore::active_keys(keys, at, None).unwrap();
-    let srcs: Vec<&dyn KeySource> = ks.iter().map(|k| k as &dyn KeySource).collect();
+    let (ks, _) =
+        keystore::active_keys(keys, at, None, &pkgsign::keys::pkcs11::Access::default()).unwrap();
+    let srcs: Vec<&dyn KeySource> = ks.iter().map(|k| k.as_ref()).collect();
     let out = pkgsign::fsutil::sig_path_for(package);
     let so = SignOptions {
         now: sys(at),
@@ -165,7 +159,13 @@ fn library_rotation_inside_and_after_the_window() {
     lib_verify(&tdir, &pkg_a, &sig_a, grace_end, 1).expect("A at not-after");
 
     // keys-dir stops using A after the window.
-    let (ks, skipped) = keystore::active_keys(&keys, after, None).unwrap();
+    let (ks, skipped) = keystore::active_keys(
+        &keys,
+        after,
+        None,
+        &pkgsign::keys::pkcs11::Access::default(),
+    )
+    .unwrap();
     assert_eq!(
         ks.iter()
             .map(|k| k.public_key().fingerprint())

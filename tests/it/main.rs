@@ -29,6 +29,7 @@ mod manifest_cli;
 mod metrics_cli;
 mod module_graph;
 mod openssl_interop;
+mod pkcs11;
 mod release_identity;
 mod rotation_crash;
 mod rotation_scenario;

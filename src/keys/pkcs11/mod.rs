@@ -94,6 +94,9 @@ fn modules() -> &'static Mutex<HashMap<PathBuf, Pkcs11>> {
 }
 
 fn load_module(path: &Path) -> Result<Pkcs11> {
+    // dlopen searches the library path for a name without a slash: made
+    // absolute, the file checked below is the file loaded.
+    let path = &std::path::absolute(path).map_err(|e| Error::io(path, "resolving", e))?;
     let mut map = modules().lock().unwrap_or_else(|p| p.into_inner());
     if let Some(m) = map.get(path) {
         return Ok(m.clone());

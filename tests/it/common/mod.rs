@@ -21,6 +21,7 @@
 pub mod manifest;
 pub mod rotation;
 pub mod serve;
+pub mod token;
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;

@@ -318,8 +318,16 @@ pub fn rotate(dir: &Path, tdir: &Path, opts: &Options<'_>) -> Result<Outcome> {
     let _ = std::fs::remove_file(&staged);
     let token_target = match (&current_uri, &opts.pkcs11) {
         (Some(cur), _) => {
+            // A label of its own: the time, and random bits for two
+            // rotations in one second (or a rotation right after a
+            // rolled-forward one).
             let t = format_time(opts.now).replace([':', '-'], "");
-            Some(cur.with_object(&format!("{}-{t}", opts.name)))
+            let mut salt = [0u8; 4];
+            getrandom::fill(&mut salt).map_err(|e| Error::Crypto {
+                what: "naming the new token key",
+                reason: e.to_string(),
+            })?;
+            Some(cur.with_object(&format!("{}-{t}-{}", opts.name, hex::encode(salt))))
         }
         (None, Some(first)) if current.is_none() => Some(first.clone()),
         _ => None,

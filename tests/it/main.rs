@@ -30,6 +30,7 @@ mod metrics_cli;
 mod module_graph;
 mod openssl_interop;
 mod pkcs11;
+mod pkcs11_rotation;
 mod release_identity;
 mod rotation_crash;
 mod rotation_scenario;

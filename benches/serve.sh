@@ -158,8 +158,11 @@ EOF
 # a non-2xx response or a socket error.
 run_wrk() {
     local name=$1 path=$2 lua=${3:-}
-    wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$WRK_DURATION" --latency \
-        ${lua:+-s "$lua"} "$URL$path" >"wrk-$name.txt" 2>&1 || { cat "wrk-$name.txt" >&2; die "wrk failed"; }
+    local TIMEFORMAT="wrk_cpu %U %S"   # wrk's own CPU time, for the split
+    { time wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$WRK_DURATION" --latency \
+        ${lua:+-s "$lua"} "$URL$path" >"wrk-$name.txt" 2>&1; } 2>"wrk-$name.time" \
+        || { cat "wrk-$name.txt" >&2; die "wrk failed"; }
+    cat "wrk-$name.time" >>"wrk-$name.txt"
     if grep -q -e 'Non-2xx' -e 'Socket errors' "wrk-$name.txt"; then
         cat "wrk-$name.txt" >&2
         die "wrk $name: some requests failed (see above)"
@@ -276,16 +279,20 @@ def wrk(name):
     ticks = int(re.search(r"^server_cpu_ticks (\d+)", t, re.M).group(1)) - \
         int(re.search(r"^server_cpu_ticks_before (\d+)", t, re.M).group(1))
     audit = re.search(r"^audit_lines (\d+)", t, re.M)
+    wu, ws = re.search(r"^wrk_cpu ([0-9.]+) ([0-9.]+)", t, re.M).groups()
     return dict(rps=rps, p99=float(v) * UNIT[u], p50=float(p50v) * UNIT[p50u], n=n,
-                cpu=ticks / hz / secs, audit=int(audit.group(1)) if audit else None)
+                cpu=ticks / hz / secs, wrk=(float(wu) + float(ws)) / secs,
+                us=1e6 * ticks / hz / n, audit=int(audit.group(1)) if audit else None)
 h, va, vn = wrk("healthz"), wrk("verify-audit-yes"), wrk("verify-audit-no")
 runs, t0, t1, t2 = open("spawn.txt").read().split()
 runs = int(runs)
 serial = runs / (float(t1) - float(t0)); par = runs / (float(t2) - float(t1))
-print("verify-signature, 1 KiB body, Ed25519 (wrk, same machine):")
+print(f"verify-signature, 1 KiB body, Ed25519 (wrk, same machine; Little's law: mean latency"
+      f" = connections / req/s):")
 for name, r in (("/healthz (no auth, no body)", h), ("verify, audit log", va), ("verify, no audit log", vn)):
     print(f"  {name:28} {r['rps']:9.0f} req/s  p50 {r['p50']:6.2f} ms  p99 {r['p99']:6.2f} ms"
-          f"  server CPU {r['cpu']:.2f} cores  ({r['n']} requests)")
+          f"  CPU: server {r['cpu']:.2f} cores ({r['us']:.0f} us/request), wrk {r['wrk']:.2f}"
+          f"  ({r['n']} requests)")
 if va["audit"] is not None:
     print(f"  audit lines written during the run: {va['audit']} (requests: {va['n']})")
 print(f"  verify-package spawned per request: {serial:.0f} req/s serial, {par:.0f} req/s two at a time")

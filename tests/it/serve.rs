@@ -910,6 +910,54 @@ fn a_stalled_body_is_408_and_nothing_is_kept() {
         matches!(status, None | Some(408)),
         "a stalled body to verify: {status:?} {text}"
     );
+    // A small body (read whole before it is verified) that stalls.
+    let small = bytes(17, 10_000);
+    let (_, small_sig) = s.setup.release("small", "1.0.0", &small);
+    let mut t = s.tcp();
+    let head = upload_head(VERIFY_TOKEN, &small_sig, small.len()).replacen(UPLOAD, VERIFY, 1);
+    send(&mut t, head.as_bytes()).unwrap();
+    send(&mut t, &small[..5_000]).unwrap();
+    let start = Instant::now();
+    let (status, text) = read_answer(&mut t);
+    assert!(
+        matches!(status, None | Some(408)),
+        "a stalled small body to verify: {status:?} {text}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+/// A small body whose signature file holds many signatures (verified off
+/// the async workers) verifies like any other; one changed byte is refused.
+#[test]
+fn a_small_body_with_many_signatures_verifies_and_a_changed_byte_is_refused() {
+    let s = Setup::new().start();
+    let pkg = s
+        .setup
+        .env
+        .write("many.bin", b"small release with many signers");
+    let others: Vec<_> = (0..5)
+        .map(|i| {
+            s.setup
+                .env
+                .keygen(&format!("other{i}"), common::Alg::Ed25519)
+        })
+        .collect();
+    let mut keys = vec![&s.setup.key];
+    keys.extend(others.iter());
+    s.setup.env.sign(&pkg, &keys, &[]).ok();
+    let sig = sig_of(&pkg);
+    let r = s.verify_body(Some(VERIFY_TOKEN), &pkg, &sig);
+    r.status(200);
+    assert_eq!(r.json()["signatures"].as_array().unwrap().len(), 6);
+    let bad = s
+        .setup
+        .env
+        .write("many-bad.bin", b"small release with many signerz");
+    s.verify_body(Some(VERIFY_TOKEN), &bad, &sig).status(422);
 }
 
 /// A body that keeps trickling (each piece within the idle timeout) past

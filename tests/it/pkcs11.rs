@@ -590,3 +590,17 @@ fn token_keygen_refuses_an_existing_object_label_and_writes_nothing() {
     t.env.verify(&pkg, &[&first], &[]).verified();
     assert_eq!(openssl_fingerprint(&t, &first.public), first.fingerprint);
 }
+
+/// SoftHSM2 (like a card reader with a blank card) always shows a slot
+/// with an uninitialised token. A URI without `token=` names the one
+/// initialised token, not "two tokens match".
+#[test]
+fn a_uri_without_token_ignores_uninitialised_tokens() {
+    let t = Token::new();
+    let pkg = t.env.package("p.tar.gz");
+    let key = t.keygen("k", Alg::Ed25519);
+    let mut argv = common::sign_args(&pkg, &["pkcs11:object=k"], &["--json"]);
+    argv.extend(t.access());
+    t.run(argv).ok();
+    t.env.verify(&pkg, &[&key], &[]).verified();
+}

@@ -148,6 +148,11 @@ fn find_slot(ctx: &Pkcs11, uri: &Pkcs11Uri) -> Result<Slot> {
         let info = ctx
             .get_token_info(slot)
             .map_err(failed(uri, "reading a token's information"))?;
+        // A blank token (SoftHSM2's spare slot, a reader's new card) holds
+        // no key: never a match, never listed.
+        if !info.token_initialized() {
+            continue;
+        }
         let label = info.label().trim().to_string();
         seen.push(format!("{label:?}"));
         let matches = uri.token.as_deref().is_none_or(|t| t == label)

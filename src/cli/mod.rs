@@ -213,8 +213,8 @@ fn one_line(s: &str) -> String {
 /// the PIN. The PIN is never an argument.
 #[derive(Debug, Clone, clap::Args)]
 struct TokenArgs {
-    /// The PKCS#11 module of `pkcs11:` keys [default: the URI's
-    /// module-path, else PKGSIGN_PKCS11_MODULE, else [signing] pkcs11_module].
+    /// The PKCS#11 module of `pkcs11:` keys [default: PKGSIGN_PKCS11_MODULE,
+    /// else the URI's module-path, else [signing] pkcs11_module].
     #[arg(long, value_name = "PATH")]
     pkcs11_module: Option<PathBuf>,
     /// Read the token's user PIN from the first line of FILE [default:
@@ -229,22 +229,23 @@ impl TokenArgs {
         config: Option<&pkgsign::config::Config>,
     ) -> Result<pkgsign::keys::pkcs11::Access, Error> {
         use pkgsign::keys::pkcs11::{self, Access};
-        let module = self
-            .pkcs11_module
-            .clone()
-            .or_else(|| {
-                std::env::var_os(pkcs11::MODULE_ENV)
-                    .filter(|v| !v.is_empty())
-                    .map(PathBuf::from)
-            })
-            .or_else(|| config.and_then(|c| c.signing.pkcs11_module.clone()));
+        let module = self.pkcs11_module.clone().or_else(|| {
+            std::env::var_os(pkcs11::MODULE_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        });
+        let default_module = config.and_then(|c| c.signing.pkcs11_module.clone());
         let pin = match &self.pin_file {
             Some(f) => Some(pkcs11::read_pin_file(f)?),
             None => std::env::var(pkcs11::PIN_ENV)
                 .ok()
                 .map(zeroize::Zeroizing::new),
         };
-        Ok(Access { module, pin })
+        Ok(Access {
+            module,
+            default_module,
+            pin,
+        })
     }
 }
 

@@ -41,15 +41,27 @@ pub enum TokenError {
         /// What exists instead.
         available: String,
     },
-    /// Several objects match the URI.
-    #[error("{uri}: {count} objects match; name one with object= and id= ({available})")]
+    /// Several tokens, or several key objects, match the URI.
+    #[error("{uri}: {count} {what} match; name one with {how} ({available})")]
     Ambiguous {
         /// The URI.
         uri: String,
         /// How many.
         count: usize,
+        /// Of what ("tokens", "key objects").
+        what: &'static str,
+        /// The URI attributes that tell them apart.
+        how: &'static str,
         /// Which.
         available: String,
+    },
+    /// `keygen --pkcs11`: the token already holds a key of that name.
+    #[error(
+        "{uri}: the token already holds a private key of that name; name the new key otherwise (object=), or destroy the old one with the token's own tools if it is truly unused"
+    )]
+    ObjectExists {
+        /// The URI.
+        uri: String,
     },
     /// The token needs a PIN and none was given.
     #[error("{uri}: the token needs its user PIN and none was given")]
@@ -102,6 +114,7 @@ impl TokenError {
             TokenError::Uri { .. } => Code::Usage,
             TokenError::NoModule { .. } | TokenError::Module { .. } => Code::TokenUnavailable,
             TokenError::NotFound { .. } | TokenError::Ambiguous { .. } => Code::TokenKeyNotFound,
+            TokenError::ObjectExists { .. } => Code::AlreadyExists,
             TokenError::PinRequired { .. } => Code::PassphraseRequired,
             TokenError::PinWrong { .. } | TokenError::PinLocked { .. } => Code::PassphraseWrong,
             TokenError::Mechanism { .. } => Code::TokenMechanism,

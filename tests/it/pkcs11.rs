@@ -178,6 +178,12 @@ fn token_keygen_makes_never_extractable_keys_and_writes_no_private_key_file() {
         assert!(flags.contains("never extractable"), "{block}");
         assert!(flags.contains("sensitive"), "{block}");
         assert!(!flags.contains("extractable"), "{block}");
+        // Sign-only: no decrypt, unwrap or derive on the private key.
+        let usage = block
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Usage:"))
+            .unwrap_or_else(|| panic!("no Usage line: {block}"));
+        assert_eq!(usage.trim(), "sign", "{block}");
         // The fingerprint keygen printed is the one openssl computes from
         // the .pub, and the .pkcs11 pointer holds the URI and nothing else.
         assert_eq!(openssl_fingerprint(&t, &key.public), key.fingerprint);
@@ -539,7 +545,28 @@ fn module_from_the_environment_or_the_config_file_signs() {
     let mut c = t.cmd(argv);
     c.env("PKGSIGN_PKCS11_MODULE", "/nonexistent/module.so");
     common::run(c).ok();
-    for sig in ["env.sig", "config.sig", "flag.sig"] {
+    // The operator's module wins over a URI's module-path (a pointer file
+    // in --keys-dir cannot redirect which library is loaded), and the URI's
+    // wins over the config file's.
+    let mut argv = args(["--config".as_ref(), config.as_os_str()]);
+    let redirected = format!("{}?module-path=/nonexistent/evil.so", key.private.display());
+    argv.extend(common::sign_args(
+        &pkg,
+        &[Path::new(&redirected)],
+        &["--output", "operator.sig"],
+    ));
+    argv.extend(t.access());
+    t.run(argv).ok();
+    let mut argv = args(["--config".as_ref(), config.as_os_str()]);
+    argv.extend(common::sign_args(
+        &pkg,
+        &[Path::new(&redirected)],
+        &["--json"],
+    ));
+    argv.extend(pin_file(&t));
+    let r = t.run(argv).fails_with(2, "TOKEN_UNAVAILABLE");
+    assert!(r.stderr.contains("/nonexistent/evil.so"), "{r:?}");
+    for sig in ["env.sig", "config.sig", "flag.sig", "operator.sig"] {
         t.env.verify_sig(&pkg, &t.path(sig), &[&key]).verified();
     }
 }
@@ -564,7 +591,9 @@ fn token_keygen_refuses_an_existing_object_label_and_writes_nothing() {
         }
         argv.push("--json".into());
         argv.extend(t.access());
-        t.run(argv).fails_with(2, "ALREADY_EXISTS");
+        let r = t.run(argv).fails_with(2, "ALREADY_EXISTS");
+        // --force replaces files, never a key on a token: not suggested.
+        assert!(!r.stderr.contains("--force"), "{r:?}");
         let other = t.path("other");
         assert!(
             !other.exists() || names(&other).is_empty(),

@@ -54,12 +54,18 @@ pub const PIN_ENV: &str = "PKGSIGN_PKCS11_PIN";
 /// A PIN file is one short line.
 const MAX_PIN_FILE: u64 = 1024;
 
-/// How to reach a token: the module and the PIN, from wherever the caller
-/// found them (the URI's own `module-path` and `pin-source` come after).
+/// How to reach a token: the module and the PIN. One rule for both: what
+/// the operator gives on the command line or in the environment wins over
+/// the URI's own `module-path` and `pin-source`, which win over the
+/// configuration file's default module.
 #[derive(Default)]
 pub struct Access {
-    /// The PKCS#11 module (`--pkcs11-module`, `PKGSIGN_PKCS11_MODULE`, config).
+    /// The PKCS#11 module the operator named (`--pkcs11-module`,
+    /// `PKGSIGN_PKCS11_MODULE`): it wins over the URI's `module-path`.
     pub module: Option<PathBuf>,
+    /// The module to use when neither the operator nor the URI names one
+    /// (`[signing] pkcs11_module`).
+    pub default_module: Option<PathBuf>,
     /// The user PIN (`--pin-file`, `PKGSIGN_PKCS11_PIN`).
     pub pin: Option<Zeroizing<String>>,
 }
@@ -68,6 +74,7 @@ impl std::fmt::Debug for Access {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Access")
             .field("module", &self.module)
+            .field("default_module", &self.default_module)
             .field("pin", &self.pin.as_ref().map(|_| "<redacted>"))
             .finish()
     }
@@ -191,6 +198,8 @@ fn find_slot(ctx: &Pkcs11, uri: &Pkcs11Uri) -> Result<Slot> {
         many => Err(TokenError::Ambiguous {
             uri: uri.text.clone(),
             count: many.len(),
+            what: "tokens",
+            how: "token=, serial= or slot-id=",
             available: format!("tokens present: {}", seen.join(", ")),
         }
         .into()),
@@ -304,7 +313,9 @@ fn one_object(
         many => Err(TokenError::Ambiguous {
             uri: uri.text.clone(),
             count: many.len(),
-            available: format!("{} {what} objects", many.len()),
+            what: "key objects",
+            how: "object= and id=",
+            available: format!("{} {what} objects share that name", many.len()),
         }
         .into()),
     }
@@ -430,10 +441,11 @@ impl std::fmt::Debug for TokenKey {
 
 /// A session on the token the URI names, logged in as the user.
 fn open_session(uri: &Pkcs11Uri, access: &Access, rw: bool) -> Result<Session> {
-    let module = uri
-        .module_path
+    let module = access
+        .module
         .clone()
-        .or_else(|| access.module.clone())
+        .or_else(|| uri.module_path.clone())
+        .or_else(|| access.default_module.clone())
         .ok_or_else(|| TokenError::NoModule {
             uri: uri.text.clone(),
         })?;
@@ -482,8 +494,8 @@ impl TokenKey {
     pub fn generate(uri: &Pkcs11Uri, access: &Access, spec: KeySpec) -> Result<TokenKey> {
         let session = open_session(uri, access, true)?;
         if one_object(&session, uri, ObjectClass::PRIVATE_KEY, "private key")?.is_some() {
-            return Err(crate::error::FileError::AlreadyExists {
-                path: PathBuf::from(&uri.text),
+            return Err(TokenError::ObjectExists {
+                uri: uri.text.clone(),
             }
             .into());
         }
@@ -494,15 +506,25 @@ impl TokenKey {
         if let Some(id) = &uri.id {
             common.push(Attribute::Id(id.clone()));
         }
+        // Sign-only: the pair can do nothing but sign and verify.
         let mut public = common.clone();
-        public.push(Attribute::Verify(true));
+        public.extend([
+            Attribute::Verify(true),
+            Attribute::Encrypt(false),
+            Attribute::Wrap(false),
+        ]);
         let mut private = common;
         private.extend([
             Attribute::Private(true),
             Attribute::Sensitive(true),
             Attribute::Extractable(false),
             Attribute::Sign(true),
+            Attribute::Decrypt(false),
+            Attribute::Unwrap(false),
         ]);
+        if matches!(spec, KeySpec::Ed25519) {
+            private.push(Attribute::Derive(false));
+        }
         let (mechanism, name) = match spec {
             KeySpec::Ed25519 => {
                 public.push(Attribute::EcParams(EC_PARAMS_ED25519_NAME.to_vec()));

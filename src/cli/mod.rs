@@ -97,7 +97,11 @@ pub fn run(cli: Cli) -> ExitCode {
             false,
             config.and_then(|c| key_rotate::run(a, c.as_ref())),
         ),
-        Command::Trust(a) => (a.json, false, config.and_then(|_| trust::run(a))),
+        Command::Trust(a) => (
+            a.json,
+            false,
+            config.and_then(|c| trust::run(a, c.as_ref())),
+        ),
         Command::Checksum(a) => (a.json, false, config.and_then(|_| checksum::run(a))),
         Command::VerifyManifest(a) => (
             a.json,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use pkgsign::Error;
 use pkgsign::audit::{AuditEvent, Event};
-use pkgsign::keys::{Fingerprint, KeySource, encoding};
+use pkgsign::keys::{Fingerprint, encoding};
 use pkgsign::trust::dir::TrustDir;
 use pkgsign::trust::lineage::{self, Decision, Statement};
 use serde_json::json;
@@ -68,7 +68,8 @@ enum Command {
         /// Why.
         #[arg(long, default_value = "revoked by operator")]
         reason: String,
-        /// Sign a revocation statement with this private key, for workers' `trust update`.
+        /// Sign a revocation statement with this private key (a key file, or
+        /// a `pkcs11:` URI of a key on a token), for workers' `trust update`.
         #[arg(long, value_name = "KEY")]
         sign_with: Option<PathBuf>,
         /// Where to write the statement (default: TDIR/lineage).
@@ -76,6 +77,8 @@ enum Command {
         publish_dir: Option<PathBuf>,
         #[command(flatten)]
         passphrase: PassphraseArgs,
+        #[command(flatten)]
+        token: super::TokenArgs,
         #[command(flatten)]
         audit: AuditArgs,
     },
@@ -104,11 +107,14 @@ enum Command {
     Cosign {
         /// The statement file (*.stmt); rewritten in place, atomically.
         statement: PathBuf,
-        /// Your current private key.
+        /// Your current private key: a key file, or a `pkcs11:` URI of a
+        /// key on a token.
         #[arg(long, value_name = "KEY")]
         key: PathBuf,
         #[command(flatten)]
         passphrase: PassphraseArgs,
+        #[command(flatten)]
+        token: super::TokenArgs,
     },
     /// Follow rotations and revocations: apply the signed statements in DIR
     /// that chain from a key already trusted.
@@ -123,7 +129,7 @@ enum Command {
     },
 }
 
-pub fn run(args: Args) -> Result<(), CliError> {
+pub fn run(args: Args, config: Option<&pkgsign::config::Config>) -> Result<(), CliError> {
     let json = args.json;
     if args.insecure_permissions {
         pkgsign::trust::perms::allow_insecure_permissions_for_this_process();
@@ -206,19 +212,24 @@ pub fn run(args: Args) -> Result<(), CliError> {
             sign_with,
             publish_dir,
             passphrase,
+            token,
             audit: audit_args,
         } => {
             let log = audit_args.open()?;
             check_existing(&tdir)?;
             let key = match &sign_with {
-                Some(k) => Some(encoding::load_private_key(k, passphrase.get()?.as_ref())?),
+                Some(k) => Some(super::load_signing_key(
+                    k,
+                    passphrase.get()?.as_ref(),
+                    &|| token.access(config),
+                )?),
                 None => None,
             };
             let revoked = pkgsign::trust::revoke::revoke(
                 &tdir,
                 &fingerprint,
                 &reason,
-                key.as_ref().map(|k| k as &dyn KeySource),
+                key.as_deref(),
                 publish_dir.as_deref(),
                 now(),
             )?;
@@ -329,10 +340,13 @@ pub fn run(args: Args) -> Result<(), CliError> {
             statement,
             key,
             passphrase,
+            token,
         } => {
-            let key = encoding::load_private_key(&key, passphrase.get()?.as_ref())?;
+            let key = super::load_signing_key(&key, passphrase.get()?.as_ref(), &|| {
+                token.access(config)
+            })?;
             let mut st = Statement::read(&statement)?;
-            st.cosign(&key)?;
+            st.cosign(key.as_ref())?;
             pkgsign::fsutil::write_atomic(
                 &statement,
                 st.to_text().as_bytes(),

@@ -281,3 +281,73 @@ fn a_token_rotation_killed_by_sigkill_at_random_instants_leaves_no_key_object_be
     }
     assert!(killed >= 3, "only {killed} of 8 runs were killed mid-way");
 }
+
+/// Wherever a private key is accepted, a token key is: `trust revoke
+/// --sign-with URI` signs the revocation statement on the token, and
+/// `trust cosign --key URI` cosigns a statement there; workers apply both.
+#[test]
+fn token_keys_sign_revocations_and_cosign_statements() {
+    let t = Token::new();
+    init(&t);
+    let out = rotate(&t, &["--grace-period", "1h"]);
+    let old_fp = out["old_key"].as_str().unwrap().to_string();
+    let new_fp = out["current_key"].as_str().unwrap().to_string();
+    // A second principal on the token cosigns the endorsement.
+    let other = t.keygen("other", common::Alg::Ed25519);
+    let stmt = std::fs::read_dir(t.path("trusted/lineage"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "stmt"))
+        .unwrap();
+    let before = std::fs::read_to_string(&stmt).unwrap();
+    let mut cosign = args(["trust", "cosign"]);
+    cosign.push(stmt.clone().into());
+    cosign.extend(args(["--key", &Token::uri("other"), "--json"]));
+    cosign.extend(t.access());
+    let c = t.run(cosign).ok().json();
+    assert_eq!(c["cosigner"], other.fingerprint.as_str(), "{c}");
+    assert_ne!(std::fs::read_to_string(&stmt).unwrap(), before);
+    // The current key, on the token, revokes the retired one; a worker
+    // trusting the current key applies the signed revocation.
+    let worker = t.path("worker");
+    std::fs::create_dir(&worker).unwrap();
+    let mut add = args(["trust", "add"]);
+    add.push(worker.clone().into());
+    add.push(t.path("keys/signing-key.pub").into());
+    t.run(add).ok();
+    let published = t.path("published");
+    let mut revoke = args([
+        "trust",
+        "revoke",
+        "trusted",
+        &old_fp,
+        "--reason",
+        "retired early",
+    ]);
+    revoke.extend(args(["--sign-with"]));
+    let cur_uri = std::fs::read_to_string(t.path("keys/signing-key.pkcs11")).unwrap();
+    revoke.push(cur_uri.trim().into());
+    revoke.push("--publish-dir".into());
+    revoke.push(published.clone().into());
+    revoke.extend(t.access());
+    t.run(revoke).ok();
+    let mut update = args(["trust", "update"]);
+    update.push(worker.clone().into());
+    update.push("--from".into());
+    update.push(published.into());
+    update.push("--json".into());
+    let u = t.run(update).ok().json();
+    assert_eq!(u["ok"], true, "{u}");
+    let listed = {
+        let mut l = args(["trust", "list"]);
+        l.push(worker.into());
+        l.push("--json".into());
+        t.run(l).ok().json().to_string()
+    };
+    assert!(
+        listed.contains(&old_fp) && listed.contains("revoked"),
+        "{listed}"
+    );
+    assert!(listed.contains(&new_fp), "{listed}");
+}

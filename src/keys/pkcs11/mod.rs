@@ -135,10 +135,23 @@ fn load_module(path: &Path) -> Result<Pkcs11> {
 
 fn failed<'a>(uri: &'a Pkcs11Uri, action: &'static str) -> impl Fn(CkError) -> Error + 'a {
     move |e| {
+        let reason = match &e {
+            CkError::Pkcs11(
+                RvError::SessionHandleInvalid
+                | RvError::SessionClosed
+                | RvError::DeviceRemoved
+                | RvError::TokenNotPresent
+                | RvError::DeviceError,
+                _,
+            ) => format!(
+                "the session with the token was lost ({e}): check that the token is connected and its service running, then run the command again (nothing was written)"
+            ),
+            _ => e.to_string(),
+        };
         TokenError::Failed {
             uri: uri.text.clone(),
             action,
-            reason: e.to_string(),
+            reason,
         }
         .into()
     }

@@ -112,7 +112,7 @@ pub fn stage_and_verify_from(
     opts: &VerifyOptions,
 ) -> Result<(Verified<Package>, Staged), VerifyError> {
     fsutil::check_private_dir(staging_dir, "the directory of the verified copy")?;
-    let mut tmp = tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(".pkgsign-staged-")
         .permissions(std::fs::Permissions::from_mode(0o600))
         .tempfile_in(staging_dir)
@@ -130,28 +130,8 @@ pub fn stage_and_verify_from(
                     std::io::Error::other("the package was asked for twice"),
                 ));
             }
-            let mut buf = vec![0u8; 256 * 1024];
-            loop {
-                let n = match input.read(&mut buf) {
-                    Ok(0) => return Ok(()),
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(Error::io(label, "reading", e)),
-                };
-                let chunk = buf.get(..n).unwrap_or_default();
-                size += n as u64;
-                if size > max_size {
-                    return Err(FileError::TooLarge {
-                        path: label.to_path_buf(),
-                        what: "package",
-                        limit: max_size,
-                    }
-                    .into());
-                }
-                tmp.write_all(chunk)
-                    .map_err(|e| Error::io(&staged_path, "writing", e))?;
-                sink(chunk);
-            }
+            size = copy_hashing(&mut *input, tmp.as_file(), &staged_path, label, max_size, sink)?;
+            Ok(())
         };
         verify_parsed(label, Content::Stream(&mut feed), signature, trust, opts)?
     };
@@ -169,4 +149,95 @@ pub fn stage_and_verify_from(
         .sync_all()
         .map_err(|e| Error::io(&staged_path, "syncing", e))?;
     Ok((verified, Staged { tmp, size }))
+}
+
+/// The size of the pieces handed from the reading, hashing thread to the
+/// writing one.
+const PIECE: usize = 256 * 1024;
+/// Pieces in flight between the two (the memory a staging copy holds).
+const PIECES: usize = 4;
+
+/// Copy `input` into `file` while `sink` hashes it, refusing more than
+/// `max_size` bytes; returns the size. The writing is done by a second
+/// thread, so that hashing one piece overlaps writing the one before (the
+/// hash and the page-cache copy each take about as long as the other on a
+/// large package). Every byte is hashed before it is handed to the writer,
+/// and the copy is complete only if the writer wrote every piece.
+fn copy_hashing(
+    input: &mut dyn Read,
+    file: &File,
+    staged_path: &Path,
+    label: &Path,
+    max_size: u64,
+    sink: &mut dyn FnMut(&[u8]),
+) -> Result<u64> {
+    use std::sync::mpsc::sync_channel;
+    let (full_tx, full_rx) = sync_channel::<(Vec<u8>, usize)>(PIECES);
+    let (free_tx, free_rx) = sync_channel::<Vec<u8>>(PIECES);
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> std::io::Result<()> {
+            let mut out = file;
+            for (buf, n) in full_rx {
+                out.write_all(buf.get(..n).unwrap_or_default())?;
+                // The reader may be gone (it failed); the buffer is dropped then.
+                let _ = free_tx.send(buf);
+            }
+            Ok(())
+        });
+        let mut size = 0u64;
+        let mut made = 0usize;
+        let read_result = (|| -> Result<()> {
+            loop {
+                let mut buf = match free_rx.try_recv() {
+                    Ok(b) => b,
+                    Err(_) if made < PIECES => {
+                        made += 1;
+                        vec![0u8; PIECE]
+                    }
+                    // All pieces in flight: wait for the writer to return one
+                    // (it is gone only if it failed: stop, its error is told).
+                    Err(_) => match free_rx.recv() {
+                        Ok(b) => b,
+                        Err(_) => return Ok(()),
+                    },
+                };
+                let mut n = 0;
+                while n < PIECE {
+                    match input.read(buf.get_mut(n..).unwrap_or_default()) {
+                        Ok(0) => break,
+                        Ok(k) => n += k,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(Error::io(label, "reading", e)),
+                    }
+                }
+                if n == 0 {
+                    return Ok(());
+                }
+                size += n as u64;
+                if size > max_size {
+                    return Err(FileError::TooLarge {
+                        path: label.to_path_buf(),
+                        what: "package",
+                        limit: max_size,
+                    }
+                    .into());
+                }
+                sink(buf.get(..n).unwrap_or_default());
+                if full_tx.send((buf, n)).is_err() {
+                    // The writer stopped: its error is the one to tell.
+                    return Ok(());
+                }
+                if n < PIECE {
+                    return Ok(());
+                }
+            }
+        })();
+        drop(full_tx);
+        let written = writer.join().unwrap_or_else(|_| {
+            Err(std::io::Error::other("the writing thread failed"))
+        });
+        read_result?;
+        written.map_err(|e| Error::io(staged_path, "writing", e))?;
+        Ok(size)
+    })
 }

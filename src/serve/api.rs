@@ -380,7 +380,9 @@ async fn with_body<T: Send + 'static>(
     limit: u64,
     work: impl FnOnce(ChannelReader) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let (tx, rx) = mpsc::channel(8);
+    // Two gathered pieces in flight per request (the pump gathers up to
+    // 256 KiB each): 64 concurrent uploads stay well under 128 MiB.
+    let (tx, rx) = mpsc::channel(2);
     let job = tokio::task::spawn_blocking(move || work(ChannelReader::new(rx)));
     let pumped = reqbody::pump(body, tx, limit, app.settings.limits.header_timeout.std()).await;
     let result = job

@@ -130,7 +130,14 @@ pub fn stage_and_verify_from(
                     std::io::Error::other("the package was asked for twice"),
                 ));
             }
-            size = copy_hashing(&mut *input, tmp.as_file(), &staged_path, label, max_size, sink)?;
+            size = copy_hashing(
+                &mut *input,
+                tmp.as_file(),
+                &staged_path,
+                label,
+                max_size,
+                sink,
+            )?;
             Ok(())
         };
         verify_parsed(label, Content::Stream(&mut feed), signature, trust, opts)?
@@ -155,7 +162,7 @@ pub fn stage_and_verify_from(
 /// writing one.
 const PIECE: usize = 256 * 1024;
 /// Pieces in flight between the two (the memory a staging copy holds).
-const PIECES: usize = 4;
+const PIECES: usize = 2;
 
 /// Copy `input` into `file` while `sink` hashes it, refusing more than
 /// `max_size` bytes; returns the size. The writing is done by a second
@@ -233,9 +240,9 @@ fn copy_hashing(
             }
         })();
         drop(full_tx);
-        let written = writer.join().unwrap_or_else(|_| {
-            Err(std::io::Error::other("the writing thread failed"))
-        });
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the writing thread failed")));
         read_result?;
         written.map_err(|e| Error::io(staged_path, "writing", e))?;
         Ok(size)

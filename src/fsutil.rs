@@ -276,6 +276,20 @@ pub fn ensure_absent(dest: &Path) -> Result<()> {
     }
 }
 
+/// Create `dir` and its missing parents, each new one mode 0700 (a
+/// directory of keys or state); an existing one is left as it is.
+pub fn create_private_dir_all(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::io(dir, "creating directory", e))
+}
+
 /// fsync a directory so that a rename in it is durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     let d = File::open(dir).map_err(|e| Error::io(dir, "opening directory", e))?;

@@ -17,9 +17,7 @@ use serde_json::json;
 
 use pkgsign::config::Config;
 
-use super::common::{
-    AuditArgs, PermArgs, audit, load_trust, missing, now, parse_size, required, worker_trust,
-};
+use super::common::{AuditArgs, PermArgs, audit, load_trust, now, parse_size, required};
 use super::error::CliError;
 use super::{print_json, shown};
 
@@ -107,14 +105,7 @@ pub struct Args {
 pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
     // Flags first, then the configuration file's [worker].
     let worker = config.map(|c| &c.worker);
-    worker_trust(&mut args.public_keys, &mut args.trusted_keys, config);
-    if args.public_keys.is_empty() && args.trusted_keys.is_none() {
-        return Err(missing(
-            "--trusted-keys <DIR> or --public-key <PUB>",
-            "worker.trusted_keys",
-            config,
-        ));
-    }
+    super::common::require_worker_trust(&mut args.public_keys, &mut args.trusted_keys, config)?;
     let name = required(
         args.name
             .clone()

@@ -87,6 +87,24 @@ pub fn worker_trust(
     }
 }
 
+/// [`worker_trust`], for a command that needs some trusted key: none from
+/// the flags or the file is the usage error naming both.
+pub fn require_worker_trust(
+    public_keys: &mut Vec<PathBuf>,
+    trusted_keys: &mut Option<PathBuf>,
+    config: Option<&Config>,
+) -> Result<(), CliError> {
+    worker_trust(public_keys, trusted_keys, config);
+    if public_keys.is_empty() && trusted_keys.is_none() {
+        return Err(missing(
+            "--trusted-keys <DIR> or --public-key <PUB>",
+            "worker.trusted_keys",
+            config,
+        ));
+    }
+    Ok(())
+}
+
 /// `--insecure-permissions`, on every subcommand that reads a trusted-keys
 /// or signing-keys directory.
 #[derive(Debug, Clone, clap::Args)]

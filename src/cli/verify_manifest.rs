@@ -12,7 +12,7 @@ use serde_json::json;
 
 use pkgsign::config::Config;
 
-use super::common::{AuditArgs, PermArgs, ReleaseArgs, audit, load_trust, missing, worker_trust};
+use super::common::{AuditArgs, PermArgs, ReleaseArgs, audit, load_trust};
 use super::error::{CliError, message};
 use super::{json_printed, one_line, print_json, shown};
 
@@ -70,14 +70,7 @@ pub struct Args {
 }
 
 pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
-    worker_trust(&mut args.public_keys, &mut args.trusted_keys, config);
-    if args.public_keys.is_empty() && args.trusted_keys.is_none() {
-        return Err(missing(
-            "--trusted-keys <DIR> or --public-key <PUB>",
-            "worker.trusted_keys",
-            config,
-        ));
-    }
+    super::common::require_worker_trust(&mut args.public_keys, &mut args.trusted_keys, config)?;
     if args.cache.is_none() {
         args.cache = config.and_then(|c| c.worker.cache.clone());
     }

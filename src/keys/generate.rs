@@ -100,15 +100,8 @@ pub fn keygen(
     passphrase: Option<&Passphrase>,
     replace: Replace,
 ) -> Result<WrittenPair> {
-    use std::os::unix::fs::DirBuilderExt;
     check_name(name)?;
-    if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| Error::io(dir, "creating directory", e))?;
-    }
+    fsutil::create_private_dir_all(dir)?;
     if replace == Replace::Never {
         for ext in ["pem", "pub"] {
             fsutil::ensure_absent(&dir.join(format!("{name}.{ext}")))?;

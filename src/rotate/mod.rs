@@ -218,14 +218,7 @@ pub fn rotate(dir: &Path, tdir: &Path, opts: &Options<'_>) -> Result<Outcome> {
     if !opts.init {
         require_current(dir, &opts.name)?;
     }
-    if !dir.is_dir() {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| Error::io(dir, "creating directory", e))?;
-    }
+    fsutil::create_private_dir_all(dir)?;
     let tdir = std::path::absolute(tdir).map_err(|e| Error::io(tdir, "resolving", e))?;
     let _lock = fsutil::lock_dir(dir, true)?;
     let recovered = recover_locked(dir)?;

@@ -696,15 +696,8 @@ pub fn keygen(
     replace: crate::fsutil::Replace,
 ) -> Result<WrittenPointer> {
     use crate::fsutil;
-    use std::os::unix::fs::DirBuilderExt;
     super::generate::check_name(name)?;
-    if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| Error::io(dir, "creating directory", e))?;
-    }
+    fsutil::create_private_dir_all(dir)?;
     let pointer_path = dir.join(format!("{name}.{POINTER_EXT}"));
     let public_path = dir.join(format!("{name}.pub"));
     if replace == fsutil::Replace::Never {

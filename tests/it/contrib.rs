@@ -139,3 +139,50 @@ fn the_systemd_units_pass_systemd_analyze_verify() {
         );
     }
 }
+
+/// The example configuration runs as it is: `pkgsign serve --config
+/// keys-example/pkgsign.toml --listen 127.0.0.1:0` (from a copy of the
+/// repository's keys-example/, so that the test writes nothing into the
+/// source tree) serves the example trusted keys, and the public test
+/// tokens of test-tokens.env get in with their roles.
+#[test]
+fn the_example_configuration_serves_the_example_keys_with_the_test_tokens() {
+    let setup = Setup::new();
+    let copy = setup.env.path("keys-example");
+    common::rotation::copy_dir(&repo("keys-example"), &copy);
+    let _ = std::fs::remove_dir_all(copy.join("release-store"));
+    let s = common::serve::Server::spawn(
+        setup,
+        args([
+            "serve",
+            "--config",
+            "keys-example/pkgsign.toml",
+            "--listen",
+            "127.0.0.1:0",
+        ]),
+    );
+    let tokens = std::fs::read_to_string(copy.join("test-tokens.env")).unwrap();
+    let token = |role: &str| {
+        tokens
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{role}=")))
+            .unwrap_or_else(|| panic!("no {role}= line in test-tokens.env"))
+            .trim()
+            .to_string()
+    };
+    let pkg = copy.join("example-package.tar.gz");
+    let r = s.verify_paths(Some(&token("verify")), &pkg, None);
+    r.status(200);
+    assert_eq!(r.json()["verified"], true);
+    // The example's v2 signature names the package and its version: the
+    // upload token stores it, the verify token cannot.
+    let v2 = copy.join("example-package.tar.gz.v2.sig");
+    s.upload(Some(&token("verify")), &pkg, &v2)
+        .refused(403, "FORBIDDEN");
+    s.upload(Some(&token("upload")), &pkg, &v2).status(201);
+    s.get(
+        "/api/v1/update/example-package/latest",
+        Some(&token("admin")),
+    )
+    .status(200);
+}

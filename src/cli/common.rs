@@ -247,6 +247,7 @@ pub fn keys_named_by(sig: &std::path::Path) -> Option<Vec<pkgsign::keys::Fingerp
         pkgsign::sign::sigfile::SignatureFile::Pkgsign(blocks) => {
             Some(blocks.iter().map(|b| b.statement.key.clone()).collect())
         }
+        pkgsign::sign::sigfile::SignatureFile::SshSig(s) => Some(vec![s.key.fingerprint()]),
         pkgsign::sign::sigfile::SignatureFile::Raw(_) => None,
     }
 }

@@ -9,6 +9,7 @@ mod error;
 mod key_rotate;
 mod keygen;
 mod progress;
+mod public_key;
 mod serve;
 mod sign_package;
 mod trust;
@@ -60,6 +61,8 @@ enum Command {
     Serve(serve::Args),
     /// Check a configuration file: `pkgsign config check FILE`.
     Config(config::Args),
+    /// Print a key's public half: PEM, or the OpenSSH line (--openssh).
+    PublicKey(public_key::Args),
 }
 
 /// Run a parsed command line and return the exit code of the contract.
@@ -111,6 +114,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Apply(a) => (a.json, true, config.and_then(|c| apply::run(a, c.as_ref()))),
         Command::Serve(a) => (a.json, false, config.and_then(|c| serve::run(a, c))),
         Command::Config(a) => (a.json, false, config::run(a)),
+        Command::PublicKey(a) => (
+            a.json,
+            false,
+            config.and_then(|c| public_key::run(a, c.as_ref())),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

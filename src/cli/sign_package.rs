@@ -25,6 +25,9 @@ pub enum FormatArg {
     Pkgsign,
     /// Bare base64 signature as openssl makes it (one key only).
     Raw,
+    /// An SSH signature, as `ssh-keygen -Y sign` makes it and `ssh-keygen
+    /// -Y verify` checks it (one key only; see --namespace).
+    Sshsig,
 }
 
 #[derive(Debug, clap::Args)]
@@ -54,6 +57,11 @@ pub struct Args {
     /// Signature format.
     #[arg(long, value_enum, default_value_t = FormatArg::Pkgsign)]
     format: FormatArg,
+    /// The namespace of an SSH signature (`--format sshsig`): what it is
+    /// for; `ssh-keygen -Y verify -n NS` and `verify-package --namespace`
+    /// require the same.
+    #[arg(long, value_name = "NS", default_value = "pkgsign")]
+    namespace: String,
     /// Package hash (pkgsign format): sha256, sha512 (any algorithm of
     /// `pkgsign checksum` fit for signatures).
     #[arg(long, value_parser = parse_hash_alg, default_value = "sha256", value_name = "ALGO")]
@@ -164,7 +172,9 @@ pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
         format: match args.format {
             FormatArg::Pkgsign => Format::Pkgsign,
             FormatArg::Raw => Format::Raw,
+            FormatArg::Sshsig => Format::SshSig,
         },
+        namespace: args.namespace.clone(),
         hash: args.hash,
         comment: args.comment.clone(),
         identity: Identity {

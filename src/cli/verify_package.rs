@@ -49,6 +49,9 @@ pub struct Args {
     /// Number of distinct trusted keys that must have signed.
     #[arg(long, default_value_t = 1, value_name = "N")]
     threshold: usize,
+    /// The namespace an SSH signature must carry (`ssh-keygen -Y sign -n`).
+    #[arg(long, value_name = "NS", default_value = "pkgsign")]
+    namespace: String,
     #[command(flatten)]
     release: ReleaseArgs,
     /// Write the verified bytes to FILE (atomically: temp file, fsync,
@@ -176,6 +179,7 @@ pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
         progress: None,
         name: args.release.name.clone(),
         min_version: args.release.min_version.clone(),
+        namespace: Some(args.namespace.clone()),
     };
     let verify_one = |package: &PathBuf| {
         let signature = keys_given.then(|| {

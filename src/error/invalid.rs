@@ -19,6 +19,12 @@ pub enum KeyDirKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Invalid {
+    /// An SSH signature holds one signature, so exactly one key.
+    #[error("an SSH signature holds exactly one signature: sign with one key")]
+    SshSigNeedsOneKey,
+    /// An SSH signature needs a namespace.
+    #[error("an SSH signature needs a namespace (what the signature is for)")]
+    SshSigNamespace,
     /// A rotation was asked to move a file key onto a token.
     #[error(
         "{name}: the current key is a key file; a rotation keeps the key where it is (a file, or a token): to move onto a token, make a new key with keygen --pkcs11 and trust it"

@@ -315,8 +315,15 @@ pub fn load_public_key(path: &Path) -> Result<PublicKey> {
     parse_public_key(path, &data)
 }
 
-/// Parse public key PEM text (SPKI or PKCS#1 RSA).
+/// Parse a public key: PEM text (SPKI or PKCS#1 RSA), or an OpenSSH
+/// public key line (`ssh-ed25519 AAAA...`, also as an `allowed_signers`
+/// line).
 pub fn parse_public_key(path: &Path, data: &[u8]) -> Result<PublicKey> {
+    if let Ok(text) = std::str::from_utf8(data)
+        && super::openssh::is_openssh_public_key(text)
+    {
+        return super::openssh::parse_openssh_public_key(path, text);
+    }
     let block = pem_of(path, data)?;
     match block.label {
         "PUBLIC KEY" => public_key_from_spki_der(path, &der_of(path, &block)?),

@@ -7,6 +7,7 @@
 
 pub mod encoding;
 pub mod generate;
+pub mod openssh;
 pub mod pkcs11;
 
 use std::fmt;
@@ -231,6 +232,21 @@ impl PublicKey {
         }
     }
 
+    /// Whether `signature` is this RSA key's PKCS#1 v1.5 SHA-512 signature
+    /// over `message` (an SSH signature's `rsa-sha2-512`).
+    pub fn verify_rsa_sha512(&self, message: &[u8], signature: &[u8]) -> bool {
+        use rsa::signature::Verifier as _;
+        match self {
+            PublicKey::Ed25519(_) => false,
+            PublicKey::Rsa(k) => {
+                let vk = rsa::pkcs1v15::VerifyingKey::<sha2::Sha512>::new((**k).clone());
+                rsa::pkcs1v15::Signature::try_from(signature)
+                    .map(|sig| vk.verify(message, &sig).is_ok())
+                    .unwrap_or(false)
+            }
+        }
+    }
+
     /// Start a streaming verification of a raw (pure) Ed25519 signature over
     /// a whole package. None for RSA keys or a malformed signature.
     pub fn ed25519_stream(&self, signature: &[u8]) -> Option<ed25519_dalek::StreamVerifier> {
@@ -331,6 +347,9 @@ pub enum SignRequest<'a> {
     RawEd25519(&'a [u8]),
     /// Raw format, RSA: PKCS#1 v1.5 over this SHA-256 digest of the package.
     RawRsaSha256Digest(&'a [u8]),
+    /// RSA PKCS#1 v1.5 with SHA-512 over these bytes (an SSH signature's
+    /// `rsa-sha2-512`).
+    RsaSha512(&'a [u8]),
 }
 
 /// The one interface to private-key operations.
@@ -412,7 +431,17 @@ impl KeySource for LocalKey {
                     .map_err(crypto("RSA PKCS#1 v1.5 signing"))?;
                 Ok(sig.to_vec())
             }
-            (PrivateKey::Ed25519(_), SignRequest::RawRsaSha256Digest(_))
+            (PrivateKey::Rsa(k), SignRequest::RsaSha512(m)) => {
+                let sk = rsa::pkcs1v15::SigningKey::<sha2::Sha512>::new((**k).clone());
+                let sig = sk
+                    .try_sign(m)
+                    .map_err(crypto("RSA PKCS#1 v1.5 SHA-512 signing"))?;
+                Ok(sig.to_vec())
+            }
+            (
+                PrivateKey::Ed25519(_),
+                SignRequest::RawRsaSha256Digest(_) | SignRequest::RsaSha512(_),
+            )
             | (PrivateKey::Rsa(_), SignRequest::RawEd25519(_)) => Err(Error::Crypto {
                 what: "signing",
                 reason: format!(

@@ -702,7 +702,7 @@ async fn verify_small(
     };
     let few = match &sig {
         SignatureFile::Pkgsign(blocks) => blocks.len() <= INLINE_SIGNATURES,
-        SignatureFile::Raw(_) => true,
+        SignatureFile::Raw(_) | SignatureFile::SshSig(_) => true,
     };
     let run = move || {
         let path = Path::new("request body");

@@ -15,6 +15,9 @@ use crate::keys::{PublicKey, SignRequest};
 /// accepted (it could be such a message's signature, replayed).
 pub const RESERVED_PREFIX: &[u8] = b"pkgsign ";
 
+/// The magic preamble of what an SSH signature signs (PROTOCOL.sshsig).
+pub const SSHSIG_MAGIC: &[u8] = b"SSHSIG";
+
 /// What a signature is over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -30,15 +33,20 @@ pub enum Domain {
     /// The raw format: no prefix; the package bytes as they are (Ed25519)
     /// or their SHA-256 digest (RSA PKCS#1 v1.5), as openssl makes them.
     Raw,
+    /// An SSH signature (OpenSSH's PROTOCOL.sshsig): the `SSHSIG` magic
+    /// preamble, then the namespace, the hash algorithm and the message's
+    /// hash; Ed25519, or RSA PKCS#1 v1.5 with SHA-512 (`rsa-sha2-512`).
+    SshSig,
 }
 
 impl Domain {
     /// Every domain, for tests and documentation.
-    pub const ALL: [Domain; 4] = [
+    pub const ALL: [Domain; 5] = [
         Domain::PackageStatement,
         Domain::ReleaseStatement,
         Domain::KeyStatement,
         Domain::Raw,
+        Domain::SshSig,
     ];
 
     /// The bytes that precede the message in what is signed (empty for raw).
@@ -48,6 +56,7 @@ impl Domain {
             Domain::ReleaseStatement => b"pkgsign package signature v2\0",
             Domain::KeyStatement => b"pkgsign key statement v2\0",
             Domain::Raw => b"",
+            Domain::SshSig => SSHSIG_MAGIC,
         }
     }
 
@@ -58,6 +67,7 @@ impl Domain {
             Domain::ReleaseStatement => "release statement",
             Domain::KeyStatement => "key statement",
             Domain::Raw => "raw package",
+            Domain::SshSig => "SSH signature",
         }
     }
 
@@ -106,10 +116,12 @@ impl std::fmt::Display for Unfit {
     }
 }
 
-/// Whether raw Ed25519 bytes are refused (they begin like one of pkgsign's
-/// own prefixed messages). `head` may be just the first bytes.
+/// Whether raw Ed25519 bytes are refused: they begin like one of pkgsign's
+/// own prefixed messages, or like what an SSH signature signs (a raw
+/// Ed25519 signature over them would be a valid SSH signature). `head` may
+/// be just the first bytes.
 pub fn raw_ed25519_reserved(head: &[u8]) -> bool {
-    head.starts_with(RESERVED_PREFIX)
+    head.starts_with(RESERVED_PREFIX) || head.starts_with(SSHSIG_MAGIC)
 }
 
 /// The request a key source is given to sign `message` under `domain`, with
@@ -122,6 +134,8 @@ enum Framed<'a> {
     RawEd25519(&'a [u8]),
     /// Raw RSA PKCS#1 v1.5 over this SHA-256 digest.
     RawRsa(Vec<u8>),
+    /// RSA PKCS#1 v1.5 with SHA-512 over prefix + bytes (`rsa-sha2-512`).
+    RsaSha512(Vec<u8>),
 }
 
 fn frame<'a>(domain: Domain, key: &PublicKey, message: Message<'a>) -> Result<Framed<'a>, Unfit> {
@@ -151,6 +165,13 @@ fn frame<'a>(domain: Domain, key: &PublicKey, message: Message<'a>) -> Result<Fr
             Ok(Framed::RawRsa(d.to_vec()))
         }
         (Domain::Raw, PublicKey::Rsa(_), Message::Sha256(_)) => Err(Unfit::NeedsBytes),
+        (Domain::SshSig, PublicKey::Ed25519(_), Message::Bytes(b)) => {
+            Ok(Framed::Statement(domain.framed(b)))
+        }
+        (Domain::SshSig, PublicKey::Rsa(_), Message::Bytes(b)) => {
+            Ok(Framed::RsaSha512(domain.framed(b)))
+        }
+        (Domain::SshSig, _, Message::Sha256(_)) => Err(Unfit::NeedsBytes),
     }
 }
 
@@ -170,6 +191,7 @@ pub(crate) fn sign_with(
         Framed::Statement(m) => SignRequest::Statement(m),
         Framed::RawEd25519(b) => SignRequest::RawEd25519(b),
         Framed::RawRsa(d) => SignRequest::RawRsaSha256Digest(d),
+        Framed::RsaSha512(m) => SignRequest::RsaSha512(m),
     };
     Ok(Ok(sign(request)?))
 }
@@ -196,6 +218,7 @@ pub fn verify(domain: Domain, key: &PublicKey, message: Message<'_>, signature: 
             PublicKey::Rsa(_) => false,
         },
         Ok(Framed::RawRsa(d)) => key.verify_raw_rsa_sha256(&d, signature),
+        Ok(Framed::RsaSha512(m)) => key.verify_rsa_sha512(&m, signature),
         Err(_) => false,
     }
 }

@@ -11,6 +11,7 @@ pub mod refusal;
 pub mod report;
 pub mod sigfile;
 pub mod signer;
+pub mod sshsig;
 
 pub use domain::{Domain, Message};
 pub use keysigner::Signer;

@@ -124,6 +124,8 @@ pub enum SignatureFile {
     /// Raw: one bare signature over the package bytes (RSA PKCS#1 v1.5
     /// SHA-256 or pure Ed25519), as openssl makes it.
     Raw(Vec<u8>),
+    /// An SSH signature (`ssh-keygen -Y sign`).
+    SshSig(Box<crate::sign::sshsig::SshSignature>),
 }
 
 /// Serialize blocks as a pkgsign file: version 2 when the statements carry
@@ -202,6 +204,9 @@ pub fn parse(path: &Path, data: &[u8]) -> Result<SignatureFile> {
             "not text: a raw signature must be base64 (for a binary signature from openssl, run `base64 -w0 sig.bin > FILE.sig`)".into(),
         )
     })?;
+    if text.trim_start().starts_with(crate::sign::sshsig::BEGIN) {
+        return crate::sign::sshsig::parse(path, data).map(|s| SignatureFile::SshSig(Box::new(s)));
+    }
     if text.starts_with(MAGIC) {
         parse_pkgsign(text).map_err(|(line, reason)| match reason {
             Failure::Version(version) => Error::Parse(ParseError::SignatureVersionUnsupported {

@@ -34,8 +34,8 @@ pub fn identity_from(sig: &Path, package: &Path) -> Result<Identity> {
     };
     let blocks = match sigfile::read(sig)? {
         sigfile::SignatureFile::Pkgsign(blocks) => blocks,
-        sigfile::SignatureFile::Raw(_) => {
-            return Err(refuse("a raw signature names no release".into()));
+        sigfile::SignatureFile::Raw(_) | sigfile::SignatureFile::SshSig(_) => {
+            return Err(refuse("a raw or SSH signature names no release".into()));
         }
     };
     let Some(first) = blocks.first() else {
@@ -75,6 +75,9 @@ pub enum Format {
     Pkgsign,
     /// Bare base64 signature over the package bytes, as openssl makes it.
     Raw,
+    /// An SSH signature (`ssh-keygen -Y sign`), under
+    /// [`SignOptions::namespace`].
+    SshSig,
 }
 
 /// How to sign.
@@ -93,6 +96,8 @@ pub struct SignOptions {
     pub now: SystemTime,
     /// Told how far hashing has got.
     pub progress: Option<Progress>,
+    /// The namespace of an SSH signature ([`Format::SshSig`]).
+    pub namespace: String,
 }
 
 impl Default for SignOptions {
@@ -104,6 +109,7 @@ impl Default for SignOptions {
             identity: Identity::default(),
             now: SystemTime::now(),
             progress: None,
+            namespace: crate::sign::sshsig::DEFAULT_NAMESPACE.to_string(),
         }
     }
 }
@@ -215,7 +221,38 @@ pub fn sign_to_string(
     match opts.format {
         Format::Pkgsign => sign_pkgsign(package, keys, opts),
         Format::Raw => sign_raw(package, keys, opts),
+        Format::SshSig => sign_sshsig(package, keys, &opts.namespace, opts),
     }
+}
+
+/// An SSH signature: one key, SHA-512 of the package, under `namespace`.
+fn sign_sshsig(
+    package: &Path,
+    keys: &[&dyn KeySource],
+    namespace: &str,
+    opts: &SignOptions,
+) -> Result<(String, Signed)> {
+    let [key] = keys else {
+        return Err(Invalid::SshSigNeedsOneKey.into());
+    };
+    if namespace.is_empty() {
+        return Err(Invalid::SshSigNamespace.into());
+    }
+    let alg = HashAlg::Sha512;
+    let (size, digests) = digest::hash_file_with(package, &[alg], opts.progress.as_ref())?;
+    let digest = digest::single(digests, package)?;
+    let body = crate::sign::sshsig::signed_body(namespace, alg, digest.as_bytes());
+    let signature = Signer::new(*key).sign(crate::sign::sshsig::DOMAIN, Message::Bytes(&body))?;
+    let text = crate::sign::sshsig::armor(key.public_key(), namespace, alg, &signature)?;
+    Ok((
+        text,
+        Signed {
+            output: PathBuf::new(),
+            digest: Some(digest),
+            size,
+            keys: vec![key.public_key().fingerprint()],
+        },
+    ))
 }
 
 fn sign_pkgsign(

@@ -41,6 +41,8 @@ pub struct VerifyOptions {
     /// A signature counts only if its release is at least this version,
     /// read in the statement's own version scheme (format v2).
     pub min_version: Option<String>,
+    /// The namespace an SSH signature must carry (default `pkgsign`).
+    pub namespace: Option<String>,
 }
 
 impl Default for VerifyOptions {
@@ -53,6 +55,7 @@ impl Default for VerifyOptions {
             progress: None,
             name: None,
             min_version: None,
+            namespace: None,
         }
     }
 }
@@ -178,6 +181,9 @@ pub fn verify_parsed(
             verify_blocks(package, &mut content, blocks, &verifier, opts, report)
         }
         SignatureFile::Raw(sig) => verify_raw(package, &mut content, sig, &verifier, opts, report),
+        SignatureFile::SshSig(sig) => {
+            verify_sshsig(package, &mut content, sig, &verifier, opts, report)
+        }
     }
 }
 
@@ -414,6 +420,96 @@ fn identity_refusal(id: &Identity, opts: &VerifyOptions, now: u64) -> Option<(Re
 
 const RAW_ED25519: &str = "raw-ed25519";
 const RAW_RSA: &str = "raw-rsa-pkcs1v15-sha256";
+
+/// An SSH signature: its namespace, the trust of the key it carries, then
+/// its signature over the namespace and the package's hash. It names no
+/// release, so `--name` and `--min-version` refuse it, as a raw signature.
+fn verify_sshsig(
+    package: &Path,
+    content: &mut Content<'_>,
+    sig: &crate::sign::sshsig::SshSignature,
+    verifier: &Verifier<'_>,
+    opts: &VerifyOptions,
+    mut report: Report,
+) -> Result<Verified<Package>, VerifyError> {
+    let fp = sig.key.fingerprint();
+    let mut result = SignatureResult {
+        index: 1,
+        key: Some(fp.clone()),
+        key_name: None,
+        principal: None,
+        algorithm: format!("sshsig-{}", sig.algorithm),
+        signed_at: None,
+        comment: None,
+        name: None,
+        version: None,
+        expires: None,
+        identity: Identity::default(),
+        refusal: None,
+        reason: String::new(),
+    };
+    let wanted = opts
+        .namespace
+        .as_deref()
+        .unwrap_or(crate::sign::sshsig::DEFAULT_NAMESPACE);
+    let mut pending = false;
+    if sig.namespace != wanted {
+        result.refusal = Some(Refusal::SignatureInvalid);
+        result.reason = format!(
+            "the SSH signature is for namespace {:?}, not {wanted:?}: it was made for another purpose",
+            sig.namespace
+        );
+    } else if let Some((refusal, reason)) =
+        identity_refusal(&Identity::default(), opts, verifier.now())
+    {
+        result.refusal = Some(refusal);
+        result.reason = reason;
+    } else {
+        match verifier.decide(&fp, None) {
+            Decision::Accepted(key, why) => {
+                result.key_name = Some(key.name.clone());
+                result.principal = Some(key.principal().clone());
+                result.reason = why;
+                pending = true;
+            }
+            Decision::Refused(code, reason) => {
+                result.refusal = Some(code);
+                result.reason = reason;
+            }
+        }
+    }
+    if pending {
+        let mut algs = vec![sig.hash];
+        if let Some(c) = &opts.checksum {
+            algs.push(c.alg());
+        }
+        algs.sort();
+        algs.dedup();
+        let (_, digests) = content.hash(package, opts, &algs)?;
+        if let Some(c) = &opts.checksum {
+            check_checksum(package, c, &digests)?;
+        }
+        if let Some(d) = digests.first() {
+            report.set_hash(d);
+        }
+        let hash = digests.iter().find(|d| d.alg() == sig.hash);
+        let ok = hash.is_some_and(|h| {
+            let body = crate::sign::sshsig::signed_body(&sig.namespace, sig.hash, h.as_bytes());
+            domain::verify(
+                crate::sign::sshsig::DOMAIN,
+                &sig.key,
+                Message::Bytes(&body),
+                &sig.signature,
+            )
+        });
+        if !ok {
+            result.refusal = Some(Refusal::SignatureInvalid);
+            result.reason = "the SSH signature does not match the package: it was modified, or the signature belongs to another package".into();
+        }
+    }
+    report.signatures = vec![result];
+    finish(report)
+}
 
 fn verify_raw(
     package: &Path,

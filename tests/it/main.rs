@@ -36,5 +36,6 @@ mod rotation_crash;
 mod rotation_scenario;
 mod serve;
 mod serve_tls;
+mod sshsig;
 mod trust_cli;
 mod trust_scale;

@@ -650,6 +650,9 @@ impl KeySource for TokenKey {
                 info.extend_from_slice(d);
                 self.sign_with(&Mechanism::RsaPkcs, "CKM_RSA_PKCS", &info)
             }
+            (PublicKey::Rsa(_), SignRequest::RsaSha512(m)) => {
+                self.sign_with(&Mechanism::Sha512RsaPkcs, "CKM_SHA512_RSA_PKCS", m)
+            }
             (PublicKey::Ed25519(_), SignRequest::RawEd25519(_)) => Err(TokenError::Mechanism {
                 uri: self.uri.text.clone(),
                 mechanism: "CKM_EDDSA over the whole package",

@@ -57,6 +57,7 @@ impl KeySource for Faulty {
                     SignRequest::Statement(_) => SignRequest::Statement(b"another statement"),
                     SignRequest::RawEd25519(_) => SignRequest::RawEd25519(b"another package"),
                     SignRequest::RawRsaSha256Digest(_) => SignRequest::RawRsaSha256Digest(&other),
+                    SignRequest::RsaSha512(_) => SignRequest::RsaSha512(b"another message"),
                 })
             }
         }
@@ -89,7 +90,12 @@ fn prefixes_are_the_formats_own_and_distinct() {
             // can never be read as one of another.
             if d != e && !d.prefix().is_empty() {
                 assert!(!e.prefix().starts_with(d.prefix()), "{d:?} {e:?}");
-                assert!(d.prefix().starts_with(RESERVED_PREFIX));
+                // And raw Ed25519 never signs bytes that begin with it (a
+                // raw signature would be one of that domain).
+                assert!(
+                    crate::sign::domain::raw_ed25519_reserved(d.prefix()),
+                    "{d:?}"
+                );
             }
         }
     }

@@ -4,10 +4,12 @@
 mod apply;
 mod checksum;
 mod common;
+mod completions;
 mod config;
 mod error;
 mod key_rotate;
 mod keygen;
+mod man;
 mod progress;
 mod serve;
 mod sign_package;
@@ -60,6 +62,11 @@ enum Command {
     Serve(serve::Args),
     /// Check a configuration file: `pkgsign config check FILE`.
     Config(config::Args),
+    /// Print the completion script of a shell: bash, zsh, fish, elvish or powershell.
+    Completions(completions::Args),
+    /// Write the manual pages into a directory (to refresh man/).
+    #[command(hide = true)]
+    Man(man::Args),
 }
 
 /// Run a parsed command line and return the exit code of the contract.
@@ -111,6 +118,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Apply(a) => (a.json, true, config.and_then(|c| apply::run(a, c.as_ref()))),
         Command::Serve(a) => (a.json, false, config.and_then(|c| serve::run(a, c))),
         Command::Config(a) => (a.json, false, config::run(a)),
+        Command::Completions(a) => (false, false, completions::run(a)),
+        Command::Man(a) => (false, false, man::run(a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,10 +4,12 @@
 mod apply;
 mod checksum;
 mod common;
+mod completions;
 mod config;
 mod error;
 mod key_rotate;
 mod keygen;
+mod man;
 mod progress;
 mod public_key;
 mod serve;
@@ -63,6 +65,11 @@ enum Command {
     Config(config::Args),
     /// Print a key's public half: PEM, or the OpenSSH line (--openssh).
     PublicKey(public_key::Args),
+    /// Print the completion script of a shell: bash, zsh, fish, elvish or powershell.
+    Completions(completions::Args),
+    /// Write the manual pages into a directory (to refresh man/).
+    #[command(hide = true)]
+    Man(man::Args),
 }
 
 /// Run a parsed command line and return the exit code of the contract.
@@ -119,6 +126,8 @@ pub fn run(cli: Cli) -> ExitCode {
             false,
             config.and_then(|c| public_key::run(a, c.as_ref())),
         ),
+        Command::Completions(a) => (false, false, completions::run(a)),
+        Command::Man(a) => (false, false, man::run(a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

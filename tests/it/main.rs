@@ -22,6 +22,7 @@ mod bad_input;
 mod cache_cli;
 mod checksum_cli;
 mod cli_sign_verify;
+mod completions;
 mod config_cli;
 mod contrib;
 mod lineage_attacks;

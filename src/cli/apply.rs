@@ -97,6 +97,9 @@ pub struct Args {
     audit: AuditArgs,
     #[command(flatten)]
     perms: PermArgs,
+    /// Print nothing on success (errors still go to stderr).
+    #[arg(long, short = 'q')]
+    quiet: bool,
     /// Print the outcome as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -223,7 +226,7 @@ pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
                 "digest": ready.digest.to_string(),
                 "applied_at": pkgsign::text::format_time(a.at),
             }));
-        } else {
+        } else if !args.quiet {
             println!("already applied {release} ({})", ready.digest);
         }
         return Ok(());
@@ -281,7 +284,7 @@ pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
             "entries": installed.as_ref().map(|i| i.extracted.entries),
             "pruned": installed.as_ref().map(|i| i.pruned.clone()),
         }));
-    } else {
+    } else if !args.quiet {
         println!(
             "applied {release} ({digest}), signed by {}",
             signers.join(", ")

@@ -33,8 +33,9 @@ pub struct Args {
     /// Check the files listed in LIST.
     #[arg(long, short = 'c', value_name = "LIST", conflicts_with_all = ["files", "tag"])]
     check: Option<PathBuf>,
-    /// With --check: do not print OK lines.
-    #[arg(long, overrides_with = "status")]
+    /// With --check: do not print OK lines (so nothing on stdout when every
+    /// file is OK; FAILED lines and errors are still printed).
+    #[arg(long, short = 'q', overrides_with = "status")]
     quiet: bool,
     /// With --check: print nothing on stdout; the exit code says it all.
     #[arg(long, overrides_with = "quiet", conflicts_with = "json")]
@@ -74,9 +75,10 @@ pub fn run(args: Args) -> Result<(), CliError> {
     if let Some(list) = &args.check {
         return check(&args, list);
     }
-    if args.strict || args.status || args.ignore_missing {
+    if args.strict || args.status || args.ignore_missing || args.quiet {
         return Err(CliError::Usage(
-            "--strict, --status and --ignore-missing are meaningful only with --check LIST".into(),
+            "--quiet, --strict, --status and --ignore-missing are meaningful only with --check LIST"
+                .into(),
         ));
     }
     let alg = args.algorithm.unwrap_or(HashAlg::Sha256);

@@ -58,6 +58,19 @@ impl SignatureResult {
     }
 }
 
+/// The seed's name of a signature scheme (seed 004 names algorithms
+/// `Ed25519`, `RSA-PSS-SHA256` and `RSA-SHA256`, for raw PKCS#1 v1.5
+/// signatures): what the service's `algorithm` field and the audit log's
+/// `signature_algorithm` field hold. `unknown` for any other name.
+pub fn seed_algorithm(scheme: &str) -> &'static str {
+    match scheme {
+        "ed25519" | "raw-ed25519" => "Ed25519",
+        "rsa-pss-sha256" => "RSA-PSS-SHA256",
+        "raw-rsa-pkcs1v15-sha256" => "RSA-SHA256",
+        _ => "unknown",
+    }
+}
+
 /// Everything a verification found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {

@@ -217,6 +217,7 @@ pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
         .signers()
         .filter_map(|s| s.key.as_ref().map(|k| k.to_string()))
         .collect();
+    let signers_block = ready.verified.report().signers_block();
     let release = format!("{} {}", args.name, ready.version);
     if let Standing::AlreadyApplied(a) = &ready.standing {
         if args.json {
@@ -285,10 +286,7 @@ pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
             "pruned": installed.as_ref().map(|i| i.pruned.clone()),
         }));
     } else if !args.quiet {
-        println!(
-            "applied {release} ({digest}), signed by {}",
-            signers.join(", ")
-        );
+        println!("applied {release} ({digest}), signed by {}", signers_block);
     }
     Ok(())
 }

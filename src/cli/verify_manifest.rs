@@ -296,13 +296,17 @@ pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
     drop(out);
     logged?;
     if !args.json && !(args.quiet && ok) {
+        let signers = verified.report().signers_block();
+        let (count, lines) = signers.split_once('\n').unwrap_or((&signers, ""));
         eprintln!(
-            "{}: list signed by {}; {} of {} files OK",
+            "{}: list signed by {count}; {} of {} files OK",
             shown(&args.list),
-            verified.report().signers_line(),
             summary.total - summary.failed,
             summary.total
         );
+        if !lines.is_empty() {
+            eprintln!("{lines}");
+        }
     }
     if !ok {
         return Err(CliError::ItemsFailed {

@@ -130,7 +130,25 @@ impl Report {
         self.signatures.iter().filter(|s| s.is_valid())
     }
 
-    /// One line naming who signed, when, with what comment.
+    /// Who signed, for a person: `N key(s)`, then one indented line per
+    /// valid signature naming the key, when, with what comment (no final
+    /// newline): `signed by {}` gives a header line and a line per key.
+    pub fn signers_block(&self) -> String {
+        let lines: Vec<String> = self.valid().map(describe_signer).collect();
+        let mut out = format!(
+            "{} key{}",
+            lines.len(),
+            if lines.len() == 1 { "" } else { "s" }
+        );
+        for l in lines {
+            out.push_str("\n  ");
+            out.push_str(&l);
+        }
+        out
+    }
+
+    /// One line naming who signed, when, with what comment (for one-line
+    /// messages and the release store's `release.json`).
     pub fn signers_line(&self) -> String {
         self.valid()
             .map(describe_signer)

@@ -21,6 +21,7 @@ mod audit_log;
 mod bad_input;
 mod cache_cli;
 mod checksum_cli;
+mod cli_consistency;
 mod cli_sign_verify;
 mod config_cli;
 mod contrib;

@@ -28,6 +28,7 @@ mod contrib;
 mod lineage_attacks;
 mod manifest_cli;
 mod metrics_cli;
+mod migrating;
 mod module_graph;
 mod openssl_interop;
 mod pkcs11;

@@ -215,7 +215,7 @@ fn keygen_on_token(
     let written = pkcs11::keygen(output_dir, name, &uri, &access, spec, replace)?;
     let public = written.key.public_key();
     let fp = public.fingerprint();
-    audit_generated(log.as_ref(), &public, &written.public_path)?;
+    audit_generated(log.as_ref(), public, &written.public_path)?;
     if args.json {
         print_json(&json!({
             "ok": true,

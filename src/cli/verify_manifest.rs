@@ -295,7 +295,7 @@ pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
     written?;
     drop(out);
     logged?;
-    if !args.json && !(args.quiet && ok) {
+    if !(args.json || (args.quiet && ok)) {
         let signers = verified.report().signers_block();
         let (count, lines) = signers.split_once('\n').unwrap_or((&signers, ""));
         eprintln!(

@@ -67,9 +67,9 @@ pub struct Args {
     /// Key algorithm [default: [signing] algorithm, else ed25519].
     #[arg(long, value_enum)]
     algorithm: Option<Algorithm>,
-    /// RSA modulus size: 2048, 3072 or 4096 [default: [signing] key_size,
-    /// else 3072]. Given without --algorithm, it means RSA (as for
-    /// key-rotate). `--size` is the same flag (seed 004's runbook spelling).
+    /// RSA modulus size (RSA only): 2048, 3072 or 4096 [default: [signing]
+    /// key_size, else 3072]. `--size` is the same flag (seed 004's runbook
+    /// spelling).
     #[arg(long, visible_alias = "size", value_parser = ["2048", "3072", "4096"])]
     bits: Option<String>,
     /// Replace existing key files of the same name (never through a symlink).
@@ -111,18 +111,16 @@ pub fn run(args: Args, config: Option<&Config>) -> Result<(), CliError> {
         .clone()
         .or_else(|| signing.and_then(|s| s.key_name.clone()))
         .unwrap_or_else(|| DEFAULT_NAME.into());
-    // `--bits` alone means RSA, as for key-rotate (and as the runbook's
-    // `keygen --size 2048` means).
-    let algorithm = match (args.algorithm, &args.bits) {
-        (Some(a), _) => a,
-        (None, Some(_)) => Algorithm::Rsa,
-        (None, None) => Algorithm::from_config(config)?.unwrap_or(Algorithm::Ed25519),
+    let algorithm = match args.algorithm {
+        Some(a) => a,
+        None => Algorithm::from_config(config)?.unwrap_or(Algorithm::Ed25519),
     };
     let spec = match (algorithm, args.bits.as_deref()) {
         (Algorithm::Ed25519, None) => KeySpec::Ed25519,
         (Algorithm::Ed25519, Some(_)) => {
             return Err(CliError::Usage(
-                "--bits applies to RSA keys only; add --algorithm rsa or drop --bits".into(),
+                "--bits (--size) applies to RSA keys only; add --algorithm rsa or drop --bits"
+                    .into(),
             ));
         }
         (Algorithm::Rsa, bits) => KeySpec::Rsa {

@@ -130,11 +130,15 @@ impl Report {
         self.signatures.iter().filter(|s| s.is_valid())
     }
 
-    /// Who signed, for a person: `N key(s)`, then one indented line per
-    /// valid signature naming the key, when, with what comment (no final
-    /// newline): `signed by {}` gives a header line and a line per key.
+    /// Who signed, for a person, one signer per line: for several keys,
+    /// `N keys`, then one indented line per valid signature naming the key,
+    /// when, with what comment (no final newline), so that `signed by {}`
+    /// gives a header line and a line per key; for one key, its line alone.
     pub fn signers_block(&self) -> String {
         let lines: Vec<String> = self.valid().map(describe_signer).collect();
+        if let [one] = lines.as_slice() {
+            return one.clone();
+        }
         let mut out = format!(
             "{} key{}",
             lines.len(),

@@ -21,11 +21,17 @@ use crate::error::{Error, Result};
 /// Environment variable naming the audit log when `--audit-log` is absent.
 pub const ENV: &str = "PKGSIGN_AUDIT_LOG";
 
+/// Environment variable giving the `worker_id` of every event; it wins over
+/// the configuration file's `[worker] worker_id`, and the host name is the
+/// default.
+pub const WORKER_ID_ENV: &str = "PKGSIGN_WORKER_ID";
+
 /// An audit log file, open for appending.
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     path: PathBuf,
     host: String,
+    worker_id: String,
     file: Arc<File>,
 }
 
@@ -56,6 +62,8 @@ pub enum AuditEvent {
     TrustThresholdChanged,
     /// `trust update` applied a signed key statement.
     LineageApplied,
+    /// `trust cosign` added a cosignature to a key statement.
+    StatementCosigned,
     /// `trust update` refused a statement: an attempt to change the
     /// directory without a trusted key's signature.
     UnauthorizedUpdateAttempt,
@@ -88,6 +96,7 @@ impl AuditEvent {
             AuditEvent::KeyRemoved => "key_removed",
             AuditEvent::TrustThresholdChanged => "trust_threshold_changed",
             AuditEvent::LineageApplied => "lineage_applied",
+            AuditEvent::StatementCosigned => "statement_cosigned",
             AuditEvent::UnauthorizedUpdateAttempt => "unauthorized_update_attempt",
             AuditEvent::ChecksumVerificationSuccess => "checksum_verification_success",
             AuditEvent::UpdateApplied => "update_applied",
@@ -125,6 +134,44 @@ impl Event {
             self.fields.insert(key.into(), v);
         }
         self
+    }
+}
+
+/// The `worker_id` of events: `$PKGSIGN_WORKER_ID` if set and not empty,
+/// else `configured` (the configuration file's `[worker] worker_id`), else
+/// the host name.
+pub fn worker_id(configured: Option<&str>) -> String {
+    std::env::var(WORKER_ID_ENV)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            configured
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(host_name)
+}
+
+/// The field names seed 004's audit records use, which log pipelines built
+/// on it query, added beside pkgsign's own: `signature_algorithm` (the
+/// seed's name for `algorithm`) and `public_key_fingerprint` (the same
+/// value as `key`). An `algorithm` that names a key (`rsa-3072`, on key
+/// events) gives the scheme pkgsign signs with by such a key.
+fn seed_fields(obj: &mut Map<String, Value>) {
+    if let Some(alg) = obj.get("algorithm").and_then(Value::as_str) {
+        let scheme = match alg.strip_prefix("rsa-") {
+            Some(bits) if !bits.is_empty() && bits.bytes().all(|b| b.is_ascii_digit()) => {
+                "rsa-pss-sha256"
+            }
+            _ => alg,
+        };
+        let name = crate::sign::report::seed_algorithm(scheme);
+        obj.entry("signature_algorithm").or_insert(json!(name));
+    }
+    if let Some(key) = obj.get("key").cloned() {
+        obj.entry("public_key_fingerprint").or_insert(key);
     }
 }
 
@@ -185,8 +232,21 @@ impl AuditLog {
         Ok(AuditLog {
             path: path.to_path_buf(),
             host: host_name(),
+            worker_id: worker_id(None),
             file: Arc::new(file),
         })
+    }
+
+    /// Take the `worker_id` of the configuration file (`[worker]
+    /// worker_id`), unless `$PKGSIGN_WORKER_ID` is set: see [`worker_id`].
+    pub fn with_configured_worker_id(mut self, configured: Option<&str>) -> Self {
+        self.worker_id = worker_id(configured);
+        self
+    }
+
+    /// The `worker_id` every event carries.
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
     }
 
     /// The log file.
@@ -204,6 +264,8 @@ impl AuditLog {
             json!(humantime::format_rfc3339_millis(SystemTime::now()).to_string()),
         );
         obj.extend(event.fields);
+        seed_fields(&mut obj);
+        obj.insert("worker_id".into(), json!(self.worker_id));
         obj.insert("host".into(), json!(self.host));
         obj.insert("pid".into(), json!(std::process::id()));
         let mut line = Value::Object(obj).to_string();

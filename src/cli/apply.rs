@@ -97,6 +97,9 @@ pub struct Args {
     audit: AuditArgs,
     #[command(flatten)]
     perms: PermArgs,
+    /// Print nothing on success (errors still go to stderr).
+    #[arg(long, short = 'q')]
+    quiet: bool,
     /// Print the outcome as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -214,6 +217,7 @@ pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
         .signers()
         .filter_map(|s| s.key.as_ref().map(|k| k.to_string()))
         .collect();
+    let signers_block = ready.verified.report().signers_block();
     let release = format!("{} {}", args.name, ready.version);
     if let Standing::AlreadyApplied(a) = &ready.standing {
         if args.json {
@@ -223,7 +227,7 @@ pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
                 "digest": ready.digest.to_string(),
                 "applied_at": pkgsign::text::format_time(a.at),
             }));
-        } else {
+        } else if !args.quiet {
             println!("already applied {release} ({})", ready.digest);
         }
         return Ok(());
@@ -281,11 +285,8 @@ pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
             "entries": installed.as_ref().map(|i| i.extracted.entries),
             "pruned": installed.as_ref().map(|i| i.pruned.clone()),
         }));
-    } else {
-        println!(
-            "applied {release} ({digest}), signed by {}",
-            signers.join(", ")
-        );
+    } else if !args.quiet {
+        println!("applied {release} ({digest}), signed by {}", signers_block);
     }
     Ok(())
 }

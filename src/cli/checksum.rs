@@ -14,15 +14,16 @@ use super::error::{CliError, message};
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Prints what sha256sum (sha512sum, md5sum, b3sum, ...) prints for the same \
-files, byte for byte; --tag prints the BSD form. --check reads GNU, BSD/signify and pkgsign \
+files, byte for byte; with no FILE, or `-`, it reads standard input. --tag prints the BSD form. --check reads GNU, BSD/signify and pkgsign \
 (ALGO:HEX  NAME) lists and prints NAME: OK / NAME: FAILED.\n\n\
 Algorithms: sha256 (default), sha224, sha384, sha512, sha3-256, sha3-512, blake3; md5 and sha1 \
 only for old lists (with a warning: they are insecure).\n\n\
 Exit codes: 0 done / all OK; 1 a file failed or is missing; 2 could not run."
 )]
 pub struct Args {
-    /// Files to hash (`-` is standard input).
-    #[arg(value_name = "FILE", required_unless_present = "check")]
+    /// Files to hash (`-`, or no FILE at all, is standard input, as for
+    /// sha256sum).
+    #[arg(value_name = "FILE")]
     files: Vec<PathBuf>,
     /// Hash algorithm (for --check: of GNU lines; default: from each digest's length).
     #[arg(long, short = 'a', value_parser = parse_hash_alg, value_name = "ALGO")]
@@ -30,11 +31,14 @@ pub struct Args {
     /// Print BSD-style lines: `SHA256 (NAME) = HEX`.
     #[arg(long)]
     tag: bool,
-    /// Check the files listed in LIST.
-    #[arg(long, short = 'c', value_name = "LIST", conflicts_with_all = ["files", "tag"])]
+    /// Check the files listed in LIST (`-`, or no LIST at all, is standard
+    /// input, as for `sha256sum -c`).
+    #[arg(long, short = 'c', value_name = "LIST", num_args = 0..=1,
+        default_missing_value = "-", conflicts_with_all = ["files", "tag"])]
     check: Option<PathBuf>,
-    /// With --check: do not print OK lines.
-    #[arg(long, overrides_with = "status")]
+    /// With --check: do not print OK lines (so nothing on stdout when every
+    /// file is OK; FAILED lines and errors are still printed).
+    #[arg(long, short = 'q', overrides_with = "status")]
     quiet: bool,
     /// With --check: print nothing on stdout; the exit code says it all.
     #[arg(long, overrides_with = "quiet", conflicts_with = "json")]
@@ -70,14 +74,19 @@ fn pool(jobs: Option<usize>) -> Result<rayon::ThreadPool, CliError> {
         .map_err(|e| CliError::Usage(format!("--jobs: {e}")))
 }
 
-pub fn run(args: Args) -> Result<(), CliError> {
+pub fn run(mut args: Args) -> Result<(), CliError> {
     if let Some(list) = &args.check {
         return check(&args, list);
     }
-    if args.strict || args.status || args.ignore_missing {
+    if args.strict || args.status || args.ignore_missing || args.quiet {
         return Err(CliError::Usage(
-            "--strict, --status and --ignore-missing are meaningful only with --check LIST".into(),
+            "--quiet, --strict, --status and --ignore-missing are meaningful only with --check LIST"
+                .into(),
         ));
+    }
+    // No FILE: standard input, printed as `-`, as sha256sum does.
+    if args.files.is_empty() {
+        args.files.push(PathBuf::from("-"));
     }
     let alg = args.algorithm.unwrap_or(HashAlg::Sha256);
     warn_if_insecure(alg);

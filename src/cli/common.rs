@@ -23,11 +23,19 @@ pub struct AuditArgs {
 /// through [`AuditArgs::open`]).
 static CONFIG_AUDIT_LOG: OnceLock<PathBuf> = OnceLock::new();
 
+/// The `[worker] worker_id` of the `--config` file, set with
+/// [`CONFIG_AUDIT_LOG`]: the `worker_id` of audit events unless
+/// `PKGSIGN_WORKER_ID` is set.
+static CONFIG_WORKER_ID: OnceLock<String> = OnceLock::new();
+
 /// Note the configuration file's `audit_log`, the last fallback of
-/// `--audit-log` (after `PKGSIGN_AUDIT_LOG`).
+/// `--audit-log` (after `PKGSIGN_AUDIT_LOG`), and its `[worker] worker_id`.
 pub fn set_config_audit_log(config: &Config) {
     if let Some(p) = &config.audit_log {
         let _ = CONFIG_AUDIT_LOG.set(p.clone());
+    }
+    if let Some(id) = &config.worker.worker_id {
+        let _ = CONFIG_WORKER_ID.set(id.clone());
     }
 }
 
@@ -39,7 +47,9 @@ impl AuditArgs {
         match AuditLog::path_from_arg_or_env(self.audit_log.as_deref())
             .or_else(|| CONFIG_AUDIT_LOG.get().cloned())
         {
-            Some(p) => AuditLog::open(&p).map(Some),
+            Some(p) => AuditLog::open(&p)
+                .map(|l| l.with_configured_worker_id(CONFIG_WORKER_ID.get().map(String::as_str)))
+                .map(Some),
             None => Ok(None),
         }
     }

@@ -86,6 +86,9 @@ pub struct Args {
     audit: AuditArgs,
     #[command(flatten)]
     perms: PermArgs,
+    /// Print nothing on success (warnings and errors still go to stderr).
+    #[arg(long, short = 'q')]
+    quiet: bool,
     /// Print the outcome as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -292,6 +295,9 @@ fn rotate_run(args: Args, r: Resolved, textfile: Option<&std::path::Path>) -> Re
             m.insert("ok".into(), json!(true));
         }
         print_json(&v);
+        return Ok(());
+    }
+    if args.quiet {
         return Ok(());
     }
     if out.recovered {

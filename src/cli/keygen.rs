@@ -9,7 +9,9 @@ use serde_json::json;
 
 use pkgsign::config::Config;
 
-use super::common::required;
+use pkgsign::audit::{AuditEvent, AuditLog, Event};
+
+use super::common::{AuditArgs, audit, required};
 use super::error::CliError;
 use super::{PassphraseArgs, print_json, shown};
 
@@ -56,7 +58,8 @@ with --passphrase-file or PKGSIGN_PASSPHRASE.\n\nExit codes: 0 done, 2 could not
 pub struct Args {
     /// Directory to write the key pair to (created 0700 if missing).
     /// Required unless [signing] keys_dir is set in the --config file.
-    #[arg(long, value_name = "DIR")]
+    /// `--dir` is the same flag (seed 004's runbook spelling).
+    #[arg(long, visible_alias = "dir", value_name = "DIR")]
     output_dir: Option<PathBuf>,
     /// Base name of the key files [default: [signing] key_name, else signing-key].
     #[arg(long)]
@@ -65,8 +68,9 @@ pub struct Args {
     #[arg(long, value_enum)]
     algorithm: Option<Algorithm>,
     /// RSA modulus size (RSA only): 2048, 3072 or 4096 [default: [signing]
-    /// key_size, else 3072].
-    #[arg(long, value_parser = ["2048", "3072", "4096"])]
+    /// key_size, else 3072]. `--size` is the same flag (seed 004's runbook
+    /// spelling).
+    #[arg(long, visible_alias = "size", value_parser = ["2048", "3072", "4096"])]
     bits: Option<String>,
     /// Replace existing key files of the same name (never through a symlink).
     #[arg(long)]
@@ -81,6 +85,11 @@ pub struct Args {
     token: super::TokenArgs,
     #[command(flatten)]
     passphrase: PassphraseArgs,
+    #[command(flatten)]
+    audit: AuditArgs,
+    /// Print nothing on success (errors still go to stderr).
+    #[arg(long, short = 'q')]
+    quiet: bool,
     /// Print the outcome as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -110,7 +119,8 @@ pub fn run(args: Args, config: Option<&Config>) -> Result<(), CliError> {
         (Algorithm::Ed25519, None) => KeySpec::Ed25519,
         (Algorithm::Ed25519, Some(_)) => {
             return Err(CliError::Usage(
-                "--bits applies to RSA keys only; add --algorithm rsa or drop --bits".into(),
+                "--bits (--size) applies to RSA keys only; add --algorithm rsa or drop --bits"
+                    .into(),
             ));
         }
         (Algorithm::Rsa, bits) => KeySpec::Rsa {
@@ -125,12 +135,15 @@ pub fn run(args: Args, config: Option<&Config>) -> Result<(), CliError> {
     } else {
         Replace::Never
     };
+    // A requested audit log that cannot be written stops us before we act.
+    let log = args.audit.open()?;
     if let Some(uri) = &args.pkcs11 {
-        return keygen_on_token(&args, uri, &output_dir, &name, spec, replace, config);
+        return keygen_on_token(&args, uri, &output_dir, &name, spec, replace, config, log);
     }
     let passphrase = args.passphrase.get()?;
     let written = keys::generate::keygen(&output_dir, &name, spec, passphrase.as_ref(), replace)?;
     let fp = written.public.fingerprint();
+    audit_generated(log.as_ref(), &written.public, &written.public_path)?;
     if args.json {
         print_json(&json!({
             "ok": true,
@@ -140,7 +153,7 @@ pub fn run(args: Args, config: Option<&Config>) -> Result<(), CliError> {
             "public_key": shown(&written.public_path),
             "encrypted": passphrase.is_some(),
         }));
-    } else {
+    } else if !args.quiet {
         eprintln!(
             "wrote {} (private, 0600{}) and {} ({})",
             shown(&written.private_path),
@@ -157,8 +170,32 @@ pub fn run(args: Args, config: Option<&Config>) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The `key_generated` event of a new key pair.
+fn audit_generated(
+    log: Option<&AuditLog>,
+    public: &keys::PublicKey,
+    public_path: &std::path::Path,
+) -> Result<(), CliError> {
+    let fp = public.fingerprint();
+    audit(
+        log,
+        Event::new(AuditEvent::KeyGenerated)
+            .with("key", fp.to_string())
+            .with("algorithm", public.algorithm().to_string())
+            .with("public_key", shown(public_path)),
+    )
+    .map_err(|e| {
+        e.audit_done(format!(
+            "key {fp} was generated ({}) and stays",
+            shown(public_path)
+        ))
+        .into()
+    })
+}
+
 /// `keygen --pkcs11 URI`: the pair is made on the token; only the public
 /// key and the pointer are written.
+#[allow(clippy::too_many_arguments)] // The flags of one command, resolved once by `run`.
 fn keygen_on_token(
     args: &Args,
     uri: &str,
@@ -167,6 +204,7 @@ fn keygen_on_token(
     spec: KeySpec,
     replace: Replace,
     config: Option<&Config>,
+    log: Option<AuditLog>,
 ) -> Result<(), CliError> {
     use pkgsign::keys::KeySource;
     use pkgsign::keys::pkcs11::{self, Pkcs11Uri};
@@ -175,6 +213,7 @@ fn keygen_on_token(
     let written = pkcs11::keygen(output_dir, name, &uri, &access, spec, replace)?;
     let public = written.key.public_key();
     let fp = public.fingerprint();
+    audit_generated(log.as_ref(), public, &written.public_path)?;
     if args.json {
         print_json(&json!({
             "ok": true,
@@ -184,7 +223,7 @@ fn keygen_on_token(
             "pointer": shown(&written.pointer_path),
             "public_key": shown(&written.public_path),
         }));
-    } else {
+    } else if !args.quiet {
         eprintln!(
             "generated on the token: {} (private, not extractable); wrote {} and {}",
             uri.text,

@@ -26,6 +26,9 @@ pub struct Args {
     /// Print the outcome as one JSON object on stdout.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Print nothing on success (warnings and errors still go to stderr).
+    #[arg(long, short = 'q', global = true)]
+    quiet: bool,
     /// Accept a trusted-keys directory (or key file in it) that group or
     /// others may write. Without it such a directory is refused, as ssh's
     /// StrictModes does: whoever can write it chooses the keys.
@@ -115,6 +118,8 @@ enum Command {
         passphrase: PassphraseArgs,
         #[command(flatten)]
         token: super::TokenArgs,
+        #[command(flatten)]
+        audit: AuditArgs,
     },
     /// Follow rotations and revocations: apply the signed statements in DIR
     /// that chain from a key already trusted.
@@ -131,6 +136,7 @@ enum Command {
 
 pub fn run(args: Args, config: Option<&pkgsign::config::Config>) -> Result<(), CliError> {
     let json = args.json;
+    let quiet = args.quiet;
     if args.insecure_permissions {
         pkgsign::trust::perms::allow_insecure_permissions_for_this_process();
     }
@@ -177,7 +183,7 @@ pub fn run(args: Args, config: Option<&pkgsign::config::Config>) -> Result<(), C
                 print_json(
                     &json!({"ok": true, "fingerprint": fp.to_string(), "name": name, "file": shown(&path), "warnings": warnings}),
                 );
-            } else {
+            } else if !quiet {
                 println!(
                     "trusted {fp} ({name}, {}) as {}",
                     public.algorithm(),
@@ -194,6 +200,7 @@ pub fn run(args: Args, config: Option<&pkgsign::config::Config>) -> Result<(), C
             print_warnings(&warnings);
             if json {
                 print_json(&json!({"ok": true, "keys": keys}));
+            } else if quiet {
             } else if keys.is_empty() {
                 println!("no trusted keys in {}", shown(&tdir));
             } else {
@@ -251,7 +258,7 @@ pub fn run(args: Args, config: Option<&pkgsign::config::Config>) -> Result<(), C
                     &json!({"ok": true, "fingerprint": fingerprint.to_string(), "changed": changed,
                     "statement": published.as_ref().map(|p| shown(p)), "warnings": warnings}),
                 );
-            } else {
+            } else if !quiet {
                 println!(
                     "{} {fingerprint}: {reason}",
                     if changed {
@@ -292,7 +299,7 @@ pub fn run(args: Args, config: Option<&pkgsign::config::Config>) -> Result<(), C
                 print_json(
                     &json!({"ok": true, "fingerprint": fingerprint.to_string(), "files_removed": n}),
                 );
-            } else {
+            } else if !quiet {
                 println!(
                     "removed {fingerprint} ({n} file{})",
                     if n == 1 { "" } else { "s" }
@@ -328,7 +335,7 @@ pub fn run(args: Args, config: Option<&pkgsign::config::Config>) -> Result<(), C
             let current = t.meta().threshold().unwrap_or(1);
             if json {
                 print_json(&json!({"ok": true, "threshold": current}));
-            } else {
+            } else if !quiet {
                 println!(
                     "{}: a package needs valid signatures of {current} independent principal{}",
                     shown(&tdir),
@@ -341,7 +348,9 @@ pub fn run(args: Args, config: Option<&pkgsign::config::Config>) -> Result<(), C
             key,
             passphrase,
             token,
+            audit: audit_args,
         } => {
+            let log = audit_args.open()?;
             let key = super::load_signing_key(&key, passphrase.get()?.as_ref(), &|| {
                 token.access(config)
             })?;
@@ -354,10 +363,19 @@ pub fn run(args: Args, config: Option<&pkgsign::config::Config>) -> Result<(), C
                 pkgsign::fsutil::Replace::Allowed,
             )?;
             let fp = key.public_key().fingerprint();
+            audit(
+                log.as_ref(),
+                Event::new(AuditEvent::StatementCosigned)
+                    .with("statement", shown(&statement))
+                    .with("key", fp.to_string())
+                    .with("algorithm", key.public_key().statement_scheme())
+                    .with("detail", st.summary()),
+            )
+            .map_err(|e| e.audit_done(format!("{} was cosigned by {fp}", shown(&statement))))?;
             if json {
                 print_json(&json!({"ok": true, "statement": shown(&statement),
                     "cosigner": fp.to_string(), "cosignatures": st.cosignatures.len()}));
-            } else {
+            } else if !quiet {
                 println!("cosigned {} with {fp}: {}", shown(&statement), st.summary());
             }
         }
@@ -387,7 +405,7 @@ pub fn run(args: Args, config: Option<&pkgsign::config::Config>) -> Result<(), C
                     obj["error"] = json!(super::one_line(&e.to_string()));
                 }
                 print_json(&obj);
-            } else {
+            } else if !quiet || refused > 0 {
                 for r in &results {
                     println!("{}: {}: {}", r.outcome, shown(&r.file), r.detail);
                 }

@@ -57,8 +57,9 @@ pub struct Args {
     /// [default: [worker] cache of the --config file, else no cache].
     #[arg(long, value_name = "FILE")]
     cache: Option<PathBuf>,
-    /// Do not print OK lines.
-    #[arg(long)]
+    /// Print nothing on success: no OK lines, no summary, no progress bar
+    /// (FAILED lines and errors are still printed).
+    #[arg(long, short = 'q')]
     quiet: bool,
     #[command(flatten)]
     audit: AuditArgs,
@@ -294,14 +295,18 @@ pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
     written?;
     drop(out);
     logged?;
-    if !args.json {
+    if !(args.json || (args.quiet && ok)) {
+        let signers = verified.report().signers_block();
+        let (count, lines) = signers.split_once('\n').unwrap_or((&signers, ""));
         eprintln!(
-            "{}: list signed by {}; {} of {} files OK",
+            "{}: list signed by {count}; {} of {} files OK",
             shown(&args.list),
-            verified.report().signers_line(),
             summary.total - summary.failed,
             summary.total
         );
+        if !lines.is_empty() {
+            eprintln!("{lines}");
+        }
     }
     if !ok {
         return Err(CliError::ItemsFailed {

@@ -385,7 +385,7 @@ fn print_verified(
         println!(
             "verified {}: signed by {}",
             shown(package),
-            report.signers_line()
+            report.signers_block()
         );
     } else {
         println!(

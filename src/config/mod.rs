@@ -172,6 +172,9 @@ pub struct Worker {
     pub name: Option<String>,
     /// Where `apply --install-dir` extracts releases.
     pub install_dir: Option<PathBuf>,
+    /// The `worker_id` of every audit event (`PKGSIGN_WORKER_ID` wins;
+    /// default: the host name).
+    pub worker_id: Option<String>,
 }
 
 /// A size in bytes, written `512M`, `8G` or a number of bytes.
@@ -298,6 +301,13 @@ impl Config {
         if let Some(name) = &self.worker.name {
             crate::sign::identity::check_name(name)
                 .or_else(|e| bad(format!("worker.name: {e}")))?;
+        }
+        if let Some(id) = &self.worker.worker_id
+            && (id.trim().is_empty() || id.len() > 255 || id.chars().any(char::is_control))
+        {
+            return bad(
+                "worker.worker_id must be 1 to 255 bytes of printable text (it names this machine in the audit log)".into(),
+            );
         }
         Ok(())
     }

@@ -22,7 +22,7 @@ use crate::audit::{AuditEvent, Event};
 use crate::error::{Code, Error};
 use crate::keys::{self, Fingerprint};
 use crate::metrics::{UploadResult, VerifyResult};
-use crate::sign::report::{Package, Report, Verified};
+use crate::sign::report::{Package, Report, Verified, seed_algorithm};
 use crate::sign::sigfile::{self, SignatureFile};
 use crate::verify::{self, Content, VerifyError, VerifyOptions};
 
@@ -232,16 +232,6 @@ fn now_secs() -> u64 {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// The seed's algorithm names (`RSA-SHA256`, ...) for pkgsign's schemes.
-fn seed_algorithm(scheme: &str) -> &'static str {
-    match scheme {
-        "ed25519" | "raw-ed25519" => "Ed25519",
-        "rsa-pss-sha256" => "RSA-PSS-SHA256",
-        "raw-rsa-pkcs1v15-sha256" => "RSA-SHA256",
-        _ => "unknown",
-    }
 }
 
 /// The JSON of a verified package: the seed's fields, then everything

@@ -60,6 +60,8 @@ pub struct Settings {
     pub release_store: Option<PathBuf>,
     /// The audit log.
     pub audit_log: Option<PathBuf>,
+    /// `[worker] worker_id`, the `worker_id` of audit events.
+    pub worker_id: Option<String>,
     /// Limits.
     pub limits: Limits,
     /// The coordinator's signing-keys directory, for the key-age gauges.
@@ -109,6 +111,7 @@ impl Settings {
             key_dirs: s.key_dirs.clone(),
             release_store: s.release_store.clone(),
             audit_log: s.audit_log.clone().or_else(|| c.audit_log.clone()),
+            worker_id: c.worker.worker_id.clone(),
             limits: s.limits.clone(),
             signing_keys_dir: c.signing.keys_dir.clone(),
             key_algorithm: c.signing.algorithm.clone(),
@@ -272,7 +275,10 @@ impl Server {
         let audit = settings
             .audit_log
             .as_deref()
-            .map(AuditLog::open)
+            .map(|p| {
+                AuditLog::open(p)
+                    .map(|l| l.with_configured_worker_id(settings.worker_id.as_deref()))
+            })
             .transpose()?;
         let store = settings
             .release_store

@@ -58,6 +58,19 @@ impl SignatureResult {
     }
 }
 
+/// The seed's name of a signature scheme (seed 004 names algorithms
+/// `Ed25519`, `RSA-PSS-SHA256` and `RSA-SHA256`, for raw PKCS#1 v1.5
+/// signatures): what the service's `algorithm` field and the audit log's
+/// `signature_algorithm` field hold. `unknown` for any other name.
+pub fn seed_algorithm(scheme: &str) -> &'static str {
+    match scheme {
+        "ed25519" | "raw-ed25519" => "Ed25519",
+        "rsa-pss-sha256" => "RSA-PSS-SHA256",
+        "raw-rsa-pkcs1v15-sha256" => "RSA-SHA256",
+        _ => "unknown",
+    }
+}
+
 /// Everything a verification found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -117,7 +130,29 @@ impl Report {
         self.signatures.iter().filter(|s| s.is_valid())
     }
 
-    /// One line naming who signed, when, with what comment.
+    /// Who signed, for a person, one signer per line: for several keys,
+    /// `N keys`, then one indented line per valid signature naming the key,
+    /// when, with what comment (no final newline), so that `signed by {}`
+    /// gives a header line and a line per key; for one key, its line alone.
+    pub fn signers_block(&self) -> String {
+        let lines: Vec<String> = self.valid().map(describe_signer).collect();
+        if let [one] = lines.as_slice() {
+            return one.clone();
+        }
+        let mut out = format!(
+            "{} key{}",
+            lines.len(),
+            if lines.len() == 1 { "" } else { "s" }
+        );
+        for l in lines {
+            out.push_str("\n  ");
+            out.push_str(&l);
+        }
+        out
+    }
+
+    /// One line naming who signed, when, with what comment (for one-line
+    /// messages and the release store's `release.json`).
     pub fn signers_line(&self) -> String {
         self.valid()
             .map(describe_signer)

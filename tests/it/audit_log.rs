@@ -520,3 +520,125 @@ fn a_threshold_refusal_is_logged_as_a_failure() {
         "the refusal is in the log: {lines:#?}"
     );
 }
+
+/// Log pipelines built on seed 004's runbook query `worker_id`,
+/// `signature_algorithm` and `public_key_fingerprint`: events that carried
+/// only `host`, `algorithm` and `key` were invisible to them. Every event
+/// carries `worker_id` (PKGSIGN_WORKER_ID, else `[worker] worker_id`, else
+/// the host name), and every event with an algorithm or a key the seed's
+/// names beside pkgsign's.
+#[test]
+fn every_event_carries_the_seed_field_names() {
+    let env = Env::new();
+    let log = env.path("audit.jsonl");
+    let l = log.display().to_string();
+    let ed = env.keygen("ed", Alg::Ed25519);
+    let rsa = env.keygen("rsa", Alg::Rsa);
+    let pkg = env.package("p.tar");
+    let p = pkg.to_str().unwrap();
+    let with_id = |argv: Vec<&str>, id: Option<&str>| {
+        let mut v = argv;
+        v.extend(["--audit-log", &l]);
+        let mut c = ps(v);
+        c.current_dir(env.dir.path());
+        if let Some(id) = id {
+            c.env("PKGSIGN_WORKER_ID", id);
+        }
+        run(c).ok()
+    };
+    let id = Some("worker-01");
+    let (edk, rsak) = (ed.private.to_str().unwrap(), rsa.private.to_str().unwrap());
+    let (edp, rsap) = (ed.public.to_str().unwrap(), rsa.public.to_str().unwrap());
+    with_id(
+        vec![
+            "sign-package",
+            "--package",
+            p,
+            "--private-key",
+            edk,
+            "--private-key",
+            rsak,
+        ],
+        id,
+    );
+    with_id(
+        vec![
+            "verify-package",
+            "--package",
+            p,
+            "--public-key",
+            edp,
+            "--public-key",
+            rsap,
+        ],
+        id,
+    );
+    with_id(
+        vec![
+            "sign-package",
+            "--package",
+            p,
+            "--private-key",
+            rsak,
+            "--format",
+            "raw",
+            "--output",
+            "p.raw",
+        ],
+        id,
+    );
+    with_id(
+        vec![
+            "verify-package",
+            "--package",
+            p,
+            "--signature",
+            "p.raw",
+            "--public-key",
+            rsap,
+        ],
+        id,
+    );
+    with_id(vec!["trust", "add", "trusted", rsap], id);
+    with_id(vec!["keygen", "--output-dir", "k3"], id);
+    let (_, lines) = read_log(&log);
+    assert_eq!(lines.len(), 8, "{lines:#?}");
+    let want_alg = |alg: &str| match alg {
+        "ed25519" | "raw-ed25519" => "Ed25519",
+        "rsa-pss-sha256" | "rsa-2048" => "RSA-PSS-SHA256",
+        "raw-rsa-pkcs1v15-sha256" => "RSA-SHA256",
+        other => panic!("unexpected algorithm {other}"),
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for v in &lines {
+        assert_eq!(v["worker_id"], "worker-01", "{v}");
+        assert!(v["host"].is_string(), "{v}");
+        let alg = v["algorithm"].as_str().unwrap_or_else(|| panic!("{v}"));
+        assert_eq!(v["signature_algorithm"], want_alg(alg), "{v}");
+        seen.insert(want_alg(alg));
+        assert!(is_fp(&v["key"]), "{v}");
+        assert_eq!(v["public_key_fingerprint"], v["key"], "{v}");
+    }
+    assert_eq!(
+        seen.len(),
+        3,
+        "Ed25519, RSA-PSS-SHA256 and RSA-SHA256 all seen"
+    );
+
+    // Without the variable: the configuration file's, else the host name.
+    std::fs::remove_file(&log).unwrap();
+    env.write("pkgsign.toml", "[worker]\nworker_id = \"cfg-7\"\n");
+    with_id(
+        vec!["keygen", "--output-dir", "k4", "--config", "pkgsign.toml"],
+        None,
+    );
+    with_id(
+        vec!["keygen", "--output-dir", "k5", "--config", "pkgsign.toml"],
+        Some("env-wins"),
+    );
+    with_id(vec!["keygen", "--output-dir", "k6"], None);
+    let (_, lines) = read_log(&log);
+    assert_eq!(lines[0]["worker_id"], "cfg-7", "{lines:#?}");
+    assert_eq!(lines[1]["worker_id"], "env-wins", "{lines:#?}");
+    assert_eq!(lines[2]["worker_id"], lines[2]["host"], "{lines:#?}");
+}

@@ -985,3 +985,44 @@ fn checksum_json_of_a_directory_is_not_a_file() {
     assert_eq!(j["code"], "NOT_A_FILE", "{j}");
     assert_eq!(j["files"].as_array().map(Vec::len), Some(1), "{j}");
 }
+
+/// `some-producer | pkgsign checksum` was a usage error (a FILE was
+/// required), where `sha256sum` and `b3sum` hash standard input and print
+/// `HASH  -`; `pkgsign checksum -c < SUMS` likewise, where `sha256sum -c`
+/// reads the list from standard input.
+#[test]
+fn no_file_reads_standard_input_as_sha256sum_and_b3sum_do() {
+    let env = Env::new();
+    let dir = env.dir.path();
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 31 % 253) as u8).collect();
+    let t = std::time::Duration::from_secs(30);
+    for (ours, theirs, targs) in [
+        (vec!["checksum"], "sha256sum", vec![]),
+        (vec!["checksum", "-"], "sha256sum", vec!["-"]),
+        (vec!["checksum", "--tag"], "sha256sum", vec!["--tag"]),
+        (vec!["checksum", "-a", "sha512"], "sha512sum", vec![]),
+        (vec!["checksum", "-a", "blake3"], "b3sum", vec![]),
+    ] {
+        let o = pkgsign_t(dir, &ours, Some(&data), t).code(0);
+        let th = capture(tool_cmd(dir, theirs, &targs), Some(&data), t);
+        assert_eq!(th.code, 0, "{th:#?}");
+        assert!(
+            o.out().ends_with("  -\n") || o.out().contains("(-)"),
+            "{o:#?}"
+        );
+        assert_same_bytes(&format!("{ours:?}"), &o.stdout, &th.stdout);
+    }
+    // The list from standard input, with no LIST: as `sha256sum -c`.
+    let names = make_files(dir);
+    let list = tool_ok(dir, "sha256sum", dashdash(&names));
+    for flag in ["-c", "--check"] {
+        let ours = pkgsign_t(dir, ["checksum", flag], Some(&list), t).code(0);
+        let theirs = capture(tool_cmd(dir, "sha256sum", [flag]), Some(&list), t);
+        assert_eq!(theirs.code, 0, "{theirs:#?}");
+        assert_same_bytes("list on stdin, no LIST", &ours.stdout, &theirs.stdout);
+    }
+    // A tampered file is still caught through a list read from stdin.
+    let first = dir.join(&names[0]);
+    std::fs::write(&first, b"tampered").unwrap();
+    pkgsign_t(dir, ["checksum", "-c"], Some(&list), t).code(1);
+}

@@ -42,6 +42,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const SCRUBBED_ENV: &[&str] = &[
     "PKGSIGN_PASSPHRASE",
     "PKGSIGN_AUDIT_LOG",
+    "PKGSIGN_WORKER_ID",
     "PKGSIGN_CONFIG",
     "PKGSIGN_TEST_CRASH_AT",
     "FAKETIME",

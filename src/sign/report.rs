@@ -64,9 +64,10 @@ impl SignatureResult {
 /// `signature_algorithm` field hold. `unknown` for any other name.
 pub fn seed_algorithm(scheme: &str) -> &'static str {
     match scheme {
-        "ed25519" | "raw-ed25519" => "Ed25519",
+        "ed25519" | "raw-ed25519" | "sshsig-ssh-ed25519" => "Ed25519",
         "rsa-pss-sha256" => "RSA-PSS-SHA256",
         "raw-rsa-pkcs1v15-sha256" => "RSA-SHA256",
+        "sshsig-rsa-sha2-512" => "RSA-SHA512",
         _ => "unknown",
     }
 }

@@ -421,6 +421,26 @@ fn identity_refusal(id: &Identity, opts: &VerifyOptions, now: u64) -> Option<(Re
 const RAW_ED25519: &str = "raw-ed25519";
 const RAW_RSA: &str = "raw-rsa-pkcs1v15-sha256";
 
+/// The one signature of a raw or SSH signature file, before it is judged:
+/// no statement, so no time, comment or release.
+fn unnamed_result(algorithm: String) -> SignatureResult {
+    SignatureResult {
+        index: 1,
+        key: None,
+        key_name: None,
+        principal: None,
+        algorithm,
+        signed_at: None,
+        comment: None,
+        name: None,
+        version: None,
+        expires: None,
+        identity: Identity::default(),
+        refusal: None,
+        reason: String::new(),
+    }
+}
+
 /// An SSH signature: its namespace, the trust of the key it carries, then
 /// its signature over the namespace and the package's hash. It names no
 /// release, so `--name` and `--min-version` refuse it, as a raw signature.
@@ -434,19 +454,8 @@ fn verify_sshsig(
 ) -> Result<Verified<Package>, VerifyError> {
     let fp = sig.key.fingerprint();
     let mut result = SignatureResult {
-        index: 1,
         key: Some(fp.clone()),
-        key_name: None,
-        principal: None,
-        algorithm: format!("sshsig-{}", sig.algorithm),
-        signed_at: None,
-        comment: None,
-        name: None,
-        version: None,
-        expires: None,
-        identity: Identity::default(),
-        refusal: None,
-        reason: String::new(),
+        ..unnamed_result(format!("sshsig-{}", sig.algorithm))
     };
     let wanted = opts
         .namespace
@@ -593,21 +602,7 @@ fn verify_raw(
             .into_iter()
             .find_map(|(k, v)| v.finalize_and_verify().is_ok().then_some(k));
     }
-    let mut result = SignatureResult {
-        index: 1,
-        key: None,
-        key_name: None,
-        principal: None,
-        algorithm: algorithm.to_string(),
-        signed_at: None,
-        comment: None,
-        name: None,
-        version: None,
-        expires: None,
-        identity: Identity::default(),
-        refusal: None,
-        reason: String::new(),
-    };
+    let mut result = unnamed_result(algorithm.to_string());
     match signer {
         Some(k) => {
             result.key = Some(k.fingerprint.clone());

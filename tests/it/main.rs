@@ -24,6 +24,7 @@ mod checksum_cli;
 mod cli_sign_verify;
 mod config_cli;
 mod contrib;
+mod fuzz_regressions;
 mod lineage_attacks;
 mod manifest_cli;
 mod metrics_cli;

@@ -339,7 +339,7 @@ impl Statement {
                 path: path.to_path_buf(),
             }));
         }
-        parse(&data).map_err(|FieldError { line, reason }| {
+        parse(data).map_err(|FieldError { line, reason }| {
             Error::Parse(ParseError::SignatureMalformed {
                 path: path.to_path_buf(),
                 line,

@@ -117,26 +117,7 @@ impl StateDir {
             Err(Error::File(crate::error::FileError::NotFound { .. })) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let bad = |reason: String| {
-            Error::Parse(ParseError::Metadata {
-                path: path.clone(),
-                reason,
-            })
-        };
-        let r: Record = serde_json::from_slice(&data).map_err(|e| bad(e.to_string()))?;
-        if r.format != 1 {
-            return Err(bad(format!("unknown state format {}", r.format)));
-        }
-        if r.name != name {
-            return Err(bad(format!("the file is for {:?}, not {name:?}", r.name)));
-        }
-        let scheme = VersionScheme::from_name(&r.version_scheme)
-            .ok_or_else(|| bad(format!("unknown version scheme {:?}", r.version_scheme)))?;
-        Ok(Some(Applied {
-            version: Version::parse(&r.version, scheme).map_err(bad)?,
-            digest: Digest::parse(&r.digest, false).map_err(|e| bad(e.to_string()))?,
-            at: parse_time(&r.applied_at).ok_or_else(|| bad("applied_at is not a time".into()))?,
-        }))
+        parse(&path, name, &data).map(Some)
     }
 
     /// How `version` with `digest` stands for `name`; `allow_downgrade_to`
@@ -170,19 +151,60 @@ impl StateDir {
 
     /// Record that `name` `version` (`digest`) was applied at `at`.
     pub fn record(&self, name: &str, version: &Version, digest: &Digest, at: u64) -> Result<()> {
-        let r = Record {
-            format: 1,
-            name: name.to_string(),
-            version: version.to_string(),
-            version_scheme: version.scheme().to_string(),
-            digest: digest.to_string(),
-            applied_at: format_time(at),
-        };
-        let mut text = serde_json::to_string_pretty(&r).map_err(|e| Error::Encoding {
-            what: "writing the state file",
-            reason: e.to_string(),
-        })?;
-        text.push('\n');
+        let text = encode(
+            name,
+            &Applied {
+                version: version.clone(),
+                digest: digest.clone(),
+                at,
+            },
+        )?;
         fsutil::write_atomic(&self.file(name), text.as_bytes(), 0o600, Replace::Allowed)
     }
+}
+
+/// Parse the bytes `data` of the state file `path` of package `name` (see
+/// [`StateDir::get`], which bounds the file's size first). A file that does
+/// not parse, or is for another name, is an error.
+pub fn parse(path: &Path, name: &str, data: &[u8]) -> Result<Applied> {
+    let bad = |reason: String| {
+        Error::Parse(ParseError::Metadata {
+            path: path.to_path_buf(),
+            reason,
+        })
+    };
+    let r: Record = serde_json::from_slice(data).map_err(|e| bad(e.to_string()))?;
+    if r.format != 1 {
+        return Err(bad(format!("unknown state format {}", r.format)));
+    }
+    if r.name != name {
+        return Err(bad(format!("the file is for {:?}, not {name:?}", r.name)));
+    }
+    let scheme = VersionScheme::from_name(&r.version_scheme)
+        .ok_or_else(|| bad(format!("unknown version scheme {:?}", r.version_scheme)))?;
+    Ok(Applied {
+        version: Version::parse(&r.version, scheme).map_err(bad)?,
+        digest: Digest::parse(&r.digest, false).map_err(|e| bad(e.to_string()))?,
+        at: parse_time(&r.applied_at).ok_or_else(|| bad("applied_at is not a time".into()))?,
+    })
+}
+
+/// The text of the state file of package `name` that says `applied` was
+/// applied last: what [`StateDir::record`] writes, and what [`parse`]
+/// reads back as `applied`.
+pub fn encode(name: &str, applied: &Applied) -> Result<String> {
+    let r = Record {
+        format: 1,
+        name: name.to_string(),
+        version: applied.version.to_string(),
+        version_scheme: applied.version.scheme().to_string(),
+        digest: applied.digest.to_string(),
+        applied_at: format_time(applied.at),
+    };
+    let mut text = serde_json::to_string_pretty(&r).map_err(|e| Error::Encoding {
+        what: "writing the state file",
+        reason: e.to_string(),
+    })?;
+    text.push('\n');
+    Ok(text)
 }

@@ -173,7 +173,11 @@ fn load_entries(path: &Path) -> HashMap<Key, (StatSig, Digest, u64)> {
     let Ok(data) = fsutil::read_bounded(path, FILE_LIMIT, "cache file") else {
         return HashMap::new();
     };
-    let Ok(form) = serde_json::from_slice::<FileForm>(&data) else {
+    parse_entries(&data)
+}
+
+fn parse_entries(data: &[u8]) -> HashMap<Key, (StatSig, Digest, u64)> {
+    let Ok(form) = serde_json::from_slice::<FileForm>(data) else {
         return HashMap::new();
     };
     if form.version != VERSION {
@@ -200,6 +204,41 @@ impl Cache {
                 ..Inner::default()
             }),
         }
+    }
+
+    /// A cache at `path` holding what the cache file bytes `data` hold
+    /// (see [`Cache::open`]: bytes that do not parse give an empty cache).
+    pub fn from_bytes(path: &Path, data: &[u8]) -> Self {
+        Cache {
+            path: path.to_path_buf(),
+            inner: Mutex::new(Inner {
+                entries: parse_entries(data),
+                ..Inner::default()
+            }),
+        }
+    }
+
+    /// How many digests the cache holds.
+    pub fn len(&self) -> usize {
+        self.inner.lock().map(|i| i.entries.len()).unwrap_or(0)
+    }
+
+    /// Whether the cache holds no digest.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The cache file's bytes for what the cache holds now (what
+    /// [`Cache::save`] writes, less the merge with the file on disk):
+    /// [`Cache::from_bytes`] reads them back as the same cache.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let entries = self
+            .inner
+            .lock()
+            .map(|i| i.entries.clone())
+            .unwrap_or_default();
+        encode(entries)
+            .map_err(|e| Error::io(&self.path, "encoding cache", std::io::Error::other(e)))
     }
 
     fn key(file: &Path, alg: HashAlg) -> Option<Key> {
@@ -321,25 +360,8 @@ impl Cache {
                 }
             }
         }
-        let mut records: Vec<Record> = merged
-            .into_iter()
-            .map(|((path, alg), (stat, d, used))| Record {
-                path,
-                alg: alg.name().to_string(),
-                stat,
-                hex: d.hex(),
-                used,
-            })
-            .collect();
-        if records.len() > MAX_ENTRIES {
-            records.sort_by_key(|r| std::cmp::Reverse(r.used));
-            records.truncate(MAX_ENTRIES);
-        }
-        let text = serde_json::to_vec(&FileForm {
-            version: VERSION,
-            entries: records,
-        })
-        .map_err(|e| Error::io(&self.path, "encoding cache", std::io::Error::other(e)))?;
+        let text = encode(merged)
+            .map_err(|e| Error::io(&self.path, "encoding cache", std::io::Error::other(e)))?;
         fsutil::write_atomic(&self.path, &text, 0o600, Replace::Allowed)
     }
 }
@@ -390,6 +412,30 @@ pub fn hash_file_cached(
     }
     let (size, digests) = hash_and_remember(file, path, algs, cache, progress, true)?;
     Ok((size, digests, false))
+}
+
+/// The cache file's text for `entries`: the most recently used
+/// [`MAX_ENTRIES`], sorted by path and algorithm.
+fn encode(entries: HashMap<Key, (StatSig, Digest, u64)>) -> serde_json::Result<Vec<u8>> {
+    let mut records: Vec<Record> = entries
+        .into_iter()
+        .map(|((path, alg), (stat, d, used))| Record {
+            path,
+            alg: alg.name().to_string(),
+            stat,
+            hex: d.hex(),
+            used,
+        })
+        .collect();
+    if records.len() > MAX_ENTRIES {
+        records.sort_by_key(|r| std::cmp::Reverse(r.used));
+        records.truncate(MAX_ENTRIES);
+    }
+    records.sort_by(|a, b| (&a.path, &a.alg).cmp(&(&b.path, &b.alg)));
+    serde_json::to_vec(&FileForm {
+        version: VERSION,
+        entries: records,
+    })
 }
 
 #[cfg(test)]

@@ -114,7 +114,21 @@ impl Tokens {
                 ),
             ));
         }
-        let text = std::str::from_utf8(&data).map_err(|_| bad(1, "not UTF-8 text".into()))?;
+        Self::parse(path, &data)
+    }
+
+    /// Parse the bytes `data` of the tokens file `path` (see
+    /// [`Tokens::load`], which bounds the file's size and checks its
+    /// permissions first). Any malformed line refuses the whole file.
+    pub fn parse(path: &Path, data: &[u8]) -> Result<Tokens> {
+        let bad = |line: usize, reason: String| {
+            Error::from(ParseError::Config {
+                path: path.to_path_buf(),
+                line: (line > 0).then_some(line),
+                reason,
+            })
+        };
+        let text = std::str::from_utf8(data).map_err(|_| bad(1, "not UTF-8 text".into()))?;
         let mut entries: Vec<Entry> = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let n = i + 1;

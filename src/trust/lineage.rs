@@ -327,12 +327,19 @@ impl Statement {
     /// Read and parse a statement file.
     pub fn read(path: &Path) -> Result<Self> {
         let data = fsutil::read_bounded(path, LIMIT, "key statement")?;
+        Self::parse(path, &data)
+    }
+
+    /// Parse the bytes `data` of the statement file `path` (see
+    /// [`Statement::read`], which bounds the file's size first). A parsed
+    /// statement's [`Statement::to_text`] is `data` again.
+    pub fn parse(path: &Path, data: &[u8]) -> Result<Self> {
         if data.starts_with(format!("{HEADER_V1}\n").as_bytes()) {
             return Err(Error::Parse(ParseError::StatementOutdated {
                 path: path.to_path_buf(),
             }));
         }
-        parse(&data).map_err(|FieldError { line, reason }| {
+        parse(data).map_err(|FieldError { line, reason }| {
             Error::Parse(ParseError::SignatureMalformed {
                 path: path.to_path_buf(),
                 line,

@@ -26,6 +26,7 @@ mod cli_sign_verify;
 mod completions;
 mod config_cli;
 mod contrib;
+mod fuzz_regressions;
 mod lineage_attacks;
 mod manifest_cli;
 mod metrics_cli;

@@ -222,6 +222,14 @@ impl Pkcs11Uri {
         if uri.object.is_none() && uri.id.is_none() {
             return Err(bad(s, "name the key with object=LABEL (or id=)"));
         }
+        // The canonical text (what key-rotate writes for the next key) must
+        // be readable too: percent-encoding may make it longer than `s`.
+        if uri.to_text().len() > MAX_LEN {
+            return Err(bad(
+                "pkcs11:...",
+                "longer than any PKCS#11 URI once written out",
+            ));
+        }
         Ok(uri)
     }
 }

@@ -1,0 +1,15 @@
+pkgsign-signature v1
+algorithm: ed25519
+key: SHA256:LKqJAnI0DHJMoNM9jADzzqf5iKM9RvNq4+BbsFqKj44
+digest: sha256:710b492b401cb801d7dda9c1b4c5f7b5b8cbfd21912f30e9d709ed84b3eb80d6
+size: 239
+signed-at: 2026-11-22T08:35:50Z
+comment: example-package 1.0.0 release list, PUBLIC TEST KEYS
+signature: reNtyjhMhSprPuYhAN12gaoBN1LhiGrIMBwXaZInT/3iTrVy3Pd/Qq0mszh09tkopFGLNoVaonGS3vYtbjgbCQ==
+algorithm: rsa-pss-sha256
+key: SHA256:2lDyZ/e8k110Vd48HBtxy1Uwu/CIECfv5MMaziqwSn0
+digest: sha256:710b492b401cb801d7dda9c1b4c5f7b5b8cbfd21912f30e9d709ed84b3eb80d6
+size: 239
+signed-at: 2026-11-22T08:35:50Z
+comment: example-package 1.0.0 release list, PUBLIC TEST KEYS
+signature: A/zN+9eLzzChvnanvMd4bueBOgbgtd+qVJ2qzf1nF6t3AwNQMQa3O6QSk4IBGmq2v22rWclsXnukLj9XtxRFLIHWdBgEYBVioqmLl9/pEkz7AUi8uj+3FbwtucI/De/Ni9RvzkFUviRHHiuJ2qCz5qTOL3qKbTtBSQ/TZCFYJT0EaQuKuYlTfqb+hqlS/Xi1KTjMC3MlqJygcRFWvjHZAAHg6oinYUrRGLL9722HV4F5dyNo4EgawTf+kZaUt+Hz2ea1VhmdlKNEdqM9fRfRkLtVN1xO1N5dZZNWDk0hgW/niwqXh1T3YfgJtlllSHsmsGTy/H4FfCPCV0AzZj15QhGyl8pblt/OM1MHgOY7BlRcm2DT6Z1IPS2ih68kMYba2wSMKYSOl6dSDt/oVO3VSMnMwgscivZ4YqTZagBPpXRL47lfsmzVI26fJL8buFTbHr7jaH0C7LOySL85iPunXQ+pYKC512gFZK9hbEoax+eB9mjtyvrGmlJ4xCPsM1yX

@@ -1,0 +1,15 @@
+pkgsign-signature v1
+algorithm: ed25519
+key: SHA256:LKqJAnI0DHJMoNM9jADzzqf5iKM9RvNq4+BbsFqKj44
+digest: sha256:44f6cccecd1d9fd94cf9ec04173bc937fadd533434714e5d3273fc9401c9c507
+size: 370
+signed-at: 2026-11-22T03:41:35Z
+comment: example-package 1.0.0 signed with PUBLIC TEST KEYS
+signature: pEAcRUcyNl3vvbMoTnPjFhn8+HgJUxh2YIV4MAGH0vLaWVrSg68HUbZDHwSiROfoUDRnP2AARKusakYYNwqlAg==
+algorithm: rsa-pss-sha256
+key: SHA256:2lDyZ/e8k110Vd48HBtxy1Uwu/CIECfv5MMaziqwSn0
+digest: sha256:44f6cccecd1d9fd94cf9ec04173bc937fadd533434714e5d3273fc9401c9c507
+size: 370
+signed-at: 2026-11-22T03:41:35Z
+comment: example-package 1.0.0 signed with PUBLIC TEST KEYS
+signature: dHMGXuLNRoe35QfL+O8X9V5DyC9GpLmsHYNqOmMRaG2nP+oFZzwp3ae6iHn5rQnE4XVjmhIwY2YGZ+nVekn4JSAdqoslC+hOWHR1CMuJ88BmR8j0zvIrZdj2jsHLi1X7f+Rgfq7j0AUxRP728H6PMCQ4Chdb+H6M2HKtnUzIWPj/t1NH97/DLrOtiPPfra4Q0b/0RGaccZ4O4iSRPqCitPPbDF/LddQn/F2mh8Y5XmiACaCaGIV3x2pd8sQ5X6XNpQ6VtHmTeRMCcleDFEFQvTPx/fiwqLDFGdouLEPth1rmqfw+caND4amNh7gkbwpcWlSEjuvEhc7PNYKwIzpr9+yqI3shq8O8A6wpAsI9PkofqX3rMccF1+lNC0ELqYBq8AaVKCJAukzxk3Y2CLyhFvl4EX6VqdbR/6VB7x8yfwvJ1vVUKHDsrRgW2mOxnZ8vgUl5UNbpTASiqL/owkwrU35LGEyhcHwBP7JvtfwSD0aS3jzfxROugyFerDwqMnVg

@@ -1,0 +1,10 @@
+pkgsign-signature v2
+algorithm: ed25519
+key: SHA256:uam5iv2D6GRxCQDLAUtOw2498flZ5McUNB0vbYN1mfg
+digest: sha256:d4e4877bac978b7952f0d544fc52ebff5411d351d129f1f056fa43f11da9af2b
+size: 8
+signed-at: 2026-12-02T00:01:53Z
+name: example
+version: 20261201
+version-scheme: integer
+signature: 6aiKU+4bPBSJOTr25Y4icDhOtC4X6XuWFawen46aLx6MZZWl2iyxiDJ7LVH9IS/aAmck0605y6h2N6yXDR3vBA==

@@ -842,7 +842,7 @@ fn a_slow_client_sending_headers_byte_by_byte_is_cut_off() {
     let mut got = Vec::new();
     let closed = loop {
         let mut buf = [0u8; 4096];
-        match std::io::Read::read(&mut t, &mut buf) {
+        match common::serve::read_some(&mut t, &mut buf) {
             Ok(0) => break true,
             Ok(n) => got.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,

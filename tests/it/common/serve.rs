@@ -847,6 +847,8 @@ pub fn read_answer(s: &mut TcpStream) -> (Option<u16>, String) {
                     }
                 }
             }
+            // A signal delivered to the test process: read again.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => break,
         }
     }
@@ -860,6 +862,16 @@ pub fn read_answer(s: &mut TcpStream) -> (Option<u16>, String) {
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// One read of `s`, again when a signal interrupts it.
+pub fn read_some(s: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match s.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            r => return r,
+        }
+    }
 }
 
 /// Write all of `data`, reporting failure instead of panicking (the server

@@ -283,8 +283,11 @@ impl Pkcs11Uri {
         }
         let mut query = Vec::new();
         if let Some(p) = &self.pin_source {
+            // Always as a file URI, `file://` then the path, so that a path
+            // that itself begins with `file:` or `//` reads back as itself
+            // (the reader strips one `file:` and one `//`).
             query.push(format!(
-                "pin-source={}",
+                "pin-source=file://{}",
                 encode(p.to_string_lossy().as_bytes())
             ));
         }

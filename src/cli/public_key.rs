@@ -35,7 +35,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args, config: Option<&Config>) -> Result<(), CliError> {
-    let text = std::fs::read(&args.key).unwrap_or_default();
+    // Sniffed within the key file bound; an unreadable file is reported by
+    // the loader below, which reads it the same bounded way.
+    let text = pkgsign::fsutil::read_bounded(&args.key, encoding::KEY_FILE_LIMIT, "key file")
+        .map(|d| d.to_vec())
+        .unwrap_or_default();
     let is_private = text.windows(11).any(|w| w == b"PRIVATE KEY")
         || args
             .key

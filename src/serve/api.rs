@@ -31,15 +31,11 @@ use super::auth::Role;
 use super::body::{self as reqbody, ChannelReader, PumpError};
 use super::paths::PathError;
 use super::reply::ApiError;
+use super::request::{self, BodyKind, Claims, VerifyRequest};
 
 /// The peer of a connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
-
-/// The signature header: the `.sig` file, base64.
-const SIGNATURE_HEADER: &str = "x-pkgsign-signature";
-/// The largest signature file accepted in a header (decoded).
-const MAX_SIGNATURE: usize = 48 * 1024;
 
 const VERIFY: &str = "/api/v1/security/verify-signature";
 const UPLOAD: &str = "/api/v1/update/signed";
@@ -115,11 +111,7 @@ impl Ctx {
     fn new(route: &'static str, headers: &HeaderMap, peer: Option<&Peer>) -> Ctx {
         Ctx {
             route,
-            request_id: headers
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string(),
+            request_id: request::request_id(headers),
             peer: peer.map(|p| p.0.to_string()).unwrap_or_default(),
             token: None,
         }
@@ -261,87 +253,6 @@ fn merge(obj: &mut Value, report: &Report) {
     }
 }
 
-/// Read the signature header: base64 of a `.sig` file, parsed strictly.
-fn signature_from_header(headers: &HeaderMap) -> Result<(SignatureFile, String), ApiError> {
-    let Some(v) = headers.get(SIGNATURE_HEADER) else {
-        return Err(ApiError::new(
-            Code::Usage,
-            "send the package's signature file, base64-encoded, in the X-Pkgsign-Signature header",
-        ));
-    };
-    if v.len() > MAX_SIGNATURE * 4 / 3 + 8 {
-        return Err(ApiError::new(
-            Code::SignatureMalformed,
-            "X-Pkgsign-Signature is larger than any signature file",
-        ));
-    }
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(v.as_bytes().trim_ascii())
-        .map_err(|e| {
-            ApiError::new(
-                Code::SignatureMalformed,
-                format!("X-Pkgsign-Signature is not base64: {e}"),
-            )
-        })?;
-    let label = Path::new("X-Pkgsign-Signature");
-    let parsed = sigfile::parse(label, &bytes).map_err(ApiError::from)?;
-    let text = String::from_utf8(bytes).map_err(|_| {
-        ApiError::new(
-            Code::SignatureMalformed,
-            "X-Pkgsign-Signature is not a text signature file",
-        )
-    })?;
-    Ok((parsed, text))
-}
-
-/// Check the seed's `X-Signature-Algorithm` and `X-Public-Key-Fingerprint`
-/// against the signatures that counted.
-fn check_claims(headers: &HeaderMap, verified: &Verified<Package>) -> Result<(), ApiError> {
-    let text = |name: &str| -> Result<Option<String>, ApiError> {
-        headers
-            .get(name)
-            .map(|v| {
-                v.to_str().map(|s| s.trim().to_string()).map_err(|_| {
-                    ApiError::new(Code::Usage, format!("{name} is not printable text"))
-                })
-            })
-            .transpose()
-    };
-    let algorithm = text("x-signature-algorithm")?;
-    let fingerprint = text("x-public-key-fingerprint")?;
-    let matches = verified.signers().any(|s| {
-        let alg_ok = algorithm.as_deref().is_none_or(|a| {
-            a.eq_ignore_ascii_case(seed_algorithm(&s.algorithm))
-                || a.eq_ignore_ascii_case(&s.algorithm)
-        });
-        let fp_ok = fingerprint
-            .as_deref()
-            .is_none_or(|f| s.key.as_ref().is_some_and(|k| k.as_str() == f));
-        alg_ok && fp_ok
-    });
-    if matches {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            Code::HeaderMismatch,
-            format!(
-                "no valid signature has{}{}: the headers do not describe this signature",
-                algorithm
-                    .map(|a| format!(" algorithm {a}"))
-                    .unwrap_or_default(),
-                fingerprint.map(|f| format!(" key {f}")).unwrap_or_default()
-            ),
-        ))
-    }
-}
-
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.parse().ok())
-}
-
 fn too_large(limit: u64) -> ApiError {
     ApiError::new(
         Code::FileTooLarge,
@@ -460,15 +371,6 @@ fn with_verified_false(mut e: ApiError) -> ApiError {
     e
 }
 
-/// The seed's request: files named by path, inside the allowed directories.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct VerifyRequest {
-    package_path: PathBuf,
-    signature_path: Option<PathBuf>,
-    public_key_path: Option<PathBuf>,
-}
-
 async fn verify_signature(
     State(app): State<Arc<App>>,
     peer: Option<Extension<Peer>>,
@@ -489,30 +391,15 @@ async fn verify_signature_inner(
     body: Body,
 ) -> Answer {
     app.authorize(ctx, headers, &[Role::Verify])?;
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if ct.starts_with("application/json") {
-        let limit = app.settings.limits.max_json_size.0;
-        let bytes = axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX))
-            .await
-            .map_err(|_| too_large(limit))?;
-        let req: VerifyRequest = serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::new(
-                Code::Usage,
-                format!("the request is not the JSON this route takes ({e}): send package_path, and optionally signature_path and public_key_path"),
-            )
-        })?;
-        verify_paths(app, ctx, req).await
-    } else if ct.starts_with("application/octet-stream") {
-        verify_body(app, ctx, headers, body).await
-    } else {
-        Err(ApiError::new(
-            Code::Usage,
-            "send application/json naming the files, or the package as application/octet-stream with its signature in X-Pkgsign-Signature",
-        ))
+    match request::body_kind(headers)? {
+        BodyKind::Json => {
+            let limit = app.settings.limits.max_json_size.0;
+            let bytes = axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX))
+                .await
+                .map_err(|_| too_large(limit))?;
+            verify_paths(app, ctx, VerifyRequest::parse(&bytes)?).await
+        }
+        BodyKind::Package => verify_body(app, ctx, headers, body).await,
     }
 }
 
@@ -619,12 +506,12 @@ fn open_named(
 
 async fn verify_body(app: &Arc<App>, ctx: &Ctx, headers: &HeaderMap, body: Body) -> Answer {
     let limit = app.settings.limits.max_verify_size.0;
-    let (sig, _) = signature_from_header(headers).map_err(|e| {
+    let (sig, _) = request::signature(headers).map_err(|e| {
         app.metrics
             .verification(VerifyResult::Refused, Some(e.code));
         app.refuse(ctx, AuditEvent::SignatureVerificationFailure, e)
     })?;
-    if content_length(headers).is_some_and(|n| n > limit) {
+    if request::content_length(headers).is_some_and(|n| n > limit) {
         return Err(app.refuse(
             ctx,
             AuditEvent::SignatureVerificationFailure,
@@ -634,7 +521,7 @@ async fn verify_body(app: &Arc<App>, ctx: &Ctx, headers: &HeaderMap, body: Body)
     let trust = app.trust.get()?;
     let opts = app.verify_options();
     let label = "request body";
-    let small = content_length(headers).filter(|&n| n <= SMALL_BODY.min(limit));
+    let small = request::content_length(headers).filter(|&n| n <= SMALL_BODY.min(limit));
     let result = match small {
         Some(n) => verify_small(app, body, n, sig, trust, opts).await,
         None => verify_streamed(app, body, limit, sig, trust, opts).await,
@@ -791,14 +678,14 @@ async fn upload_inner(app: &Arc<App>, ctx: &mut Ctx, headers: &HeaderMap, body: 
             "this service has no release store configured (service.release_store); it accepts no upload",
         )));
     };
-    let (sig, sig_text) = signature_from_header(headers).map_err(refuse)?;
+    let (sig, sig_text) = request::signature(headers).map_err(refuse)?;
+    let claims = Claims::from_headers(headers).map_err(refuse)?;
     let limit = app.settings.limits.max_upload_size.0;
-    if content_length(headers).is_some_and(|n| n > limit) {
+    if request::content_length(headers).is_some_and(|n| n > limit) {
         return Err(refuse(too_large(limit)));
     }
     let trust = app.trust.get().map_err(|e| refuse(e.into()))?;
     let opts = app.verify_options();
-    let headers2 = headers.clone();
     let now = now_secs();
     let staging = store.staging();
     let log = app.audit.clone();
@@ -817,7 +704,7 @@ async fn upload_inner(app: &Arc<App>, ctx: &mut Ctx, headers: &HeaderMap, body: 
             &trust,
             &opts,
         )?;
-        check_claims(&headers2, &verified)?;
+        claims.check(&verified)?;
         // The verification is in the audit log before the store changes:
         // a release whose verification cannot be logged is not kept.
         if let Some(log) = &log {
@@ -1016,7 +903,7 @@ async fn serve_release(
         ("x-pkgsign-name", name.to_string()),
         ("x-pkgsign-version", version.to_string()),
         (
-            SIGNATURE_HEADER,
+            request::SIGNATURE_HEADER,
             base64::engine::general_purpose::STANDARD.encode(&sig),
         ),
     ] {

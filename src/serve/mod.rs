@@ -18,6 +18,7 @@ pub mod auth;
 pub mod body;
 pub mod paths;
 pub mod reply;
+pub mod request;
 pub mod store;
 
 mod api;

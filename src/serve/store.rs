@@ -21,6 +21,7 @@ use crate::sign::report::{Package, Verified};
 use crate::verify::staged::Staged;
 
 use super::reply::ApiError;
+use super::request;
 
 /// A release store.
 #[derive(Debug, Clone)]
@@ -46,21 +47,6 @@ fn mkdir_private(dir: &Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(Error::io(dir, "creating", e)),
-    }
-}
-
-/// A version as a directory name: the characters of SemVer and of dotted
-/// numbers only, never `.` or `..`.
-fn check_version_text(v: &str) -> std::result::Result<(), String> {
-    let ok = !v.is_empty()
-        && v.len() <= 128
-        && !v.starts_with('.')
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+' | b'_' | b'~'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("{v:?} is not a release version"))
     }
 }
 
@@ -97,14 +83,14 @@ impl Store {
 
     /// The directory of `name` `version`, if both are valid names.
     pub fn release_dir(&self, name: &str, version: &str) -> std::result::Result<PathBuf, ApiError> {
-        check_name(name).map_err(|e| ApiError::new(Code::Usage, format!("name: {e}")))?;
-        check_version_text(version).map_err(|e| ApiError::new(Code::Usage, e))?;
+        request::check_name(name)?;
+        request::check_version(version)?;
         Ok(self.root.join(name).join(version))
     }
 
     /// The newest version stored for `name`.
     pub fn latest(&self, name: &str) -> std::result::Result<Option<String>, ApiError> {
-        check_name(name).map_err(|e| ApiError::new(Code::Usage, format!("name: {e}")))?;
+        request::check_name(name)?;
         Ok(self.state()?.get(name)?.map(|a| a.version.to_string()))
     }
 
@@ -144,7 +130,7 @@ impl Store {
         let (version, digest, standing) =
             apply::judge(&state, &name, verified, None).map_err(apply_error)?;
         let version_text = version.to_string();
-        check_version_text(&version_text).map_err(|e| ApiError::new(Code::Usage, e))?;
+        request::check_version(&version_text)?;
         let stored = |new| Stored {
             name: name.clone(),
             version: version_text.clone(),

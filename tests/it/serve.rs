@@ -1215,3 +1215,34 @@ fn metrics_count_what_was_done_as_prometheus_reads_them() {
         "{text}"
     );
 }
+
+/// A client's `X-Request-Id` reaches every audit entry of its request when
+/// it looks like a request id; one that is too long or carries other bytes
+/// (a forged JSON fragment, a megabyte of padding) is left out instead of
+/// being copied into every audit line, and the request is served the same.
+#[test]
+fn only_request_ids_that_look_like_request_ids_reach_the_audit_log() {
+    let s = Setup::new().start();
+    let (pkg, sig) = s
+        .setup
+        .release_in(Path::new("allowed"), "app", "1.0.0", b"r");
+    let long = "a".repeat(201);
+    let cases = [
+        ("req-42_a.b:c+d=/e", true),
+        (long.as_str(), false),
+        ("x\",\"verified\":true,\"y\":\"", false),
+        ("two words", false),
+    ];
+    for (id, kept) in cases {
+        let before = s.audit().len();
+        let header = format!("X-Request-Id: {id}");
+        s.upload_with(Some(UPLOAD_TOKEN), &pkg, &sig, &[&header])
+            .status(if before == 0 { 201 } else { 200 });
+        let new = &s.audit()[before..];
+        assert!(!new.is_empty());
+        for e in new {
+            let want = if kept { id } else { "" };
+            assert_eq!(e["request_id"], want, "{e}");
+        }
+    }
+}

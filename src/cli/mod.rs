@@ -270,23 +270,40 @@ impl TokenArgs {
     }
 }
 
-/// A private key named on the command line: a key file, or a `pkcs11:`
-/// URI of a key on a token.
+/// A private key named on the command line: a key file, a `pkcs11:` URI
+/// of a key on a token, or the `NAME.pkcs11` pointer `keygen --pkcs11`
+/// wrote (it holds the URI and no secret, so its mode is not checked).
 fn load_signing_key(
     arg: &Path,
     passphrase: Option<&Passphrase>,
     token: &dyn Fn() -> Result<pkgsign::keys::pkcs11::Access, Error>,
 ) -> Result<Box<dyn pkgsign::keys::KeySource>, Error> {
-    use pkgsign::keys::pkcs11::{Pkcs11Uri, TokenKey};
-    match arg.to_str() {
-        Some(s) if Pkcs11Uri::is_uri(s) => {
-            let uri = Pkcs11Uri::parse(s)?;
-            Ok(Box::new(TokenKey::open(&uri, &token()?)?))
-        }
-        _ => Ok(Box::new(pkgsign::keys::encoding::load_private_key(
+    use pkgsign::keys::pkcs11::{self, Pkcs11Uri, TokenKey};
+    let uri = match arg.to_str() {
+        Some(s) if Pkcs11Uri::is_uri(s) => Some(Pkcs11Uri::parse(s)?),
+        _ if is_pointer(arg) => Some(pkcs11::read_pointer(arg)?),
+        _ => None,
+    };
+    match uri {
+        Some(uri) => Ok(Box::new(TokenKey::open(&uri, &token()?)?)),
+        None => Ok(Box::new(pkgsign::keys::encoding::load_private_key(
             arg, passphrase,
         )?)),
     }
+}
+
+/// A `NAME.pkcs11` pointer file.
+fn is_pointer(arg: &Path) -> bool {
+    arg.extension()
+        .is_some_and(|x| x == pkgsign::keys::pkcs11::POINTER_EXT)
+}
+
+/// Whether a key argument names a key on a token (a URI or a pointer).
+fn names_token_key(arg: &Path) -> bool {
+    is_pointer(arg)
+        || arg
+            .to_str()
+            .is_some_and(pkgsign::keys::pkcs11::Pkcs11Uri::is_uri)
 }
 
 /// Where a passphrase comes from: `--passphrase-file`, else `PKGSIGN_PASSPHRASE`.

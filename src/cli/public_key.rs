@@ -16,7 +16,8 @@ use super::{PassphraseArgs, print_json};
     after_help = "For `ssh-keygen -Y verify`: `echo \"NAME $(pkgsign public-key KEY --openssh)\" > allowed_signers`.\n\nExit codes: 0 printed, 2 could not run."
 )]
 pub struct Args {
-    /// A public key (.pub), a private key (.pem), or a `pkcs11:` URI.
+    /// A public key (.pub), a private key (.pem), a `pkcs11:` URI, or the
+    /// NAME.pkcs11 pointer `keygen --pkcs11` wrote.
     #[arg(value_name = "KEY")]
     key: PathBuf,
     /// Print the OpenSSH form (`ssh-ed25519 AAAA... COMMENT`).
@@ -40,11 +41,8 @@ pub fn run(args: Args, config: Option<&Config>) -> Result<(), CliError> {
     let text = pkgsign::fsutil::read_bounded(&args.key, encoding::KEY_FILE_LIMIT, "key file")
         .map(|d| d.to_vec())
         .unwrap_or_default();
-    let is_private = text.windows(11).any(|w| w == b"PRIVATE KEY")
-        || args
-            .key
-            .to_str()
-            .is_some_and(pkgsign::keys::pkcs11::Pkcs11Uri::is_uri);
+    let is_private =
+        text.windows(11).any(|w| w == b"PRIVATE KEY") || super::names_token_key(&args.key);
     let public = if is_private {
         let k = super::load_signing_key(&args.key, args.passphrase.get()?.as_ref(), &|| {
             args.token.access(config)

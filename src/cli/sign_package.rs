@@ -40,7 +40,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     package: PathBuf,
     /// Private key to sign with: a key file, or a key on a PKCS#11 token
-    /// (`pkcs11:token=T;object=K`, with --pkcs11-module and --pin-file);
+    /// (`pkcs11:token=T;object=K`, or the NAME.pkcs11 pointer `keygen
+    /// --pkcs11` wrote, with --pkcs11-module and --pin-file);
     /// repeat for several signatures in one file.
     /// This or --keys-dir is required, unless [signing] keys_dir is set in
     /// the --config file.

@@ -72,7 +72,8 @@ enum Command {
         #[arg(long, default_value = "revoked by operator")]
         reason: String,
         /// Sign a revocation statement with this private key (a key file, or
-        /// a `pkcs11:` URI of a key on a token), for workers' `trust update`.
+        /// a key on a token: a `pkcs11:` URI or a NAME.pkcs11 pointer), for
+        /// workers' `trust update`.
         #[arg(long, value_name = "KEY")]
         sign_with: Option<PathBuf>,
         /// Where to write the statement (default: TDIR/lineage).
@@ -110,8 +111,8 @@ enum Command {
     Cosign {
         /// The statement file (*.stmt); rewritten in place, atomically.
         statement: PathBuf,
-        /// Your current private key: a key file, or a `pkcs11:` URI of a
-        /// key on a token.
+        /// Your current private key: a key file, or a key on a token (a
+        /// `pkcs11:` URI or a NAME.pkcs11 pointer).
         #[arg(long, value_name = "KEY")]
         key: PathBuf,
         #[command(flatten)]

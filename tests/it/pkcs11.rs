@@ -10,6 +10,7 @@
 use crate::common;
 
 use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
 use base64::Engine as _;
@@ -632,4 +633,47 @@ fn a_uri_without_token_ignores_uninitialised_tokens() {
     argv.extend(t.access());
     t.run(argv).ok();
     t.env.verify(&pkg, &[&key], &[]).verified();
+}
+
+/// The pointer `keygen --pkcs11` writes is what a user passes next: for
+/// `sign-package --private-key`, `public-key` and `trust cosign --key`,
+/// `keys/NAME.pkcs11` means the token key it points to. The pointer holds
+/// no secret, so its mode 0644 is fine; the private key stays on the token.
+#[test]
+fn the_pointer_keygen_wrote_signs_as_its_uri_does() {
+    let t = Token::new();
+    let pkg = t.env.package("p.tar.gz");
+    let key = t.keygen("ptr", Alg::Ed25519);
+    let pointer = t.path("keys/ptr.pkcs11");
+    assert_eq!(
+        std::fs::metadata(&pointer).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    let sig = t.path("p.sig");
+    let mut argv = common::sign_args(
+        &pkg,
+        &[pointer.as_path()],
+        &["--output", sig.to_str().unwrap()],
+    );
+    argv.extend(t.access());
+    t.run(argv).ok();
+    t.env.verify_sig(&pkg, &sig, &[&key]).verified();
+
+    let mut argv = args(["public-key".as_ref(), pointer.as_os_str()]);
+    argv.extend(t.access());
+    let run = t.run(argv).ok();
+    assert_eq!(
+        run.out(),
+        std::fs::read_to_string(&key.public).unwrap(),
+        "public-key of the pointer is the key's .pub"
+    );
+
+    // A pointer that is not one line of a pkcs11: URI is refused, naming
+    // the file, before any token is opened.
+    std::fs::write(&pointer, "/etc/passwd\n").unwrap();
+    let mut argv = common::sign_args(&pkg, &[pointer.as_path()], &[]);
+    argv.extend(t.access());
+    let run = t.run(argv);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(run.stderr.contains("ptr.pkcs11"), "{run:#?}");
 }

@@ -734,7 +734,7 @@ pub fn read_pointer(path: &Path) -> Result<Pkcs11Uri> {
         })
     })?;
     let line = text.trim();
-    if line.lines().count() != 1 {
+    if line.lines().count() != 1 || !Pkcs11Uri::is_uri(line) {
         return Err(TokenError::Uri {
             uri: path.display().to_string(),
             reason: "a pointer file holds one pkcs11: URI on one line".into(),

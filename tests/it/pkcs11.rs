@@ -677,3 +677,70 @@ fn the_pointer_keygen_wrote_signs_as_its_uri_does() {
     assert_eq!(run.code, 2, "{run:#?}");
     assert!(run.stderr.contains("ptr.pkcs11"), "{run:#?}");
 }
+
+/// The token goes away while pkgsign runs: the key was found and the
+/// session opened before the package is hashed, then (the process
+/// stopped, so that this is not a race) the token is deleted; when
+/// signing resumes, the token's refusal is TOKEN_UNAVAILABLE, exit 2, a
+/// message saying what happened and that nothing was written, and no
+/// `.sig` or temporary file is left.
+#[test]
+fn a_token_lost_mid_run_is_token_unavailable_and_writes_nothing() {
+    let t = Token::new();
+    t.keygen("lost", Alg::Ed25519);
+    // Large enough that hashing is still going when the process is
+    // stopped; sparse, so it costs no disk.
+    let pkg = t.path("big.bin");
+    std::fs::File::create(&pkg)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let mut argv = common::sign_args(&pkg, &[Path::new(&Token::uri("lost"))], &["--json"]);
+    argv.extend(t.access());
+    let mut cmd = t.cmd(argv);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let pid = child.id().to_string();
+    // Hashing has begun once the process has read a MiB: its keys were
+    // loaded before (sign-package opens every key first).
+    let read = || {
+        std::fs::read_to_string(format!("/proc/{pid}/io"))
+            .ok()
+            .and_then(|io| {
+                io.lines()
+                    .find_map(|l| l.strip_prefix("rchar: ").map(|n| n.parse::<u64>().unwrap()))
+            })
+            .unwrap_or(0)
+    };
+    let start = std::time::Instant::now();
+    while read() < 1 << 20 {
+        assert!(
+            start.elapsed().as_secs() < 30,
+            "pkgsign never started hashing"
+        );
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    t.tool_ok("kill", ["-STOP", pid.as_str()]);
+    assert!(
+        read() < 1 << 30,
+        "hashing finished before the process stopped"
+    );
+    t.tool_ok("softhsm2-util", ["--delete-token", "--token", LABEL]);
+    t.tool_ok("kill", ["-CONT", pid.as_str()]);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["code"], "TOKEN_UNAVAILABLE", "{json}");
+    let msg = json["error"].as_str().unwrap();
+    assert!(msg.contains("pkcs11:token=release;object=lost"), "{msg}");
+    assert!(msg.contains("nothing was written"), "{msg}");
+    assert_eq!(
+        names(&t.path("")),
+        ["big.bin", "hsm", "keys"].map(String::from).into(),
+        "no .sig and no temporary file"
+    );
+    assert!(!stderr.contains(PIN) && !msg.contains(PIN));
+}

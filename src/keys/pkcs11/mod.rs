@@ -146,6 +146,13 @@ fn failed<'a>(uri: &'a Pkcs11Uri, action: &'static str) -> impl Fn(CkError) -> E
             ) => format!(
                 "the session with the token was lost ({e}): check that the token is connected and its service running, then run the command again (nothing was written)"
             ),
+            // The object found when the key was opened is gone: the token
+            // was reset or replaced, or the key deleted, while we ran.
+            CkError::Pkcs11(RvError::ObjectHandleInvalid | RvError::KeyHandleInvalid, _) => {
+                format!(
+                    "the key is no longer on the token ({e}): the token was removed, reset or re-initialised, or the key deleted, while pkgsign ran; check with `pkcs11-tool --list-objects`, then run the command again (nothing was written)"
+                )
+            }
             _ => e.to_string(),
         };
         TokenError::Failed {

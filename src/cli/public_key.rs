@@ -46,9 +46,7 @@ pub fn run(args: Args, config: Option<&Config>) -> Result<(), CliError> {
             .to_str()
             .is_some_and(pkgsign::keys::pkcs11::Pkcs11Uri::is_uri);
     let public = if is_private {
-        let k = super::load_signing_key(&args.key, args.passphrase.get()?.as_ref(), &|| {
-            args.token.access(config)
-        })?;
+        let k = super::load_key(&args.key, &args.passphrase, &args.token, config)?;
         k.public_key().clone()
     } else {
         encoding::load_public_key(&args.key)?

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use pkgsign::config::Config;
 
-use super::common::{AuditArgs, PermArgs, audit, load_trust, now, parse_size, required};
+use super::common::{GuardArgs, audit, load_trust, now, parse_size, required, required_or_config};
 use super::error::CliError;
 use super::{print_json, shown};
 
@@ -94,9 +94,7 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "16G")]
     max_size: u64,
     #[command(flatten)]
-    audit: AuditArgs,
-    #[command(flatten)]
-    perms: PermArgs,
+    guard: GuardArgs,
     /// Print nothing on success (errors still go to stderr).
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -107,27 +105,24 @@ pub struct Args {
 
 pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
     // Flags first, then the configuration file's [worker].
-    let worker = config.map(|c| &c.worker);
     super::common::require_worker_trust(&mut args.public_keys, &mut args.trusted_keys, config)?;
-    let name = required(
-        args.name
-            .clone()
-            .or_else(|| worker.and_then(|w| w.name.clone())),
+    let name = required_or_config(
+        &args.name,
+        config,
+        |c| &c.worker.name,
         "--name <NAME>",
         "worker.name",
-        config,
     )?;
-    let state_dir = required(
-        args.state_dir
-            .clone()
-            .or_else(|| worker.and_then(|w| w.state_dir.clone())),
+    let state_dir = required_or_config(
+        &args.state_dir,
+        config,
+        |c| &c.worker.state_dir,
         "--state-dir <STATE>",
         "worker.state_dir",
-        config,
     )?;
     if args.output.is_none() && args.exec.is_none() && args.install_dir.is_none() {
         args.install_dir = Some(required(
-            worker.and_then(|w| w.install_dir.clone()),
+            config.and_then(|c| c.worker.install_dir.clone()),
             "<--output <FILE>|--exec <CMD>...|--install-dir <DIR>>",
             "worker.install_dir",
             config,
@@ -138,8 +133,7 @@ pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
         name,
         state_dir,
     };
-    args.perms.apply();
-    let log = args.audit.open()?;
+    let log = args.guard.open()?;
     pkgsign::sign::identity::check_name(&args.name)
         .map_err(|e| CliError::Usage(format!("--name: {e}")))?;
     let stdin = args.package.as_os_str() == "-";
@@ -161,11 +155,10 @@ pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
         })
         .transpose()
         .map_err(|e| CliError::Usage(format!("--allow-downgrade-to: {e}")))?;
-    let wanted = super::common::keys_named_by(&signature);
     let trust = load_trust(
         &args.public_keys,
         args.trusted_keys.as_deref(),
-        wanted.as_deref(),
+        Some(&signature),
     )?;
     // An install directory others could write is refused before anything
     // is read (install checks it again, with the one it creates).

@@ -135,6 +135,48 @@ impl PermArgs {
     }
 }
 
+/// `--audit-log` and `--insecure-permissions` together, as every command
+/// that reads a key directory and records what it did takes them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GuardArgs {
+    #[command(flatten)]
+    pub audit: AuditArgs,
+    #[command(flatten)]
+    pub perms: PermArgs,
+}
+
+impl GuardArgs {
+    /// Set the process's permissions policy ([`PermArgs::apply`]), then
+    /// open the audit log asked for ([`AuditArgs::open`]).
+    pub fn open(&self) -> Result<Option<AuditLog>, pkgsign::Error> {
+        self.perms.apply();
+        self.audit.open()
+    }
+}
+
+/// A flag's value, else the configuration file's `field` (a flag always
+/// wins).
+pub fn or_config<T: Clone>(
+    flag: &Option<T>,
+    config: Option<&Config>,
+    field: impl FnOnce(&Config) -> &Option<T>,
+) -> Option<T> {
+    flag.clone()
+        .or_else(|| config.and_then(|c| field(c).clone()))
+}
+
+/// [`or_config`] for a flag the command cannot run without: absent from
+/// both, the usage error of [`required`].
+pub fn required_or_config<T: Clone>(
+    flag: &Option<T>,
+    config: Option<&Config>,
+    field: impl FnOnce(&Config) -> &Option<T>,
+    flag_name: &str,
+    key: &str,
+) -> Result<T, CliError> {
+    required(or_config(flag, config, field), flag_name, key, config)
+}
+
 pub use pkgsign::text::{parse_duration, parse_size};
 
 /// Parse an RFC 3339 UTC time like `2026-12-01T00:00:00Z`.
@@ -263,19 +305,20 @@ pub fn keys_named_by(sig: &std::path::Path) -> Option<Vec<pkgsign::keys::Fingerp
 }
 
 /// The trusted keys of `--public-key` files and a `--trusted-keys` directory,
-/// with load warnings printed. With `wanted` (the keys the signatures to
-/// check name), only those are looked for in the directory
-/// ([`pkgsign::trust::TrustStore::add_dir_for`]).
+/// with load warnings printed. With `signature` (the signature file to
+/// check), only the keys its signatures name ([`keys_named_by`]) are looked
+/// for in the directory ([`pkgsign::trust::TrustStore::add_dir_for`]).
 pub fn load_trust(
     public_keys: &[std::path::PathBuf],
     dir: Option<&std::path::Path>,
-    wanted: Option<&[pkgsign::keys::Fingerprint]>,
+    signature: Option<&std::path::Path>,
 ) -> Result<pkgsign::trust::TrustStore, super::error::CliError> {
+    let wanted = signature.and_then(keys_named_by);
     let mut trust = pkgsign::trust::TrustStore::new();
     for p in public_keys {
         trust.add_file(p)?;
     }
-    match (dir, wanted) {
+    match (dir, wanted.as_deref()) {
         (Some(d), Some(w)) => trust.add_dir_for(d, w)?,
         (Some(d), None) => trust.add_dir(d)?,
         (None, _) => {}

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use pkgsign::config::Config;
 
-use super::common::{AuditArgs, PermArgs, audit, now, parse_duration, required};
+use super::common::{GuardArgs, audit, now, or_config, parse_duration, required_or_config};
 use super::error::CliError;
 use super::keygen::Algorithm;
 use super::{PassphraseArgs, print_json};
@@ -83,9 +83,7 @@ pub struct Args {
     #[command(flatten)]
     passphrase: PassphraseArgs,
     #[command(flatten)]
-    audit: AuditArgs,
-    #[command(flatten)]
-    perms: PermArgs,
+    guard: GuardArgs,
     /// Print nothing on success (warnings and errors still go to stderr).
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -117,21 +115,19 @@ impl Args {
     /// Fill what the flags left unset from `[signing]` (a flag always wins).
     fn resolve(&mut self, config: Option<&Config>) -> Result<Resolved, CliError> {
         let signing = config.map(|c| &c.signing);
-        let keys_dir = required(
-            self.keys_dir
-                .clone()
-                .or_else(|| signing.and_then(|s| s.keys_dir.clone())),
+        let keys_dir = required_or_config(
+            &self.keys_dir,
+            config,
+            |c| &c.signing.keys_dir,
             "--keys-dir <DIR>",
             "signing.keys_dir",
-            config,
         )?;
-        let trusted_keys = required(
-            self.trusted_keys
-                .clone()
-                .or_else(|| signing.and_then(|s| s.trusted_keys.clone())),
+        let trusted_keys = required_or_config(
+            &self.trusted_keys,
+            config,
+            |c| &c.signing.trusted_keys,
             "--trusted-keys <TDIR>",
             "signing.trusted_keys",
-            config,
         )?;
         // `--bits` alone means RSA, as without a file.
         if self.algorithm.is_none() && self.bits.is_none() {
@@ -143,18 +139,12 @@ impl Args {
                 .and_then(|a| a.config_bits(config))
                 .map(|b| b.to_string());
         }
-        if self.publish_dir.is_none() {
-            self.publish_dir = signing.and_then(|s| s.publish_dir.clone());
-        }
+        self.publish_dir = or_config(&self.publish_dir, config, |c| &c.signing.publish_dir);
         Ok(Resolved {
             access: self.token.access(config)?,
             keys_dir,
             trusted_keys,
-            name: self
-                .name
-                .clone()
-                .or_else(|| signing.and_then(|s| s.key_name.clone()))
-                .unwrap_or_else(|| super::keygen::DEFAULT_NAME.into()),
+            name: super::keygen::key_name(&self.name, config),
             grace_period: self
                 .grace_period
                 .or_else(|| signing.and_then(|s| s.grace_period).map(|d| d.0))
@@ -168,10 +158,9 @@ const DEFAULT_GRACE: u64 = 30 * 86_400;
 
 pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
     let r = args.resolve(config)?;
-    let textfile = args
-        .metrics_textfile
-        .clone()
-        .or_else(|| config.and_then(|c| c.signing.metrics_textfile.clone()));
+    let textfile = or_config(&args.metrics_textfile, config, |c| {
+        &c.signing.metrics_textfile
+    });
     let Some(dir) = textfile else {
         return rotate_run(args, r, None);
     };
@@ -208,7 +197,6 @@ fn record_success(
 }
 
 fn rotate_run(args: Args, r: Resolved, textfile: Option<&std::path::Path>) -> Result<(), CliError> {
-    args.perms.apply();
     if r.grace_period < GRACE_FLOOR && !args.emergency {
         let given = if args.grace_period.is_some() {
             "--grace-period"
@@ -237,8 +225,10 @@ fn rotate_run(args: Args, r: Resolved, textfile: Option<&std::path::Path>) -> Re
         }),
     };
     let passphrase = args.passphrase.get()?;
-    // A requested audit log that cannot be written stops us before we act.
-    let log = args.audit.open()?;
+    // A requested audit log that cannot be written stops us before we act
+    // (the permissions policy is set with it: nothing above reads a key
+    // directory).
+    let log = args.guard.open()?;
     // StrictModes on both directories, when they exist already.
     for (dir, kind) in [
         (&r.keys_dir, pkgsign::trust::perms::KeyDir::Signing),

@@ -11,7 +11,7 @@ use pkgsign::config::Config;
 
 use pkgsign::audit::{AuditEvent, AuditLog, Event};
 
-use super::common::{AuditArgs, audit, required};
+use super::common::{AuditArgs, audit, or_config, required_or_config};
 use super::error::CliError;
 use super::{PassphraseArgs, print_json, shown};
 
@@ -47,7 +47,13 @@ impl Algorithm {
 }
 
 /// The key name when neither `--name` nor `[signing] key_name` gives one.
-pub const DEFAULT_NAME: &str = "signing-key";
+const DEFAULT_NAME: &str = "signing-key";
+
+/// The key's name: `--name`, else `[signing] key_name`, else
+/// [`DEFAULT_NAME`].
+pub fn key_name(flag: &Option<String>, config: Option<&Config>) -> String {
+    or_config(flag, config, |c| &c.signing.key_name).unwrap_or_else(|| DEFAULT_NAME.into())
+}
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -97,20 +103,14 @@ pub struct Args {
 
 pub fn run(args: Args, config: Option<&Config>) -> Result<(), CliError> {
     // Flags first, then the configuration file's [signing], then defaults.
-    let signing = config.map(|c| &c.signing);
-    let output_dir = required(
-        args.output_dir
-            .clone()
-            .or_else(|| signing.and_then(|s| s.keys_dir.clone())),
+    let output_dir = required_or_config(
+        &args.output_dir,
+        config,
+        |c| &c.signing.keys_dir,
         "--output-dir <DIR>",
         "signing.keys_dir",
-        config,
     )?;
-    let name = args
-        .name
-        .clone()
-        .or_else(|| signing.and_then(|s| s.key_name.clone()))
-        .unwrap_or_else(|| DEFAULT_NAME.into());
+    let name = key_name(&args.name, config);
     let algorithm = match args.algorithm {
         Some(a) => a,
         None => Algorithm::from_config(config)?.unwrap_or(Algorithm::Ed25519),

@@ -306,6 +306,38 @@ fn names_token_key(arg: &Path) -> bool {
             .is_some_and(pkgsign::keys::pkcs11::Pkcs11Uri::is_uri)
 }
 
+/// [`load_signing_key`] with the passphrase of `passphrase` (read first,
+/// whatever the key) and the token access of `token`.
+fn load_key(
+    arg: &Path,
+    passphrase: &PassphraseArgs,
+    token: &TokenArgs,
+    config: Option<&pkgsign::config::Config>,
+) -> Result<Box<dyn pkgsign::keys::KeySource>, Error> {
+    load_signing_key(arg, passphrase.get()?.as_ref(), &|| token.access(config))
+}
+
+/// How to unlock a private key: `--passphrase-file` for a key file,
+/// `--pkcs11-module` and `--pin-file` for a key on a token.
+#[derive(Debug, Clone, clap::Args)]
+struct KeyArgs {
+    #[command(flatten)]
+    passphrase: PassphraseArgs,
+    #[command(flatten)]
+    token: TokenArgs,
+}
+
+impl KeyArgs {
+    /// The private key `arg` names ([`load_key`]).
+    fn load(
+        &self,
+        arg: &Path,
+        config: Option<&pkgsign::config::Config>,
+    ) -> Result<Box<dyn pkgsign::keys::KeySource>, Error> {
+        load_key(arg, &self.passphrase, &self.token, config)
+    }
+}
+
 /// Where a passphrase comes from: `--passphrase-file`, else `PKGSIGN_PASSPHRASE`.
 #[derive(Debug, Clone, clap::Args)]
 struct PassphraseArgs {

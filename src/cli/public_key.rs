@@ -44,9 +44,7 @@ pub fn run(args: Args, config: Option<&Config>) -> Result<(), CliError> {
     let is_private =
         text.windows(11).any(|w| w == b"PRIVATE KEY") || super::names_token_key(&args.key);
     let public = if is_private {
-        let k = super::load_signing_key(&args.key, args.passphrase.get()?.as_ref(), &|| {
-            args.token.access(config)
-        })?;
+        let k = super::load_key(&args.key, &args.passphrase, &args.token, config)?;
         k.public_key().clone()
     } else {
         encoding::load_public_key(&args.key)?

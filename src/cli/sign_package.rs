@@ -14,10 +14,10 @@ use serde_json::json;
 use pkgsign::config::Config;
 
 use super::common::{
-    AuditArgs, PermArgs, VersionSchemeArg, When, audit, missing, now, parse_hash_alg, parse_when,
+    GuardArgs, VersionSchemeArg, When, audit, missing, now, parse_hash_alg, parse_when,
 };
 use super::error::CliError;
-use super::{PassphraseArgs, print_json, shown};
+use super::{KeyArgs, print_json, shown};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum FormatArg {
@@ -95,13 +95,9 @@ pub struct Args {
     #[arg(long, value_name = "DURATION|TIME", value_parser = parse_when)]
     expires: Option<When>,
     #[command(flatten)]
-    passphrase: PassphraseArgs,
+    unlock: KeyArgs,
     #[command(flatten)]
-    token: super::TokenArgs,
-    #[command(flatten)]
-    audit: AuditArgs,
-    #[command(flatten)]
-    perms: PermArgs,
+    guard: GuardArgs,
     /// Print nothing on success and draw no progress bar.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -125,10 +121,9 @@ pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
                 })?,
         );
     }
-    args.perms.apply();
     // A requested audit log that cannot be written stops us before we act.
-    let log = args.audit.open()?;
-    let passphrase = args.passphrase.get()?;
+    let log = args.guard.open()?;
+    let passphrase = args.unlock.passphrase.get()?;
     // Check the package before unlocking keys.
     pkgsign::fsutil::open_regular(&args.package)?;
     let keys = match &args.keys_dir {
@@ -137,7 +132,7 @@ pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
                 dir,
                 now(),
                 passphrase.as_ref(),
-                &args.token.access(config)?,
+                &args.unlock.token.access(config)?,
             )?;
             for s in skipped {
                 eprintln!("note: not signing with {}: {}", shown(&s.path), s.reason);
@@ -145,7 +140,7 @@ pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
             keys
         }
         None => {
-            let token = || args.token.access(config);
+            let token = || args.unlock.token.access(config);
             args.private_keys
                 .iter()
                 .map(|p| super::load_signing_key(p, passphrase.as_ref(), &token))

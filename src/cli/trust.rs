@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::common::{AuditArgs, audit, now, parse_fingerprint, parse_time, print_warnings};
 use super::error::CliError;
-use super::{PassphraseArgs, print_json, shown};
+use super::{KeyArgs, print_json, shown};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -80,9 +80,7 @@ enum Command {
         #[arg(long, value_name = "DIR", requires = "sign_with")]
         publish_dir: Option<PathBuf>,
         #[command(flatten)]
-        passphrase: PassphraseArgs,
-        #[command(flatten)]
-        token: super::TokenArgs,
+        unlock: KeyArgs,
         #[command(flatten)]
         audit: AuditArgs,
     },
@@ -116,9 +114,7 @@ enum Command {
         #[arg(long, value_name = "KEY")]
         key: PathBuf,
         #[command(flatten)]
-        passphrase: PassphraseArgs,
-        #[command(flatten)]
-        token: super::TokenArgs,
+        unlock: KeyArgs,
         #[command(flatten)]
         audit: AuditArgs,
     },
@@ -219,20 +215,15 @@ pub fn run(args: Args, config: Option<&pkgsign::config::Config>) -> Result<(), C
             reason,
             sign_with,
             publish_dir,
-            passphrase,
-            token,
+            unlock,
             audit: audit_args,
         } => {
             let log = audit_args.open()?;
             check_existing(&tdir)?;
-            let key = match &sign_with {
-                Some(k) => Some(super::load_signing_key(
-                    k,
-                    passphrase.get()?.as_ref(),
-                    &|| token.access(config),
-                )?),
-                None => None,
-            };
+            let key = sign_with
+                .as_deref()
+                .map(|k| unlock.load(k, config))
+                .transpose()?;
             let revoked = pkgsign::trust::revoke::revoke(
                 &tdir,
                 &fingerprint,
@@ -347,14 +338,11 @@ pub fn run(args: Args, config: Option<&pkgsign::config::Config>) -> Result<(), C
         Command::Cosign {
             statement,
             key,
-            passphrase,
-            token,
+            unlock,
             audit: audit_args,
         } => {
             let log = audit_args.open()?;
-            let key = super::load_signing_key(&key, passphrase.get()?.as_ref(), &|| {
-                token.access(config)
-            })?;
+            let key = unlock.load(&key, config)?;
             let mut st = Statement::read(&statement)?;
             st.cosign(key.as_ref())?;
             pkgsign::fsutil::write_atomic(

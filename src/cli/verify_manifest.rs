@@ -12,7 +12,7 @@ use serde_json::json;
 
 use pkgsign::config::Config;
 
-use super::common::{AuditArgs, PermArgs, ReleaseArgs, audit, load_trust};
+use super::common::{GuardArgs, ReleaseArgs, audit, load_trust, or_config};
 use super::error::{CliError, message};
 use super::{json_printed, one_line, print_json, shown};
 
@@ -62,9 +62,7 @@ pub struct Args {
     #[arg(long, short = 'q')]
     quiet: bool,
     #[command(flatten)]
-    audit: AuditArgs,
-    #[command(flatten)]
-    perms: PermArgs,
+    guard: GuardArgs,
     /// Print the outcome as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -72,22 +70,18 @@ pub struct Args {
 
 pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
     super::common::require_worker_trust(&mut args.public_keys, &mut args.trusted_keys, config)?;
-    if args.cache.is_none() {
-        args.cache = config.and_then(|c| c.worker.cache.clone());
-    }
-    args.perms.apply();
+    args.cache = or_config(&args.cache, config, |c| &c.worker.cache);
     // Every verification is a security event: one that cannot be logged
     // is not made.
-    let log = args.audit.open()?;
+    let log = args.guard.open()?;
     let signature = args
         .signature
         .clone()
         .unwrap_or_else(|| pkgsign::fsutil::sig_path_for(&args.list));
-    let wanted = super::common::keys_named_by(&signature);
     let trust = load_trust(
         &args.public_keys,
         args.trusted_keys.as_deref(),
-        wanted.as_deref(),
+        Some(&signature),
     )?;
     let cache = args.cache.as_deref().map(Cache::open);
     // The library tells the bar how many files the verified list names.

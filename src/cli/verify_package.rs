@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use pkgsign::config::Config;
 
 use super::common::{
-    AuditArgs, PermArgs, ReleaseArgs, audit, load_trust, parse_size, worker_trust,
+    GuardArgs, ReleaseArgs, audit, load_trust, or_config, parse_size, worker_trust,
 };
 use super::error::{CliError, message};
 use super::{print_json, shown};
@@ -80,9 +80,7 @@ pub struct Args {
     #[arg(long, short = 'q')]
     quiet: bool,
     #[command(flatten)]
-    audit: AuditArgs,
-    #[command(flatten)]
-    perms: PermArgs,
+    guard: GuardArgs,
     /// Print the outcome as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -107,13 +105,10 @@ impl Outcome {
 
 pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
     worker_trust(&mut args.public_keys, &mut args.trusted_keys, config);
-    if args.cache.is_none() {
-        args.cache = config.and_then(|c| c.worker.cache.clone());
-    }
-    args.perms.apply();
+    args.cache = or_config(&args.cache, config, |c| &c.worker.cache);
     // Every verification is a security event: one that cannot be logged
     // is not made.
-    let log = args.audit.open()?;
+    let log = args.guard.open()?;
     let checksum = args
         .checksum
         .as_deref()
@@ -142,18 +137,18 @@ pub fn run(mut args: Args, config: Option<&Config>) -> Result<(), CliError> {
             "--package - and --output verify one package, read once, against its signature: give one --package, --signature SIG (always, with --package -) and --public-key or --trusted-keys".into(),
         ));
     }
-    // The keys one package's signatures name: only those are looked for
+    // One package's signature file: only the keys it names are looked for
     // in a trusted-keys directory.
-    let wanted = match (&args.signature, args.package.as_slice()) {
-        (Some(sig), _) => super::common::keys_named_by(sig),
-        (None, [package]) => super::common::keys_named_by(&pkgsign::fsutil::sig_path_for(package)),
+    let sig_file = match (&args.signature, args.package.as_slice()) {
+        (Some(sig), _) => Some(sig.clone()),
+        (None, [package]) => Some(pkgsign::fsutil::sig_path_for(package)),
         _ => None,
     };
     let trust = if keys_given {
         load_trust(
             &args.public_keys,
             args.trusted_keys.as_deref(),
-            wanted.as_deref(),
+            sig_file.as_deref(),
         )?
     } else {
         TrustStore::new()

@@ -817,6 +817,12 @@ mod tests {
         }
     }
 
+    /// `canonical` with `what` put after the BEGIN line.
+    fn after_begin(label: &str, canonical: &str, what: &str) -> String {
+        let begin = format!("{label}-----\n");
+        canonical.replacen(&begin, &format!("{begin}{what}"), 1)
+    }
+
     /// `canonical` with `what` put after the first base64 character.
     fn inside_first_line(label: &str, canonical: &str, what: &str) -> String {
         let mut text = canonical.to_string();
@@ -881,13 +887,7 @@ mod tests {
             ),
             (
                 "header without blank line",
-                |l, _, c| {
-                    c.replacen(
-                        &format!("{l}-----\n"),
-                        &format!("{l}-----\nComment: k\n"),
-                        1,
-                    )
-                },
+                |l, _, c| after_begin(l, c, "Comment: k\n"),
                 MAL,
                 MAL,
             ),
@@ -977,25 +977,13 @@ mod tests {
             ),
             (
                 "header and blank line",
-                |l, _, c| {
-                    c.replacen(
-                        &format!("{l}-----\n"),
-                        &format!("{l}-----\nComment: k\n\n"),
-                        1,
-                    )
-                },
+                |l, _, c| after_begin(l, c, "Comment: k\n\n"),
                 MAL,
                 MAL,
             ),
             (
                 "Proc-Type header",
-                |l, _, c| {
-                    c.replacen(
-                        &format!("{l}-----\n"),
-                        &format!("{l}-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\n"),
-                        1,
-                    )
-                },
+                |l, _, c| after_begin(l, c, "Proc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\n"),
                 UNS,
                 MAL,
             ),
@@ -1061,7 +1049,7 @@ mod tests {
             ),
             (
                 "blank lines after BEGIN",
-                |l, _, c| c.replacen(&format!("{l}-----\n"), &format!("{l}-----\n\n \n"), 1),
+                |l, _, c| after_begin(l, c, "\n \n"),
                 "OK",
                 "OK",
             ),

@@ -346,6 +346,40 @@ fn one_object(
 const EC_PARAMS_ED25519_NAME: &[u8] = b"\x13\x0cedwards25519";
 const EC_PARAMS_ED25519_OID: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
 
+/// The values of two byte-string attributes of `object` (RSA modulus and
+/// exponent, EC parameters and point), read in one call and given in the
+/// order of `types`: None for one the token does not show. `action` names
+/// the read in an error.
+fn byte_attributes(
+    session: &Session,
+    uri: &Pkcs11Uri,
+    object: ObjectHandle,
+    types: [AttributeType; 2],
+    action: &'static str,
+) -> Result<[Option<Vec<u8>>; 2]> {
+    let attrs = session
+        .get_attributes(object, &types)
+        .map_err(failed(uri, action))?;
+    let [first_type, second_type] = types;
+    let (mut first, mut second) = (None, None);
+    for a in attrs {
+        let t = a.attribute_type();
+        let (Attribute::Modulus(v)
+        | Attribute::PublicExponent(v)
+        | Attribute::EcParams(v)
+        | Attribute::EcPoint(v)) = a
+        else {
+            continue;
+        };
+        if t == first_type {
+            first = Some(v);
+        } else if t == second_type {
+            second = Some(v);
+        }
+    }
+    Ok([first, second])
+}
+
 /// The public key of the private key `key`.
 fn public_key(session: &Session, uri: &Pkcs11Uri, key: ObjectHandle) -> Result<PublicKey> {
     let attrs = session
@@ -365,20 +399,13 @@ fn public_key(session: &Session, uri: &Pkcs11Uri, key: ObjectHandle) -> Result<P
     let label = Path::new(&uri.text);
     match key_type {
         Some(KeyType::RSA) => {
-            let attrs = session
-                .get_attributes(
-                    key,
-                    &[AttributeType::Modulus, AttributeType::PublicExponent],
-                )
-                .map_err(failed(uri, "reading the RSA public key"))?;
-            let (mut n, mut e) = (None, None);
-            for a in attrs {
-                match a {
-                    Attribute::Modulus(m) => n = Some(m),
-                    Attribute::PublicExponent(x) => e = Some(x),
-                    _ => {}
-                }
-            }
+            let [n, e] = byte_attributes(
+                session,
+                uri,
+                key,
+                [AttributeType::Modulus, AttributeType::PublicExponent],
+                "reading the RSA public key",
+            )?;
             let (Some(n), Some(e)) = (n, e) else {
                 return Err(unsupported("the token shows no RSA modulus".into()));
             };
@@ -401,17 +428,13 @@ fn public_key(session: &Session, uri: &Pkcs11Uri, key: ObjectHandle) -> Result<P
                 }
                 .into());
             };
-            let attrs = session
-                .get_attributes(public, &[AttributeType::EcParams, AttributeType::EcPoint])
-                .map_err(failed(uri, "reading the Ed25519 public key"))?;
-            let (mut params, mut point) = (None, None);
-            for a in attrs {
-                match a {
-                    Attribute::EcParams(p) => params = Some(p),
-                    Attribute::EcPoint(p) => point = Some(p),
-                    _ => {}
-                }
-            }
+            let [params, point] = byte_attributes(
+                session,
+                uri,
+                public,
+                [AttributeType::EcParams, AttributeType::EcPoint],
+                "reading the Ed25519 public key",
+            )?;
             if let Some(p) = &params
                 && p != EC_PARAMS_ED25519_NAME
                 && p != EC_PARAMS_ED25519_OID

@@ -1,5 +1,6 @@
 //! Private key files: PKCS#8 (plain and encrypted), PKCS#1 `RSA PRIVATE
-//! KEY`, and the refusals of every other PEM label. The first byte says
+//! KEY`, OpenSSH's own format (plain and encrypted), and the refusals of
+//! every other PEM label. The first byte says
 //! whether a passphrase is given (odd: "fuzz"), so both the "passphrase
 //! required" path and decryption are reached. Property: a parsed key
 //! written out as plain PKCS#8 parses back to the same key.

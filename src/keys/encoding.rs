@@ -212,10 +212,7 @@ pub fn parse_private_key(
             rsa_private(path, key)
         }
         "PUBLIC KEY" | "RSA PUBLIC KEY" => Err(public_key_given(path)),
-        "OPENSSH PRIVATE KEY" => Err(Error::key_unsupported(
-            path,
-            "OpenSSH private key format; convert it with `ssh-keygen -p -m PKCS8 -f KEY`",
-        )),
+        "OPENSSH PRIVATE KEY" => super::openssh::parse_openssh_private_key(path, text, passphrase),
         "EC PRIVATE KEY" => Err(Error::key_unsupported(
             path,
             "ECDSA keys are not supported; use Ed25519 or RSA",

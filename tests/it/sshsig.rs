@@ -237,3 +237,177 @@ fn raw_ed25519_never_signs_bytes_that_read_as_an_ssh_signature() {
     let r = env.run(a);
     assert_eq!(r.code, 2, "{r:?}");
 }
+
+/// A user's own SSH key signs as it is: `ssh-keygen` writes Ed25519 keys
+/// only in the OpenSSH format (`-m PKCS8` does not convert them), so
+/// pkgsign reads that format, plain and passphrase-encrypted, Ed25519 and
+/// RSA. What it signs `ssh-keygen -Y verify` accepts (SSH signatures), and
+/// `verify-package` accepts against the key's `.pub` (pkgsign format).
+/// Refused, each with its code: no passphrase, a wrong one, a KDF cost
+/// that would hang the signer, and the key types pkgsign does not use.
+#[test]
+fn openssh_private_keys_from_ssh_keygen_sign_in_both_formats() {
+    let env = Env::new();
+    let pkg = env.write("app.tar.gz", b"release bytes".repeat(500));
+    let pass = env.write("pass", "correct horse\n");
+    common::chmod(&pass, 0o600);
+    let cases: [(&str, &[&str], bool); 3] = [
+        ("ed", &["-t", "ed25519"], false),
+        ("edpw", &["-t", "ed25519", "-N", "correct horse"], true),
+        ("rsa", &["-t", "rsa", "-b", "2048"], false),
+    ];
+    for (name, kind, encrypted) in cases {
+        let mut argv = vec!["-q", "-f", name, "-C", "me"];
+        argv.extend_from_slice(kind);
+        if !encrypted {
+            argv.extend(["-N", ""]);
+        }
+        assert_eq!(ssh_keygen(&env, &argv, None).code, 0);
+        let key = env.path(name);
+        assert!(
+            std::fs::read_to_string(&key)
+                .unwrap()
+                .starts_with("-----BEGIN OPENSSH PRIVATE KEY-----")
+        );
+        let extra: &[&str] = if encrypted {
+            &["--passphrase-file", "pass"]
+        } else {
+            &[]
+        };
+        // SSH signature, checked by ssh-keygen.
+        let sig = format!("{name}.sshsig");
+        let mut e = vec!["--output", sig.as_str()];
+        e.extend_from_slice(extra);
+        sign_sshsig(&env, &pkg, &key, &e).ok();
+        let signers = env.write(
+            "allowed_signers",
+            format!(
+                "signer {}",
+                std::fs::read_to_string(env.path(format!("{name}.pub"))).unwrap()
+            ),
+        );
+        let ok = ssh_keygen(
+            &env,
+            &[
+                "-Y",
+                "verify",
+                "-f",
+                signers.to_str().unwrap(),
+                "-I",
+                "signer",
+                "-n",
+                "pkgsign",
+                "-s",
+                &sig,
+            ],
+            Some(&pkg),
+        );
+        assert_eq!(ok.code, 0, "{name}: {ok:?}");
+        // pkgsign format, verified against the OpenSSH .pub.
+        let mut a = args(["sign-package", "--package"]);
+        a.push(pkg.clone().into());
+        a.push("--private-key".into());
+        a.push(key.clone().into());
+        a.extend(args(["--output", "p.sig"]));
+        a.extend(args(extra));
+        env.run(a).ok();
+        let mut v = args(["verify-package", "--package"]);
+        v.push(pkg.clone().into());
+        v.extend(args(["--signature", "p.sig", "--json", "--public-key"]));
+        v.push(env.path(format!("{name}.pub")).into());
+        let json = env.run(v).ok().json();
+        assert_eq!(json["verified"], true, "{name}: {json}");
+        if encrypted {
+            sign_sshsig(&env, &pkg, &key, &["--output", "x.sig", "--json"])
+                .fails_with(2, "PASSPHRASE_REQUIRED");
+            let wrong = env.write("wrong", "incorrect horse\n");
+            common::chmod(&wrong, 0o600);
+            sign_sshsig(
+                &env,
+                &pkg,
+                &key,
+                &["--output", "x.sig", "--json", "--passphrase-file", "wrong"],
+            )
+            .fails_with(2, "PASSPHRASE_WRONG");
+        }
+    }
+    assert!(!env.path("x.sig").exists());
+
+    // A KDF cost of 5000 bcrypt rounds (ssh-keygen's default is 16; making
+    // such a key takes ssh-keygen a minute, so the rounds of a cheap one
+    // are raised) is refused before any round is run; ECDSA is not a
+    // pkgsign key type.
+    assert_eq!(
+        ssh_keygen(
+            &env,
+            &["-q", "-t", "ed25519", "-N", "x", "-f", "slow"],
+            None
+        )
+        .code,
+        0
+    );
+    set_bcrypt_rounds(&env.path("slow"), 5000);
+    assert_eq!(
+        ssh_keygen(&env, &["-q", "-t", "ecdsa", "-N", "", "-f", "ec"], None).code,
+        0
+    );
+    for (key, code, words) in [
+        ("slow", "KEY_UNSUPPORTED", "5000 bcrypt-pbkdf rounds"),
+        ("ec", "KEY_UNSUPPORTED", "ECDSA"),
+    ] {
+        let start = std::time::Instant::now();
+        let r = sign_sshsig(
+            &env,
+            &pkg,
+            &env.path(key),
+            &["--output", "x.sig", "--json", "--passphrase-file", "pass"],
+        )
+        .fails_with(2, code);
+        assert!(r.json()["error"].as_str().unwrap().contains(words), "{r:?}");
+        assert!(
+            start.elapsed().as_secs() < 5,
+            "{key}: refused only after {:?}",
+            start.elapsed()
+        );
+    }
+}
+
+/// Rewrite the bcrypt-pbkdf rounds of an encrypted OpenSSH private key
+/// (PROTOCOL.key: magic, cipher name, KDF name, then the KDF options: the
+/// salt and the rounds, big-endian).
+fn set_bcrypt_rounds(key: &Path, rounds: u32) {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let text = std::fs::read_to_string(key).unwrap();
+    let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    let mut bin = b64.decode(body).unwrap();
+    let magic = b"openssh-key-v1\0";
+    assert!(bin.starts_with(magic));
+    let mut at = magic.len();
+    let string = |at: &mut usize| {
+        let len = u32::from_be_bytes(bin[*at..*at + 4].try_into().unwrap()) as usize;
+        let s = bin[*at + 4..*at + 4 + len].to_vec();
+        *at += 4 + len;
+        s
+    };
+    assert_eq!(string(&mut at), b"aes256-ctr");
+    assert_eq!(string(&mut at), b"bcrypt");
+    let _options_len = &bin[at..at + 4];
+    at += 4;
+    let _salt = string(&mut at);
+    bin[at..at + 4].copy_from_slice(&rounds.to_be_bytes());
+    let wrapped: Vec<String> = b64
+        .encode(&bin)
+        .as_bytes()
+        .chunks(70)
+        .map(|c| String::from_utf8(c.to_vec()).unwrap())
+        .collect();
+    std::fs::write(
+        key,
+        format!(
+            "-----BEGIN OPENSSH PRIVATE KEY-----\n{}\n-----END OPENSSH PRIVATE KEY-----\n",
+            wrapped.join("\n")
+        ),
+    )
+    .unwrap();
+}

@@ -281,7 +281,7 @@ fn load_signing_key(
     use pkgsign::keys::pkcs11::{self, Pkcs11Uri, TokenKey};
     let uri = match arg.to_str() {
         Some(s) if Pkcs11Uri::is_uri(s) => Some(Pkcs11Uri::parse(s)?),
-        _ if is_pointer(arg) => Some(pkcs11::read_pointer(arg)?),
+        _ if pkcs11::is_pointer(arg) => Some(pkcs11::read_pointer(arg)?),
         _ => None,
     };
     match uri {
@@ -292,15 +292,9 @@ fn load_signing_key(
     }
 }
 
-/// A `NAME.pkcs11` pointer file.
-fn is_pointer(arg: &Path) -> bool {
-    arg.extension()
-        .is_some_and(|x| x == pkgsign::keys::pkcs11::POINTER_EXT)
-}
-
 /// Whether a key argument names a key on a token (a URI or a pointer).
 fn names_token_key(arg: &Path) -> bool {
-    is_pointer(arg)
+    pkgsign::keys::pkcs11::is_pointer(arg)
         || arg
             .to_str()
             .is_some_and(pkgsign::keys::pkcs11::Pkcs11Uri::is_uri)

@@ -102,10 +102,7 @@ pub fn active_keys(
     let mut skipped = Vec::new();
     let mut seen = HashSet::new();
     for path in key_files(dir)? {
-        let key: Box<dyn KeySource> = if path
-            .extension()
-            .is_some_and(|x| x == crate::keys::pkcs11::POINTER_EXT)
-        {
+        let key: Box<dyn KeySource> = if crate::keys::pkcs11::is_pointer(&path) {
             let uri = crate::keys::pkcs11::read_pointer(&path)?;
             Box::new(crate::keys::pkcs11::TokenKey::open(&uri, token)?)
         } else {

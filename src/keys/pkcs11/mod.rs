@@ -705,6 +705,12 @@ impl KeySource for TokenKey {
 /// a token, beside its `NAME.pub`.
 pub const POINTER_EXT: &str = "pkcs11";
 
+/// Whether `path` names a pointer file (by its extension): read it with
+/// [`read_pointer`], never as a private key file.
+pub fn is_pointer(path: &Path) -> bool {
+    path.extension().is_some_and(|x| x == POINTER_EXT)
+}
+
 /// What `keygen --pkcs11` wrote.
 #[derive(Debug)]
 pub struct WrittenPointer {

@@ -8,29 +8,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use common::rotation::*;
+use common::rotation::{HandKey as Key, hand_keygen as keygen};
 use common::*;
 use pkgsign::keys::{Fingerprint, KeySource, KeySpec, LocalKey, encoding, generate};
 use pkgsign::trust::lineage::{Claim, Statement};
 use serde_json::Value;
-
-/// A key made by `pkgsign keygen`, with its fingerprint as a `Fingerprint`
-/// (this file's own `Key`, not `common::Key`).
-struct Key {
-    pem: PathBuf,
-    public: PathBuf,
-    fp: Fingerprint,
-}
-
-fn keygen(env: &Env, name: &str) -> Key {
-    let k = common::keygen(&env.path("keys-by-hand"), name, Alg::Ed25519);
-    let fp = fp_of_pem(&k.private, None);
-    assert!(k.fingerprint.contains(fp.as_str()), "{k:?}");
-    Key {
-        pem: k.private,
-        public: k.public,
-        fp,
-    }
-}
 
 fn trust(args: &[&str]) -> Run {
     let mut v = vec!["trust"];

@@ -9,26 +9,11 @@ use crate::common;
 use std::path::{Path, PathBuf};
 
 use common::rotation::*;
+use common::rotation::{HandKey as Key, hand_keygen as keygen};
 use common::*;
 use pkgsign::keys::{Fingerprint, KeySource, KeySpec, LocalKey, encoding, generate};
 
 const INDEX: &str = ".cache/pkgsign-trust-index";
-
-struct Key {
-    pem: PathBuf,
-    public: PathBuf,
-    fp: Fingerprint,
-}
-
-fn keygen(env: &Env, name: &str) -> Key {
-    let k = common::keygen(&env.path("keys-by-hand"), name, Alg::Ed25519);
-    let fp = fp_of_pem(&k.private, None);
-    Key {
-        pem: k.private,
-        public: k.public,
-        fp,
-    }
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

@@ -151,6 +151,28 @@ pub fn fp_of_pem(path: &Path, pass: Option<&str>) -> Fingerprint {
         .fingerprint()
 }
 
+/// A key made by `pkgsign keygen` under `keys-by-hand/`, with its
+/// fingerprint as a [`Fingerprint`] (not [`super::Key`], whose fingerprint
+/// is the CLI's text).
+pub struct HandKey {
+    pub pem: PathBuf,
+    pub public: PathBuf,
+    pub fp: Fingerprint,
+}
+
+/// `pkgsign keygen` of an Ed25519 key `name` under `keys-by-hand/`; checks
+/// that the fingerprint pkgsign printed is the key's.
+pub fn hand_keygen(env: &Env, name: &str) -> HandKey {
+    let k = super::keygen(&env.path("keys-by-hand"), name, super::Alg::Ed25519);
+    let fp = fp_of_pem(&k.private, None);
+    assert!(k.fingerprint.contains(fp.as_str()), "{k:?}");
+    HandKey {
+        pem: k.private,
+        public: k.public,
+        fp,
+    }
+}
+
 /// The fingerprint of a public key file.
 pub fn fp_of_pub(path: &Path) -> Fingerprint {
     encoding::load_public_key(path)

@@ -35,6 +35,26 @@ fn config(env: &Env, rel: &str, text: &str) -> PathBuf {
     env.write(rel, text)
 }
 
+/// A signed package and two configuration files: `good.toml`, whose
+/// `[worker] trusted_keys` holds the signer's key, and `bad.toml`, whose
+/// holds another key.
+fn good_and_bad_configs(env: &Env) -> (PathBuf, PathBuf, PathBuf) {
+    let (package, signer, other) = signed_package(env);
+    trusted_dir(env, "good", &signer);
+    trusted_dir(env, "bad", &other);
+    let good = config(env, "good.toml", "[worker]\ntrusted_keys = \"good\"\n");
+    let bad = config(env, "bad.toml", "[worker]\ntrusted_keys = \"bad\"\n");
+    (package, good, bad)
+}
+
+/// `pkgsign verify-package --json --package PACKAGE`, to add to.
+fn verify_cmd(env: &Env, package: &Path) -> std::process::Command {
+    let mut cmd = env.cmd();
+    cmd.args(["verify-package", "--json", "--package"])
+        .arg(package);
+    cmd
+}
+
 fn verify_with(env: &Env, cfg: &Path, package: &Path, extra: &[&str]) -> crate::common::Run {
     let mut a = args(["verify-package", "--json", "--config"]);
     a.push(cfg.into());
@@ -72,11 +92,7 @@ fn an_unknown_config_key_stops_the_command_naming_key_and_line() {
 #[test]
 fn verify_package_with_only_config_and_package_uses_the_workers_trusted_keys() {
     let env = Env::new();
-    let (package, signer, other) = signed_package(&env);
-    trusted_dir(&env, "good", &signer);
-    trusted_dir(&env, "bad", &other);
-    let good = config(&env, "good.toml", "[worker]\ntrusted_keys = \"good\"\n");
-    let bad = config(&env, "bad.toml", "[worker]\ntrusted_keys = \"bad\"\n");
+    let (package, good, bad) = good_and_bad_configs(&env);
     verify_with(&env, &good, &package, &[]).verified();
     // The file's keys are really what decides.
     verify_with(&env, &bad, &package, &[]).refused("KEY_NOT_TRUSTED");
@@ -92,11 +108,7 @@ fn verify_package_with_only_config_and_package_uses_the_workers_trusted_keys() {
 #[test]
 fn a_key_flag_replaces_the_files_trusted_keys_instead_of_adding_to_them() {
     let env = Env::new();
-    let (package, signer, other) = signed_package(&env);
-    trusted_dir(&env, "good", &signer);
-    trusted_dir(&env, "bad", &other);
-    let good = config(&env, "good.toml", "[worker]\ntrusted_keys = \"good\"\n");
-    let bad = config(&env, "bad.toml", "[worker]\ntrusted_keys = \"bad\"\n");
+    let (package, good, bad) = good_and_bad_configs(&env);
     // The flag wins over a file that would refuse...
     verify_with(&env, &bad, &package, &["--trusted-keys", "good"]).verified();
     // ...and over one that would accept: the file's keys are not added.
@@ -111,20 +123,14 @@ fn pkgsign_config_in_the_environment_names_the_file() {
     let (package, signer, _) = signed_package(&env);
     trusted_dir(&env, "good", &signer);
     let cfg = config(&env, "good.toml", "[worker]\ntrusted_keys = \"good\"\n");
-    let mut cmd = env.cmd();
-    cmd.args(["verify-package", "--json", "--package"])
-        .arg(&package)
-        .env("PKGSIGN_CONFIG", &cfg);
+    let mut cmd = verify_cmd(&env, &package);
+    cmd.env("PKGSIGN_CONFIG", &cfg);
     run(cmd).verified();
     // --config wins over the environment.
     trusted_dir(&env, "bad", &env.keygen("third", Alg::Ed25519));
     let bad = config(&env, "bad.toml", "[worker]\ntrusted_keys = \"bad\"\n");
-    let mut cmd = env.cmd();
-    cmd.args(["verify-package", "--json", "--package"])
-        .arg(&package)
-        .arg("--config")
-        .arg(&bad)
-        .env("PKGSIGN_CONFIG", &cfg);
+    let mut cmd = verify_cmd(&env, &package);
+    cmd.arg("--config").arg(&bad).env("PKGSIGN_CONFIG", &cfg);
     run(cmd).refused("KEY_NOT_TRUSTED");
 }
 
@@ -269,11 +275,8 @@ fn the_audit_log_is_the_flag_else_the_environment_else_the_file() {
         "audit_log = \"file.log\"\n[worker]\ntrusted_keys = \"good\"\n",
     );
     let verify = |flag: bool, environment: bool| {
-        let mut cmd = env.cmd();
-        cmd.args(["verify-package", "--json", "--package"])
-            .arg(&package)
-            .arg("--config")
-            .arg(&cfg);
+        let mut cmd = verify_cmd(&env, &package);
+        cmd.arg("--config").arg(&cfg);
         if flag {
             cmd.args(["--audit-log", "flag.log"]);
         }

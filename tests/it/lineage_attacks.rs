@@ -97,6 +97,17 @@ fn verify_in(worker: &Path, pkg: &Path, extra: &[&str], at: Option<u64>) -> Run 
     }
 }
 
+/// A key `old` and a worker directory `worker/` that trusts it within the
+/// window of `window` (`--not-before`/`--not-after` flags of `trust add`).
+fn worker_trusting_old(env: &Env, window: &[&str]) -> (Key, PathBuf) {
+    let old = env.keygen_in("old", "old", Alg::Ed25519);
+    let w = env.path("worker");
+    let mut argv = vec!["add", s(&w), s(&old.public)];
+    argv.extend_from_slice(window);
+    trust(None, &argv).ok();
+    (old, w)
+}
+
 fn fp_str(f: &Fingerprint) -> String {
     f.to_string()
 }
@@ -104,22 +115,16 @@ fn fp_str(f: &Fingerprint) -> String {
 #[test]
 fn lineage_expired_signer_cannot_endorse() {
     let env = Env::new();
-    let old = env.keygen_in("old", "old", Alg::Ed25519);
     // The worker trusted `old` for 2020 only.
-    let w = env.path("worker");
-    trust(
-        None,
+    let (old, w) = worker_trusting_old(
+        &env,
         &[
-            "add",
-            s(&w),
-            s(&old.public),
             "--not-before",
             "2020-01-01T00:00:00Z",
             "--not-after",
             "2021-01-01T00:00:00Z",
         ],
-    )
-    .ok();
+    );
     // Whoever holds the retired private key backdates a rotation into its window.
     let (keys, tdir) = coordinator_from(&env, "thief", &old.private, Some(JUNE_2020));
     let out = rotate_at(&keys, &tdir, JUNE_2020, &["--grace-period", "30d"]);
@@ -141,20 +146,8 @@ fn lineage_expired_signer_cannot_endorse() {
 #[test]
 fn lineage_backdated_revocation_of_the_current_key_is_refused() {
     let env = Env::new();
-    let old = env.keygen_in("old", "old", Alg::Ed25519);
+    let (old, w) = worker_trusting_old(&env, &["--not-after", "2021-01-01T00:00:00Z"]);
     let cur = env.keygen_in("cur", "cur", Alg::Ed25519);
-    let w = env.path("worker");
-    trust(
-        None,
-        &[
-            "add",
-            s(&w),
-            s(&old.public),
-            "--not-after",
-            "2021-01-01T00:00:00Z",
-        ],
-    )
-    .ok();
     trust(None, &["add", s(&w), s(&cur.public)]).ok();
     // A revocation of the current key, signed by the retired key, dated 2020.
     let (_, tdir) = coordinator_from(&env, "thief", &old.private, Some(JUNE_2020));

@@ -9,7 +9,7 @@
 
 use crate::common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use common::{Alg, Env, Key, Run, chmod, sign_args, tool, tool_ok};
@@ -27,6 +27,34 @@ fn openssl(env: &Env, args: &[&str]) -> Vec<u8> {
 
 fn openssl_ok(env: &Env, args: &[&str]) -> bool {
     tool(env.dir.path(), "openssl", args).code == 0
+}
+
+/// `openssl pkeyutl -verify` of the Ed25519 signature file `sig` (raw
+/// bytes) over `file` with the public key `public`: true when it verifies.
+fn openssl_verifies_ed25519(env: &Env, public: &Path, sig: &str, file: &str) -> bool {
+    openssl_ok(
+        env,
+        &[
+            "pkeyutl",
+            "-verify",
+            "-rawin",
+            "-pubin",
+            "-inkey",
+            public.to_str().unwrap(),
+            "-sigfile",
+            sig,
+            "-in",
+            file,
+        ],
+    )
+}
+
+/// A package `p.tar.gz` and the pkgsign keys `rsa` (RSA) and `ed` (Ed25519).
+fn package_and_keys(env: &Env) -> (PathBuf, Key, Key) {
+    let pkg = env.package("p.tar.gz");
+    let rsa = env.keygen("rsa", Alg::Rsa);
+    let ed = env.keygen("ed", Alg::Ed25519);
+    (pkg, rsa, ed)
 }
 
 /// `SHA256:` + unpadded base64 of the SHA-256 of the SPKI DER, computed
@@ -351,10 +379,8 @@ fn pkcs1_public_key_loads_for_verify() {
 #[test]
 fn raw_signatures_made_by_openssl_verify() {
     let env = Env::new();
-    let pkg = env.package("p.tar.gz");
+    let (pkg, rsa, ed) = package_and_keys(&env);
     let p = pkg.to_str().unwrap();
-    let rsa = env.keygen("rsa", Alg::Rsa);
-    let ed = env.keygen("ed", Alg::Ed25519);
 
     openssl(
         &env,
@@ -415,10 +441,8 @@ fn raw_signatures_made_by_openssl_verify() {
 #[test]
 fn raw_signatures_made_by_pkgsign_verify_in_openssl() {
     let env = Env::new();
-    let pkg = env.package("p.tar.gz");
+    let (pkg, rsa, ed) = package_and_keys(&env);
     let p = pkg.to_str().unwrap();
-    let rsa = env.keygen("rsa", Alg::Rsa);
-    let ed = env.keygen("ed", Alg::Ed25519);
     for (k, out) in [(&rsa, "rsa.sig"), (&ed, "ed.sig")] {
         env.sign(&pkg, &[k], &["--format", "raw", "--output", out])
             .ok();
@@ -440,23 +464,7 @@ fn raw_signatures_made_by_pkgsign_verify_in_openssl() {
             ],
         )
     };
-    let ed_verify = |file: &str| {
-        openssl_ok(
-            &env,
-            &[
-                "pkeyutl",
-                "-verify",
-                "-rawin",
-                "-pubin",
-                "-inkey",
-                ed.public.to_str().unwrap(),
-                "-sigfile",
-                "ed.sig.bin",
-                "-in",
-                file,
-            ],
-        )
-    };
+    let ed_verify = |file: &str| openssl_verifies_ed25519(&env, &ed.public, "ed.sig.bin", file);
     assert!(rsa_verify(p), "openssl rejects pkgsign's raw RSA signature");
     assert!(
         ed_verify(p),
@@ -560,9 +568,7 @@ fn statement_and_signature(sig_text: &str) -> (Vec<u8>, Vec<u8>) {
 #[test]
 fn pkgsign_statement_signatures_verify_in_openssl() {
     let env = Env::new();
-    let pkg = env.package("p.tar.gz");
-    let rsa = env.keygen("rsa", Alg::Rsa);
-    let ed = env.keygen("ed", Alg::Ed25519);
+    let (pkg, rsa, ed) = package_and_keys(&env);
     for (k, name) in [(&rsa, "rsa"), (&ed, "ed")] {
         env.sign(
             &pkg,
@@ -631,23 +637,7 @@ fn pkgsign_statement_signatures_verify_in_openssl() {
             ],
         )
     };
-    let ed_pkeyutl = |file: &str| {
-        openssl_ok(
-            &env,
-            &[
-                "pkeyutl",
-                "-verify",
-                "-rawin",
-                "-pubin",
-                "-inkey",
-                ed.public.to_str().unwrap(),
-                "-sigfile",
-                "ed.stmt.bin",
-                "-in",
-                file,
-            ],
-        )
-    };
+    let ed_pkeyutl = |file: &str| openssl_verifies_ed25519(&env, &ed.public, "ed.stmt.bin", file);
     assert!(pss_pkeyutl("rsa.stmt"), "RSA-PSS statement (pkeyutl)");
     assert!(pss_dgst("rsa.stmt"), "RSA-PSS statement (dgst)");
     assert!(ed_pkeyutl("ed.stmt"), "Ed25519 statement (pkeyutl)");

@@ -700,39 +700,35 @@ fn sign_package_hash_choices() {
     std::fs::write(dir.join("pkg"), b"a package to sign\n").unwrap();
     let key = keygen(dir, "k", Alg::Ed25519);
     let (privs, pubs) = (key.private.to_str().unwrap(), key.public.to_str().unwrap());
+    // sign-package [EXTRA] --package pkg --private-key K --hash ALG
+    let sign_hash = |extra: &[&str], alg: &str| {
+        let mut a = args(["sign-package"]);
+        a.extend(args(extra));
+        a.extend(args([
+            "--package",
+            "pkg",
+            "--private-key",
+            privs,
+            "--hash",
+            alg,
+        ]));
+        pkgsign(dir, a)
+    };
+    // verify-package --package pkg --public-key K [EXTRA]
+    let verify_pkg = |extra: &[&str]| {
+        let mut a = args(["verify-package", "--package", "pkg", "--public-key", pubs]);
+        a.extend(args(extra));
+        pkgsign(dir, a)
+    };
     for weak in ["md5", "sha1"] {
-        let out = pkgsign(
-            dir,
-            [
-                "sign-package",
-                "--package",
-                "pkg",
-                "--private-key",
-                privs,
-                "--hash",
-                weak,
-            ],
-        )
-        .code(2);
+        let out = sign_hash(&[], weak).code(2);
         assert!(out.stderr.contains(weak), "{out:#?}");
         assert!(
             !dir.join("pkg.sig").exists(),
             "--hash {weak} left a .sig behind"
         );
     }
-    pkgsign(
-        dir,
-        [
-            "sign-package",
-            "--package",
-            "pkg",
-            "--private-key",
-            privs,
-            "--hash",
-            "md4",
-        ],
-    )
-    .code(2);
+    sign_hash(&[], "md4").code(2);
     let b3 = show(&tool_ok(dir, "b3sum", ["pkg"])[..64]);
     let s512 = show(&tool_ok(dir, "sha512sum", ["pkg"])[..128]);
     for (alg, expected) in [
@@ -742,35 +738,10 @@ fn sign_package_hash_choices() {
         ("sha512", Some(s512)),
         ("sha384", None),
     ] {
-        pkgsign(
-            dir,
-            [
-                "sign-package",
-                "-q",
-                "--package",
-                "pkg",
-                "--private-key",
-                privs,
-                "--hash",
-                alg,
-            ],
-        )
-        .ok();
+        sign_hash(&["-q"], alg).ok();
         let sig = std::fs::read_to_string(dir.join("pkg.sig")).unwrap();
         assert!(sig.contains(alg), "the signature names {alg}: {sig}");
-        let j = pkgsign(
-            dir,
-            [
-                "verify-package",
-                "--package",
-                "pkg",
-                "--public-key",
-                pubs,
-                "--json",
-            ],
-        )
-        .ok()
-        .json();
+        let j = verify_pkg(&["--json"]).ok().json();
         let hash = j["package_hash"].as_str().unwrap_or_default().to_string();
         assert!(hash.starts_with(&format!("{alg}:")), "{j}");
         if let Some(e) = expected {
@@ -778,49 +749,12 @@ fn sign_package_hash_choices() {
         }
         // --checksum in another algorithm than the signature's.
         let hex = sha256_hex_of(dir, "pkg");
-        pkgsign(
-            dir,
-            [
-                "verify-package",
-                "--package",
-                "pkg",
-                "--public-key",
-                pubs,
-                "--checksum",
-                &hex,
-            ],
-        )
-        .ok();
+        verify_pkg(&["--checksum", &hex]).ok();
     }
     // Tampering (same size) is caught with a sha3-256 signature.
-    pkgsign(
-        dir,
-        [
-            "sign-package",
-            "-q",
-            "--package",
-            "pkg",
-            "--private-key",
-            privs,
-            "--hash",
-            "sha3-256",
-        ],
-    )
-    .ok();
+    sign_hash(&["-q"], "sha3-256").ok();
     std::fs::write(dir.join("pkg"), b"A package to sign\n").unwrap();
-    let j = pkgsign(
-        dir,
-        [
-            "verify-package",
-            "--package",
-            "pkg",
-            "--public-key",
-            pubs,
-            "--json",
-        ],
-    )
-    .code(1)
-    .json();
+    let j = verify_pkg(&["--json"]).code(1).json();
     assert_eq!(j["code"], "SIGNATURE_INVALID", "{j}");
 }
 

@@ -64,6 +64,15 @@ const FIXTURES: &[(&str, Option<&str>)] = &[
     ("raw-altered", Some("SIGNATURE_INVALID")),
 ];
 
+/// A fresh environment with an Ed25519 key `key` made by `pkgsign keygen`
+/// and a package `package`.
+fn ed25519_env(key: &str, package: &str) -> (Env, Key, PathBuf) {
+    let env = Env::new();
+    let k = env.keygen(key, Alg::Ed25519);
+    let p = env.package(package);
+    (env, k, p)
+}
+
 fn fixture_key() -> Key {
     Key {
         private: data("fixture-ed25519.pem"),
@@ -355,9 +364,7 @@ fn weak_rsa_key_is_refused_on_sign_and_verify() {
 
 #[test]
 fn loose_private_key_permissions_are_refused() {
-    let env = Env::new();
-    let a = env.keygen("a", Alg::Ed25519);
-    let pkg = env.package("p");
+    let (env, a, pkg) = ed25519_env("a", "p");
     for m in [0o644, 0o640, 0o604, 0o660] {
         chmod(&a.private, m);
         let run = env
@@ -453,9 +460,7 @@ fn encrypted_keys_and_passphrases() {
 
 #[test]
 fn missing_files_are_not_found_exit_2() {
-    let env = Env::new();
-    let a = env.keygen("a", Alg::Ed25519);
-    let pkg = env.package("p");
+    let (env, a, pkg) = ed25519_env("a", "p");
     env.sign(&pkg, &[&a], &[]).ok();
     let missing = Key {
         private: env.path("nope.pem"),
@@ -499,9 +504,7 @@ fn missing_files_are_not_found_exit_2() {
 
 #[test]
 fn a_directory_where_a_file_is_expected() {
-    let env = Env::new();
-    let a = env.keygen("a", Alg::Ed25519);
-    let pkg = env.package("p");
+    let (env, a, pkg) = ed25519_env("a", "p");
     env.sign(&pkg, &[&a], &[]).ok();
     let d = env.path("adir");
     std::fs::create_dir(&d).unwrap();
@@ -541,9 +544,7 @@ fn a_directory_where_a_file_is_expected() {
 
 #[test]
 fn output_onto_a_fifo_is_refused_not_renamed_over() {
-    let env = Env::new();
-    let a = env.keygen("a", Alg::Ed25519);
-    let pkg = env.package("p");
+    let (env, a, pkg) = ed25519_env("a", "p");
     mkfifo(&env.path("fifo.sig"));
     env.sign(&pkg, &[&a], &["--output", "fifo.sig", "--json"])
         .fails_with(2, "NOT_A_FILE");
@@ -556,9 +557,7 @@ fn output_onto_a_fifo_is_refused_not_renamed_over() {
 
 #[test]
 fn keys_given_the_wrong_way_round() {
-    let env = Env::new();
-    let a = env.keygen("a", Alg::Ed25519);
-    let pkg = env.package("p");
+    let (env, a, pkg) = ed25519_env("a", "p");
     env.sign(&pkg, &[&a], &[]).ok();
     let swapped = Key {
         private: a.public.clone(),
@@ -743,9 +742,7 @@ fn a_failed_signing_writes_no_sig_and_keeps_the_old_one() {
 
 #[test]
 fn sig_output_replaces_a_symlink_not_its_target() {
-    let env = Env::new();
-    let a = env.keygen("a", Alg::Ed25519);
-    let pkg = env.package("p");
+    let (env, a, pkg) = ed25519_env("a", "p");
     let target = env.write("elsewhere/t", "keep\n");
     symlink(&target, env.path("p.sig")).unwrap();
     env.sign(&pkg, &[&a], &[]).ok();
@@ -763,9 +760,7 @@ fn sig_output_replaces_a_symlink_not_its_target() {
 /// pkgsign-format signature of another package. pkgsign refuses to make it.
 #[test]
 fn raw_ed25519_refuses_to_sign_a_statement() {
-    let env = Env::new();
-    let k = env.keygen("k", Alg::Ed25519);
-    let victim = env.package("victim.tar.gz");
+    let (env, k, victim) = ed25519_env("k", "victim.tar.gz");
     let data = std::fs::read(&victim).unwrap();
     use sha2::Digest as _;
     let statement = format!(
@@ -785,9 +780,7 @@ fn raw_ed25519_refuses_to_sign_a_statement() {
 
 #[test]
 fn output_naming_the_package_is_refused() {
-    let env = Env::new();
-    let k = env.keygen("k", Alg::Ed25519);
-    let pkg = env.package("p.tar.gz");
+    let (env, k, pkg) = ed25519_env("k", "p.tar.gz");
     let before = std::fs::read(&pkg).unwrap();
     let run = env.sign(&pkg, &[&k], &["--output", pkg.to_str().unwrap(), "--json"]);
     assert_eq!(run.code, 2, "{run:#?}");
@@ -806,9 +799,7 @@ fn package_swapped_with_a_fifo_never_hangs_verification() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
-    let env = Env::new();
-    let key = env.keygen("k", Alg::Ed25519);
-    let pkg = env.package("pkg");
+    let (env, key, pkg) = ed25519_env("k", "pkg");
     env.sign(&pkg, &[&key], &[]).ok();
     let fifo = env.path("swap");
     mkfifo(&fifo);
@@ -863,9 +854,7 @@ fn package_swapped_with_a_fifo_never_hangs_verification() {
 /// app-1.2.tar.gz`), as they do with sha256sum and openssl: followed.
 #[test]
 fn package_named_through_a_symlink_still_verifies() {
-    let env = Env::new();
-    let key = env.keygen("k", Alg::Ed25519);
-    let pkg = env.package("app-1.2.tar.gz");
+    let (env, key, pkg) = ed25519_env("k", "app-1.2.tar.gz");
     symlink("app-1.2.tar.gz", env.path("current.tar.gz")).unwrap();
     env.sign(&env.path("current.tar.gz"), &[&key], &[]).ok();
     env.verify(&env.path("current.tar.gz"), &[&key], &[])
@@ -909,9 +898,7 @@ fn dangling_symlink_at_the_lock_file_is_refused_and_its_target_not_created() {
 /// public key.
 #[test]
 fn public_key_given_as_private_key_is_named_as_such() {
-    let env = Env::new();
-    let ed = env.keygen("ed", Alg::Ed25519);
-    let pkg = env.package("p");
+    let (env, ed, pkg) = ed25519_env("ed", "p");
     let swapped = Key {
         private: ed.public.clone(),
         ..ed.clone()
@@ -967,9 +954,7 @@ fn public_key_given_as_private_key_is_named_as_such() {
 /// (SIGNATURE_MALFORMED, exit 1, before any signature is checked).
 #[test]
 fn invisible_characters_in_comments_are_refused() {
-    let env = Env::new();
-    let key = env.keygen("k", Alg::Ed25519);
-    let pkg = env.package("p");
+    let (env, key, pkg) = ed25519_env("k", "p");
     env.sign(&pkg, &[&key], &["--comment", "release X 1.0"])
         .ok();
     let signed = std::fs::read_to_string(env.path("p.sig")).unwrap();

@@ -64,6 +64,25 @@ const FIXTURES: &[(&str, Option<&str>)] = &[
     ("raw-altered", Some("SIGNATURE_INVALID")),
 ];
 
+/// An RSA private key of `bits` bits made by `openssl genpkey`, written to
+/// `out` in `dir` (PKCS#8 PEM).
+fn openssl_rsa(dir: &Path, bits: u32, out: &str) {
+    let bits = format!("rsa_keygen_bits:{bits}");
+    tool_ok(
+        dir,
+        "openssl",
+        [
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            &bits,
+            "-out",
+            out,
+        ],
+    );
+}
+
 /// A fresh environment with an Ed25519 key `key` made by `pkgsign keygen`
 /// and a package `package`.
 fn ed25519_env(key: &str, package: &str) -> (Env, Key, PathBuf) {
@@ -306,19 +325,7 @@ fn a_block_naming_key_b_but_made_by_key_a_is_refused() {
 fn weak_rsa_key_is_refused_on_sign_and_verify() {
     let env = Env::new();
     let dir = env.dir.path();
-    tool_ok(
-        dir,
-        "openssl",
-        [
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:1024",
-            "-out",
-            "weak.pem",
-        ],
-    );
+    openssl_rsa(dir, 1024, "weak.pem");
     chmod(&env.path("weak.pem"), 0o600);
     tool_ok(
         dir,
@@ -912,19 +919,7 @@ fn public_key_given_as_private_key_is_named_as_such() {
     assert!(!run.stderr.contains("chmod"), "{run:#?}");
     // PKCS#1 RSA public keys and OpenSSH public key lines too.
     let dir = env.dir.path();
-    tool_ok(
-        dir,
-        "openssl",
-        [
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-            "r.pem",
-        ],
-    );
+    openssl_rsa(dir, 2048, "r.pem");
     tool_ok(
         dir,
         "openssl",
@@ -1040,19 +1035,7 @@ fn rsa_keys_of_512_and_over_8192_bits_are_too_weak_in_every_encoding() {
     let good = env.keygen("good", Alg::Ed25519);
     let pkg = env.package("p");
     env.sign(&pkg, &[&good], &[]).ok();
-    tool_ok(
-        dir,
-        "openssl",
-        [
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:512",
-            "-out",
-            "w8.pem",
-        ],
-    );
+    openssl_rsa(dir, 512, "w8.pem");
     tool_ok(
         dir,
         "openssl",

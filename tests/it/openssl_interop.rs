@@ -12,7 +12,7 @@ use crate::common;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use common::{Alg, Env, Key, Run, chmod, sign_args, tool, tool_ok};
+use common::{Alg, Env, Key, OPENSSL_PSS_OPTS, Run, chmod, sign_args, tool, tool_ok};
 use sha2::Digest as _;
 
 const PASS: &str = "open sesame 42";
@@ -593,29 +593,10 @@ fn pkgsign_statement_signatures_verify_in_openssl() {
     }
     let pubkey = rsa.public.to_str().unwrap();
     let pss_pkeyutl = |file: &str| {
-        openssl_ok(
-            &env,
-            &[
-                "pkeyutl",
-                "-verify",
-                "-pubin",
-                "-inkey",
-                pubkey,
-                "-rawin",
-                "-digest",
-                "sha256",
-                "-pkeyopt",
-                "rsa_padding_mode:pss",
-                "-pkeyopt",
-                "rsa_pss_saltlen:32",
-                "-pkeyopt",
-                "rsa_mgf1_md:sha256",
-                "-in",
-                file,
-                "-sigfile",
-                "rsa.stmt.bin",
-            ],
-        )
+        let mut argv = vec!["pkeyutl", "-verify", "-pubin", "-inkey", pubkey, "-rawin"];
+        argv.extend(OPENSSL_PSS_OPTS);
+        argv.extend(["-in", file, "-sigfile", "rsa.stmt.bin"]);
+        openssl_ok(&env, &argv)
     };
     let pss_dgst = |file: &str| {
         openssl_ok(
@@ -680,16 +661,7 @@ fn second_implementation_sig(env: &Env, pkg: &Path, key: &Key, rsa: bool, commen
     let k = key.private.to_str().unwrap();
     let mut args = vec!["pkeyutl", "-sign", "-inkey", k, "-rawin"];
     if rsa {
-        args.extend([
-            "-digest",
-            "sha256",
-            "-pkeyopt",
-            "rsa_padding_mode:pss",
-            "-pkeyopt",
-            "rsa_pss_saltlen:32",
-            "-pkeyopt",
-            "rsa_mgf1_md:sha256",
-        ]);
+        args.extend(OPENSSL_PSS_OPTS);
     }
     args.extend(["-in", "second.stmt", "-out", "second.bin"]);
     openssl(env, &args);

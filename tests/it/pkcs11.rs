@@ -15,7 +15,7 @@ use std::path::Path;
 
 use base64::Engine as _;
 use common::token::{LABEL, MODULE, PIN, Token};
-use common::{Alg, Run, args, chmod};
+use common::{Alg, OPENSSL_PSS_OPTS, Run, args, chmod};
 use serde_json::Value;
 use sha2::Digest as _;
 
@@ -115,16 +115,7 @@ fn openssl_verifies_statement(t: &Token, sig: &Path, public: &Path, alg: Alg) ->
     let mut argv = args(["pkeyutl", "-verify", "-rawin", "-pubin", "-inkey"]);
     argv.push(public.into());
     if alg == Alg::Rsa {
-        argv.extend(args([
-            "-digest",
-            "sha256",
-            "-pkeyopt",
-            "rsa_padding_mode:pss",
-            "-pkeyopt",
-            "rsa_pss_saltlen:32",
-            "-pkeyopt",
-            "rsa_mgf1_md:sha256",
-        ]));
+        argv.extend(args(OPENSSL_PSS_OPTS));
     }
     argv.extend(args(["-sigfile".as_ref(), bin.as_os_str()]));
     argv.extend(args(["-in".as_ref(), stmt_file.as_os_str()]));

@@ -37,6 +37,19 @@ use serde_json::Value;
 /// Longest any single command may take before the test fails.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The `openssl pkeyutl` options of pkgsign's RSA-PSS statement signatures
+/// (docs/signature-format.md): SHA-256, MGF1 with SHA-256, salt 32 bytes.
+pub const OPENSSL_PSS_OPTS: [&str; 8] = [
+    "-digest",
+    "sha256",
+    "-pkeyopt",
+    "rsa_padding_mode:pss",
+    "-pkeyopt",
+    "rsa_pss_saltlen:32",
+    "-pkeyopt",
+    "rsa_mgf1_md:sha256",
+];
+
 /// Environment variables that would change pkgsign's behaviour; removed from
 /// every run so that the caller's environment cannot leak into a test.
 const SCRUBBED_ENV: &[&str] = &[

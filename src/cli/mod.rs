@@ -272,7 +272,7 @@ impl TokenArgs {
 
 /// A private key named on the command line: a key file, a `pkcs11:` URI
 /// of a key on a token, or the `NAME.pkcs11` pointer `keygen --pkcs11`
-/// wrote (it holds the URI and no secret, so its mode is not checked).
+/// wrote (it holds the URI and no secret: others may read it, not write it).
 fn load_signing_key(
     arg: &Path,
     passphrase: Option<&Passphrase>,

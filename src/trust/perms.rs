@@ -147,6 +147,16 @@ pub fn check_dir_with(dir: &Path, kind: KeyDir, policy: Permissions) -> Result<(
     bad.into_result()
 }
 
+/// Check one key file named on its own (not found in a key directory),
+/// under the process's policy: refused if group or others may write it.
+/// `what` names it in the error ("token key pointer", ...).
+pub fn check_file(path: &Path, what: &'static str) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, "reading", e))?;
+    let mut bad = Offenders::default();
+    bad.check(path, what, meta.permissions().mode(), current());
+    bad.into_result()
+}
+
 /// Where the symlink `link` (in `dir`) leads, if that is a file inside
 /// `dir` reached through directories group and others cannot write.
 fn resolve_inside(

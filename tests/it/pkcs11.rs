@@ -735,3 +735,39 @@ fn a_token_lost_mid_run_is_token_unavailable_and_writes_nothing() {
     );
     assert!(!stderr.contains(PIN) && !msg.contains(PIN));
 }
+
+/// Attack: a pointer given as `--private-key` that others can write could
+/// be redirected to another key on the same token (a retired key, another
+/// team's), and pkgsign would sign with it. As a pointer in a signing-keys
+/// directory is, it is refused when group or others may write it
+/// (KEY_PERMISSIONS, nothing signed), unless `--insecure-permissions`.
+#[test]
+fn a_pointer_others_can_write_is_refused_as_in_a_keys_dir() {
+    let t = Token::new();
+    let pkg = t.env.package("p.tar.gz");
+    t.keygen("mine", Alg::Ed25519);
+    let other = t.keygen("theirs", Alg::Ed25519);
+    let pointer = t.path("keys/mine.pkcs11");
+    std::fs::write(&pointer, format!("{}\n", Token::uri("theirs"))).unwrap();
+    chmod(&pointer, 0o666);
+    let sig = t.path("p.sig");
+    let sign = |extra: &[&str]| {
+        let mut e = vec!["--output", sig.to_str().unwrap(), "--json"];
+        e.extend_from_slice(extra);
+        let mut argv = common::sign_args(&pkg, &[pointer.as_path()], &e);
+        argv.extend(t.access());
+        t.run(argv)
+    };
+    let refused = sign(&[]).fails_with(2, "KEY_PERMISSIONS");
+    assert!(
+        refused.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("mine.pkcs11"),
+        "{refused:?}"
+    );
+    assert!(!sig.exists(), "nothing signed");
+    // The operator's explicit choice, as everywhere else.
+    sign(&["--insecure-permissions"]).ok();
+    t.env.verify_sig(&pkg, &sig, &[&other]).verified();
+}

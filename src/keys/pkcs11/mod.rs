@@ -760,9 +760,13 @@ pub fn keygen(
     })
 }
 
-/// Read a pointer file: the URI of a key on a token.
+/// Read a pointer file: the URI of a key on a token. Refused if group or
+/// others may write it (under the process policy, `--insecure-permissions`).
 pub fn read_pointer(path: &Path) -> Result<Pkcs11Uri> {
     let data = crate::fsutil::read_bounded(path, 8192, "PKCS#11 pointer file")?;
+    // It names which token key signs: no one else may redirect it (as in
+    // a signing-keys directory, whose check covers pointers too).
+    crate::trust::perms::check_file(path, "token key pointer")?;
     let text = std::str::from_utf8(&data).map_err(|_| {
         Error::from(TokenError::Uri {
             uri: path.display().to_string(),
@@ -773,7 +777,7 @@ pub fn read_pointer(path: &Path) -> Result<Pkcs11Uri> {
     if line.lines().count() != 1 || !Pkcs11Uri::is_uri(line) {
         return Err(TokenError::Uri {
             uri: path.display().to_string(),
-            reason: "a pointer file holds one pkcs11: URI on one line".into(),
+            reason: "a pointer file holds one pkcs11: URI on one line; write the key's URI into it, or make the key and its pointer with `pkgsign keygen --pkcs11`".into(),
         }
         .into());
     }

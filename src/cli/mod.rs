@@ -281,7 +281,14 @@ fn load_signing_key(
     use pkgsign::keys::pkcs11::{self, Pkcs11Uri, TokenKey};
     let uri = match arg.to_str() {
         Some(s) if Pkcs11Uri::is_uri(s) => Some(Pkcs11Uri::parse(s)?),
-        _ if pkcs11::is_pointer(arg) => Some(pkcs11::read_pointer(arg)?),
+        _ if pkcs11::is_pointer(arg) => {
+            // Read first (a missing file or a directory is said as such),
+            // then as in a signing-keys directory: no one else may
+            // redirect it.
+            let uri = pkcs11::read_pointer(arg)?;
+            pkgsign::trust::perms::check_file(arg, "token key pointer")?;
+            Some(uri)
+        }
         _ => None,
     };
     match uri {

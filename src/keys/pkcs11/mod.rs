@@ -760,13 +760,13 @@ pub fn keygen(
     })
 }
 
-/// Read a pointer file: the URI of a key on a token. Refused if group or
-/// others may write it (under the process policy, `--insecure-permissions`).
+/// Read a pointer file: the URI of a key on a token. It names which key
+/// signs, so no one else may be able to write it: a signing-keys
+/// directory's check covers its pointers (`trust::perms::check_dir`); a
+/// caller reading a pointer named on its own checks it first with
+/// `trust::perms::check_file` (this module stays below `trust`).
 pub fn read_pointer(path: &Path) -> Result<Pkcs11Uri> {
     let data = crate::fsutil::read_bounded(path, 8192, "PKCS#11 pointer file")?;
-    // It names which token key signs: no one else may redirect it (as in
-    // a signing-keys directory, whose check covers pointers too).
-    crate::trust::perms::check_file(path, "token key pointer")?;
     let text = std::str::from_utf8(&data).map_err(|_| {
         Error::from(TokenError::Uri {
             uri: path.display().to_string(),
